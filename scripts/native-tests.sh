@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds the C++ unit tests (native/test/*_test.cc) with AddressSanitizer and
+# UndefinedBehaviorSanitizer and runs them with ctest: hostile-input paths must
+# be reported, never crash or read out of bounds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build-asan
+cmake -S . -B "$build" -DXSW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build "$build" -j "$(nproc)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir "$build" --output-on-failure
