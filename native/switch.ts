@@ -1,0 +1,238 @@
+// The back end's data plane for TypeScript: a typed wrapper over the native
+// switch (native/core/switch_engine.h). The control plane registers devices
+// whose rings and mempools it has mapped, starts the data-plane thread, and
+// reads counters and quarantine/death events; no packet ever crosses into JS.
+//
+// Errors from the native side carry `.code` (an errno name: 'EEXIST',
+// 'ENOSPC', 'ENODEV', 'EPERM', 'EINVAL', 'ENOENT') and one sentence.
+import { addon } from './binding';
+
+export interface SwitchOptions {
+  /** Switch guest-to-guest frames locally. Default true. */
+  vm2vm: boolean;
+  /** 'busy' never sleeps (benchmarks); 'adaptive' sleeps 10..500 µs when idle. Default 'adaptive'. */
+  poll: 'busy' | 'adaptive';
+  /** The NIC: 'IFNAME' (AF_PACKET) or 'tap:NAME'. Absent: vm2vm only. */
+  port?: string;
+  /** Default 1500, at most 9000. A frame is at most mtu + 14 bytes (+4 tagged on the NIC). */
+  mtu?: number;
+  /** Device slots. Default 64. */
+  maxDevices?: number;
+}
+
+export interface DeviceSpec {
+  domid: number;
+  dev: number;
+  /** xx:xx:xx:xx:xx:xx, unicast, unique across devices. */
+  mac: string;
+  /** 1..4095: the device's pool on the NIC (its frames leave with this tag); 0: untagged. */
+  vlan: number;
+  /** The guest's TX ring, mapped in this process (we are its device side). */
+  tx: { addr: bigint; num: number };
+  /** The guest's RX ring. */
+  rx: { addr: bigint; num: number };
+  /** Byte 0: 0xA5 while the guest lives, 0 when it died. */
+  flag: { addr: bigint };
+  /** Where the guest's descriptors may point: one per mempool (gva -> hva). */
+  regions: { gva: bigint; len: number; hva: bigint; writable: boolean }[];
+}
+
+export type DeviceState = 'active' | 'quarantined' | 'dead' | 'removed';
+
+export interface DeviceStats {
+  slot: number;
+  domid: number;
+  dev: number;
+  mac: string;
+  vlan: number;
+  state: DeviceState;
+  /** Frames the guest sent (popped from its TX ring). */
+  tx_total: number;
+  /** Of those, frames delivered nowhere. */
+  tx_dropped: number;
+  /** Frames offered to the guest's RX ring. */
+  rx_total: number;
+  /** Of those, frames that could not be placed. */
+  rx_dropped: number;
+  tx_bytes: number;
+  rx_bytes: number;
+  /** reason -> count, only non-zero reasons (see DROP_REASONS). */
+  drops: Record<string, number>;
+}
+
+export interface NicStats {
+  rx: number;
+  tx: number;
+  dropped: number;
+  drops: Record<string, number>;
+}
+
+export interface SwitchEvent {
+  slot: number;
+  domid: number;
+  dev: number;
+  kind: 'quarantine' | 'dead';
+  /** A vring violation name (e.g. 'chain_loop') or 'vring_flag_cleared'. */
+  reason: string;
+}
+
+interface NativeSwitch {
+  start(): void;
+  stop(): void;
+  addDevice(spec: DeviceSpec): number;
+  removeDevice(slot: number): void;
+  stats(): { devices: DeviceStats[]; nic: NicStats };
+  events(): SwitchEvent[];
+  pollOnce(): number;
+  close(): void;
+}
+
+/** Every drop counter name the switch can report (stats keys), stable across releases. */
+export function dropReasons(): string[] {
+  return (addon().switchDropNames as string[]).filter((n) => n !== 'none');
+}
+
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+function checkInt(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`Expected ${name} to be an integer from ${min} to ${max}, got ${String(v)}`);
+  }
+  return v;
+}
+
+function checkAddr(name: string, v: unknown): bigint {
+  if (typeof v !== 'bigint' || v <= 0n) throw new TypeError(`Expected ${name} to be a non-zero bigint address`);
+  return v;
+}
+
+export class Switch {
+  private native: NativeSwitch | undefined;
+
+  /** Opens the NIC port if one is given (throws Error with .code and one clear sentence). */
+  constructor(opts: Partial<SwitchOptions> = {}) {
+    const known = new Set(['vm2vm', 'poll', 'port', 'mtu', 'maxDevices']);
+    for (const k of Object.keys(opts)) {
+      if (!known.has(k)) throw new TypeError(`Unknown Switch option '${k}': expected one of ${[...known].join(', ')}`);
+    }
+    const poll = opts.poll ?? 'adaptive';
+    if (poll !== 'busy' && poll !== 'adaptive') throw new TypeError(`Expected poll to be 'busy' or 'adaptive', got '${String(poll)}'`);
+    if (opts.port !== undefined && (typeof opts.port !== 'string' || opts.port === '')) {
+      throw new TypeError('Expected port to be an interface name or tap:NAME');
+    }
+    const Native = addon().NativeSwitch as new (o: object) => NativeSwitch;
+    this.native = new Native({
+      vm2vm: opts.vm2vm ?? true,
+      busy: poll === 'busy',
+      mtu: checkInt('mtu', opts.mtu ?? 1500, 68, 9000),
+      maxDevices: checkInt('maxDevices', opts.maxDevices ?? 64, 1, 4096),
+      port: opts.port,
+    });
+  }
+
+  private get n(): NativeSwitch {
+    if (!this.native) throw new Error('this Switch is closed: create a new one');
+    return this.native;
+  }
+
+  /** Starts the data-plane thread (no-op if it runs). */
+  start(): void {
+    this.n.start();
+  }
+
+  /** Stops and joins the data-plane thread (no-op if stopped). */
+  stop(): void {
+    this.n.stop();
+  }
+
+  /**
+   * Registers a device and returns its slot. The switch resumes from the indexes already in the
+   * rings. Throws EEXIST ("MAC … is already registered by domain D device V"), ENOSPC (no free
+   * slot) or EINVAL (bad MAC, VLAN, ring size/alignment or regions).
+   */
+  addDevice(spec: DeviceSpec): number {
+    if (typeof spec?.mac !== 'string' || !MAC_RE.test(spec.mac)) {
+      throw new TypeError(`Expected mac to look like 02:00:00:00:00:11, got '${String(spec?.mac)}'`);
+    }
+    checkInt('domid', spec.domid, 0, 0x7fef);
+    checkInt('dev', spec.dev, 0, 0xffffffff);
+    checkInt('vlan', spec.vlan, 0, 4095);
+    checkAddr('tx.addr', spec.tx?.addr);
+    checkAddr('rx.addr', spec.rx?.addr);
+    checkAddr('flag.addr', spec.flag?.addr);
+    if (!Array.isArray(spec.regions) || spec.regions.length === 0) {
+      throw new TypeError('Expected regions to be a non-empty array (one per mapped mempool)');
+    }
+    return this.n.addDevice(spec);
+  }
+
+  /**
+   * Unregisters a device. Returns only once the data-plane thread has let go of it, so its rings
+   * and mempools may be unmapped right after. Its last counters stay in stats() as 'removed'
+   * until the slot is reused. Throws ENOENT for an empty slot.
+   */
+  removeDevice(slot: number): void {
+    checkInt('slot', slot, 0, 0xffff);
+    this.n.removeDevice(slot);
+  }
+
+  /** Counters of every device (including removed ones whose slot is not reused yet) and the NIC. */
+  stats(): { devices: DeviceStats[]; nic: NicStats } {
+    return this.n.stats();
+  }
+
+  /** Quarantines and deaths found by the data plane since the last call, each reported once. */
+  events(): SwitchEvent[] {
+    return this.n.events();
+  }
+
+  /**
+   * Runs one data-plane loop on the calling thread and returns the work done (frames moved or
+   * dropped, faults found). For tests and tools: throws while the thread runs.
+   */
+  pollOnce(): number {
+    return this.n.pollOnce();
+  }
+
+  /** Stops the thread, closes the NIC port; the object is unusable afterwards. */
+  close(): void {
+    this.native?.close();
+    this.native = undefined;
+  }
+}
+
+export interface ProbeFrame {
+  data: Buffer;
+  /** The VLAN id the kernel stripped (AF_PACKET aux data), or null (the tag, if any, is in-frame). */
+  vlan: number | null;
+}
+
+/**
+ * A NIC port driven frame by frame from JS, with the switch's own port code: for tests and
+ * diagnostics (send a frame into a veth or TAP, see what comes out). Not for traffic.
+ */
+export class NicPortProbe {
+  private native: { send(b: Buffer): boolean; recv(): ProbeFrame[]; close(): void } | undefined;
+
+  constructor(port: string, mtu = 1500) {
+    const Native = addon().NicPortProbe as new (p: string, mtu: number) => NicPortProbe['native'];
+    this.native = new Native(port, checkInt('mtu', mtu, 68, 9000));
+  }
+
+  /** Queues one frame and kicks the port; false when its transmit queue was full. */
+  send(frame: Buffer): boolean {
+    if (!this.native) throw new Error('this port is closed');
+    return this.native.send(frame);
+  }
+
+  /** The frames that have arrived (at most 32), without waiting. */
+  recv(): ProbeFrame[] {
+    if (!this.native) throw new Error('this port is closed');
+    return this.native.recv();
+  }
+
+  close(): void {
+    this.native?.close();
+    this.native = undefined;
+  }
+}
