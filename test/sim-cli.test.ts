@@ -1,0 +1,154 @@
+// xsw-sim as a process: up, create, list, exec, destroy, down, and the
+// one-sentence errors. The grant layer is reached through the addon; the
+// first test points XSW_ADDON at a recording stand-in to check exactly what
+// the toolstack asks of it, the last one uses the real addon.
+import test from 'ava';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { XenStoreClient } from '../xenstore/client';
+
+const CLI = path.join(__dirname, '..', 'xenstore', 'sim', 'cli.js');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function sim(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function tempDir(t: { teardown(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-sim-test-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A stand-in addon that records the sim grant calls, one line each. */
+function recordingAddon(dir: string): { file: string; calls: () => string[] } {
+  const file = path.join(dir, 'fake-addon.js');
+  const log = path.join(dir, 'calls.log');
+  fs.writeFileSync(file, `const fs = require('fs');
+const rec = (s) => fs.appendFileSync(${JSON.stringify(log)}, s + '\\n');
+module.exports = {
+  simInit: (dir, limit) => rec('simInit ' + dir + ' ' + limit),
+  simDestroyDomain: (dir, domid) => rec('simDestroyDomain ' + dir + ' ' + domid),
+};
+`);
+  return { file, calls: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trimEnd().split('\n') : []) };
+}
+
+test('up / create / list / exec / destroy / down round trip', async (t) => {
+  const root = tempDir(t);
+  const dir = path.join(root, 'sim');
+  const addon = recordingAddon(root);
+  const env = { XSW_SIM_DIR: dir, XSW_ADDON: addon.file };
+  t.teardown(() => void sim(env, 'down'));
+
+  const up = await sim(env, 'up', '--gntalloc-limit', '4096');
+  t.is(up.code, 0, up.stderr);
+  const socket = path.join(dir, 'xenstored', 'socket');
+  t.is(up.stdout, `export XSW_SIM_DIR=${dir}\nexport XENSTORED_PATH=${socket}\n`);
+  const again = await sim(env, 'up');
+  t.is(again.code, 0);
+  t.is(again.stdout, up.stdout);
+  t.regex(again.stderr, /already up/);
+  t.deepEqual(addon.calls(), [`simInit ${dir} 4096`]);
+
+  const dom0 = await XenStoreClient.connect({ path: socket });
+  const events: string[] = [];
+  dom0.on('watch', (p: string) => events.push(p));
+  await dom0.watch('@introduceDomain', 'i');
+  await dom0.watch('@releaseDomain', 'r');
+
+  t.deepEqual(await sim(env, 'create', 'd1'), { code: 0, stdout: '1\n', stderr: '' });
+  t.deepEqual(await sim(env, 'create', 'd2'), { code: 0, stdout: '2\n', stderr: '' });
+  const dup = await sim(env, 'create', 'd1');
+  t.is(dup.code, 1);
+  t.is(dup.stderr, 'xsw-sim: a domain named d1 already exists: pick another name or destroy it first\n');
+  t.is(await dom0.read('/local/domain/2/name'), 'd2');
+  t.is(await dom0.read('/local/domain/2/domid'), '2');
+  t.deepEqual(await dom0.getPerms('/local/domain/2/control'), [{ access: 'n', domid: 0 }, { access: 'r', domid: 2 }]);
+  t.deepEqual(await dom0.getPerms('/local/domain/2/data'), [{ access: 'n', domid: 2 }]);
+  t.is(await dom0.tryRead('/local/domain/2/control/dpdk'), undefined);
+
+  const list = await sim(env, 'list');
+  t.deepEqual(list.stdout.trimEnd().split('\n').map((l) => l.trim().split(/\s+/)), [['Name', 'ID'], ['Domain-0', '0'], ['d1', '1'], ['d2', '2']]);
+
+  const ex = await sim(env, 'exec', 'd1', '--', 'sh', '-c',
+    'echo "$XENSTORED_PATH $XSW_SIM_DOMID $XSW_PLATFORM $XSW_SIM_DIR"; xenstore-read domid; xenstore-write data/hello hi; exit 7');
+  t.is(ex.code, 7);
+  t.is(ex.stdout, `${path.join(dir, 'xenstored', 'dom1.sock')} 1 sim ${dir}\n1\n`);
+  t.is(await dom0.read('/local/domain/1/data/hello'), 'hi');
+  const refused = await sim(env, 'exec', 'd1', '--', 'xenstore-write', 'control/dpdk', 'x');
+  t.not(refused.code, 0);
+
+  // A process running as d2 is killed by destroy, like xl destroy kills a VM.
+  const long: ChildProcess = spawn(process.execPath, [CLI, 'exec', 'd2', '--', 'sleep', '60'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  const longExit = new Promise<number | null>((resolve) => long.on('exit', (code) => resolve(code)));
+  for (let i = 0; i < 200 && fs.readdirSync(path.join(dir, 'domains', '2')).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.is(fs.readdirSync(path.join(dir, 'domains', '2')).length, 1);
+  t.deepEqual(await sim(env, 'destroy', 'd2'), { code: 0, stdout: '', stderr: '' });
+  t.is(await longExit, 128 + 9);
+  t.is(await dom0.tryRead('/local/domain/2/name'), undefined);
+  t.false(await dom0.isDomainIntroduced(2));
+  t.deepEqual(addon.calls(), [`simInit ${dir} 4096`, `simDestroyDomain ${dir} 2`]);
+  await dom0.getDomainPath(0);
+  t.deepEqual(events, ['@introduceDomain', '@releaseDomain', '@introduceDomain', '@introduceDomain', '@releaseDomain']);
+  const gone = await sim(env, 'exec', 'd2', '--', 'true');
+  t.is(gone.code, 1);
+  t.is(gone.stderr, 'xsw-sim: no domain named d2: see `xsw-sim list`\n');
+  dom0.close();
+
+  t.deepEqual(await sim(env, 'down'), { code: 0, stdout: '', stderr: '' });
+  t.false(fs.existsSync(socket));
+  t.false(fs.existsSync(path.join(dir, 'xenstored', 'dom1.sock')));
+  t.deepEqual(addon.calls(), [`simInit ${dir} 4096`, `simDestroyDomain ${dir} 2`, `simDestroyDomain ${dir} 1`]);
+  const after = await sim(env, 'list');
+  t.is(after.code, 1);
+  t.is(after.stderr, `xsw-sim: the simulated platform is not running in ${dir}: start it with \`eval "$(xsw-sim up)"\` (or set XSW_SIM_DIR to where it runs)\n`);
+});
+
+test('bad commands and arguments exit non-zero with one clear line', async (t) => {
+  const root = tempDir(t);
+  const env = { XSW_SIM_DIR: path.join(root, 'sim'), XSW_ADDON: recordingAddon(root).file };
+  const bogus = await sim(env, 'bogus');
+  t.is(bogus.code, 1);
+  t.regex(bogus.stderr, /^error: unknown command 'bogus'/);
+  const badLimit = await sim(env, 'up', '--gntalloc-limit', 'lots');
+  t.is(badLimit.code, 1);
+  t.regex(badLimit.stderr, /--gntalloc-limit.*expected a positive whole number/);
+  const badName = await sim(env, 'create', 'no spaces');
+  t.is(badName.code, 1);
+  t.regex(badName.stderr, /^xsw-sim: invalid domain name "no spaces": use 1-64 letters/);
+  const notUp = await sim(env, 'create', 'd1');
+  t.is(notUp.code, 1);
+  t.regex(notUp.stderr, /^xsw-sim: the simulated platform is not running in .*: start it with/);
+  t.is(notUp.stderr.trimEnd().split('\n').length, 1);
+  const down = await sim(env, 'down');
+  t.is(down.code, 0);
+  t.regex(down.stderr, /nothing was running/);
+});
+
+test('with the real addon, up creates the grant layer and the round trip works', async (t) => {
+  const root = tempDir(t);
+  const dir = path.join(root, 'sim');
+  const env = { XSW_SIM_DIR: dir };
+  t.teardown(() => void sim(env, 'down'));
+  const up = await sim(env, 'up');
+  t.is(up.code, 0, up.stderr);
+  t.deepEqual(await sim(env, 'create', 'g'), { code: 0, stdout: '1\n', stderr: '' });
+  const ex = await sim(env, 'exec', 'g', '--', 'xenstore-read', 'name');
+  t.deepEqual([ex.code, ex.stdout], [0, 'g\n']);
+  const destroy = await sim(env, 'destroy', 'g');
+  t.is(destroy.code, 0, destroy.stderr);
+  const down = await sim(env, 'down');
+  t.is(down.code, 0, down.stderr);
+});

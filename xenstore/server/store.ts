@@ -1,0 +1,231 @@
+// The node tree and the store operations with Xen's permission and quota
+// rules. Nodes are kept in a flat map keyed by absolute path; each node lists
+// its children's names in creation order. A node object is never mutated:
+// a change replaces it, so a transaction can hold on to what it saw.
+//
+// Operations are written once against the Tree interface, which is either the
+// live store (LiveTree) or a transaction's view of it (transaction.ts).
+import { Perm } from '../wire';
+import { DataTooBig, InvalidArgument, NoEntry, NotPermitted, PermissionDenied, QuotaReached } from './errors';
+import { baseName, childPath, parentOf } from './path';
+import { accessFor, allows, Caller, inheritPerms, PERM_OWNER, PERM_READ, PERM_WRITE } from './perms';
+import { Quota } from './quota';
+
+export interface Node {
+  readonly value: Buffer;
+  readonly perms: readonly Perm[];
+  readonly children: readonly string[];
+  /** Changes whenever the node (value, perms or list of children) changes. */
+  readonly gen: number;
+}
+
+/** What an operation changed, for watches: fired with `path`, seen by those who may read it. */
+export interface Change {
+  path: string;
+  /** True: only watches on exactly this path fire (a node removed below the removed root). */
+  exact: boolean;
+  perms: readonly Perm[];
+  /** For a perms change: a watcher who could read the node before also sees the event. */
+  oldPerms?: readonly Perm[];
+}
+
+export interface Tree {
+  get(path: string): Node | undefined;
+  /** Stores a node (its gen is assigned by the tree). */
+  put(path: string, node: Omit<Node, 'gen'>): void;
+  del(path: string): void;
+  /** Nodes currently owned by a domain. */
+  owned(domid: number): number;
+}
+
+/** A caller plus the limits that apply to it. */
+export interface Actor extends Caller {
+  quota: Quota;
+}
+
+/** The live store: the tree every connection sees outside transactions. */
+export class LiveTree implements Tree {
+  private nodes = new Map<string, Node>();
+  private owners = new Map<number, number>();
+  private gen = 0;
+
+  constructor() {
+    this.nodes.set('/', { value: Buffer.alloc(0), perms: [{ access: 'n', domid: 0 }], children: [], gen: 0 });
+    this.owners.set(0, 1);
+  }
+
+  get(path: string): Node | undefined {
+    return this.nodes.get(path);
+  }
+
+  put(path: string, node: Omit<Node, 'gen'>): void {
+    const old = this.nodes.get(path);
+    if (old) this.count(old.perms[0].domid, -1);
+    this.count(node.perms[0].domid, +1);
+    this.nodes.set(path, { ...node, gen: this.nextGen() });
+  }
+
+  del(path: string): void {
+    const old = this.nodes.get(path);
+    if (!old) return;
+    this.count(old.perms[0].domid, -1);
+    this.nodes.delete(path);
+  }
+
+  owned(domid: number): number {
+    return this.owners.get(domid) ?? 0;
+  }
+
+  /** A fresh generation number (also used by transactions for their own copies). */
+  nextGen(): number {
+    return ++this.gen;
+  }
+
+  /** The latest generation handed out: a transaction started now has seen everything up to it. */
+  get generation(): number {
+    return this.gen;
+  }
+
+  /** Every path, for whole-store passes such as revoking a released domain's rights. */
+  paths(): IterableIterator<string> {
+    return this.nodes.keys();
+  }
+
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  private count(domid: number, delta: number): void {
+    const n = (this.owners.get(domid) ?? 0) + delta;
+    if (n === 0) this.owners.delete(domid);
+    else this.owners.set(domid, n);
+  }
+}
+
+/** The nearest existing ancestor of a missing path (the root always exists). */
+function nearestAncestor(tree: Tree, path: string): { path: string; node: Node } {
+  let p = parentOf(path);
+  while (p !== undefined) {
+    const node = tree.get(p);
+    if (node) return { path: p, node };
+    p = parentOf(p);
+  }
+  throw new Error('the store has no root node');
+}
+
+/**
+ * The node at `path` if `actor` has `want` on it. Like Xen's get_node, a
+ * missing node is reported as EACCES rather than ENOENT when the caller has
+ * no `want` access on the nearest existing ancestor, so nobody learns about
+ * nodes they may not see.
+ */
+export function getNode(tree: Tree, actor: Actor, path: string, want: number): Node {
+  const node = tree.get(path);
+  if (node) {
+    if (!allows(actor, node.perms, want)) throw new PermissionDenied(path);
+    return node;
+  }
+  const ancestor = nearestAncestor(tree, path);
+  if ((accessFor(actor, ancestor.node.perms) & want) === 0) throw new PermissionDenied(path);
+  throw new NoEntry(path);
+}
+
+export function read(tree: Tree, actor: Actor, path: string): Buffer {
+  return getNode(tree, actor, path, PERM_READ).value;
+}
+
+export function directory(tree: Tree, actor: Actor, path: string): readonly string[] {
+  return getNode(tree, actor, path, PERM_READ).children;
+}
+
+export function getPerms(tree: Tree, actor: Actor, path: string): readonly Perm[] {
+  return getNode(tree, actor, path, PERM_READ).perms;
+}
+
+/** Creates `path` and any missing parents, each inheriting its parent's perms. */
+function create(tree: Tree, actor: Actor, path: string, value: Buffer): Change[] {
+  const missing: string[] = [];
+  let p: string | undefined = path;
+  while (p !== undefined && !tree.get(p)) {
+    missing.push(p);
+    p = parentOf(p);
+  }
+  if (!actor.privileged && tree.owned(actor.domid) + missing.length > actor.quota.nodes) {
+    throw new QuotaReached(path);
+  }
+  // Create from the top down: each parent exists before its child is linked in.
+  for (let i = missing.length - 1; i >= 0; i--) {
+    const here = missing[i];
+    const parentPath = parentOf(here) as string;
+    const parent = tree.get(parentPath) as Node;
+    tree.put(parentPath, { ...parent, children: [...parent.children, baseName(here)] });
+    tree.put(here, { value: i === 0 ? value : Buffer.alloc(0), perms: inheritPerms(actor, parent.perms), children: [] });
+  }
+  return [{ path, exact: false, perms: (tree.get(path) as Node).perms }];
+}
+
+function tryGetForWrite(tree: Tree, actor: Actor, path: string): Node | undefined {
+  try {
+    return getNode(tree, actor, path, PERM_WRITE);
+  } catch (err) {
+    if (err instanceof NoEntry) return undefined;
+    throw err;
+  }
+}
+
+export function write(tree: Tree, actor: Actor, path: string, value: Buffer): Change[] {
+  if (!actor.privileged && value.length > actor.quota.nodeSize) throw new DataTooBig(path);
+  const node = tryGetForWrite(tree, actor, path);
+  if (!node) return create(tree, actor, path, value);
+  tree.put(path, { ...node, value });
+  return [{ path, exact: false, perms: node.perms }];
+}
+
+/** Creates an empty node; an existing node is left alone. */
+export function mkdir(tree: Tree, actor: Actor, path: string): Change[] {
+  const node = tryGetForWrite(tree, actor, path);
+  if (node) return [];
+  return create(tree, actor, path, Buffer.alloc(0));
+}
+
+/**
+ * Removes a node and everything below it. Removing a missing node whose
+ * parent exists succeeds (as Xen does); removing "/" is EINVAL.
+ */
+export function rm(tree: Tree, actor: Actor, path: string): Change[] {
+  if (path === '/') throw new InvalidArgument('the root node cannot be removed');
+  const node = tryGetForWrite(tree, actor, path);
+  if (!node) {
+    if (tree.get(parentOf(path) as string)) return [];
+    throw new NoEntry(path);
+  }
+  const changes: Change[] = [];
+  const removeBelow = (p: string, n: Node): void => {
+    for (const name of n.children) {
+      const cp = childPath(p, name);
+      const child = tree.get(cp);
+      if (!child) continue;
+      removeBelow(cp, child);
+      changes.push({ path: cp, exact: true, perms: child.perms });
+      tree.del(cp);
+    }
+  };
+  removeBelow(path, node);
+  changes.push({ path, exact: false, perms: node.perms });
+  tree.del(path);
+  const parentPath = parentOf(path) as string;
+  const parent = tree.get(parentPath) as Node;
+  const name = baseName(path);
+  tree.put(parentPath, { ...parent, children: parent.children.filter((c) => c !== name) });
+  return changes;
+}
+
+/** Replaces a node's perms: needs write and ownership; only dom0 may change the owner. */
+export function setPerms(tree: Tree, actor: Actor, path: string, perms: readonly Perm[]): Change[] {
+  if (perms.length === 0) throw new InvalidArgument('a permission list needs at least the owner entry');
+  if (!actor.privileged && perms.length > actor.quota.permsPerNode) throw new QuotaReached(path);
+  const node = getNode(tree, actor, path, PERM_WRITE | PERM_OWNER);
+  if (!actor.privileged && perms[0].domid !== node.perms[0].domid) throw new NotPermitted(path);
+  tree.put(path, { ...node, perms });
+  return [{ path, exact: false, perms, oldPerms: node.perms }];
+}
