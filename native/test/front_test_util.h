@@ -1,0 +1,142 @@
+// Shared by the front end's C++ tests: CHECK macros, page-aligned memory, and
+// a "dom0" that plays the device side of a FrontPort's rings with VringDevice
+// over the same memory (gva == hva: one process plays both domains).
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "core/front_port.h"
+#include "core/vring.h"
+
+namespace fronttest {
+
+inline int failures = 0;
+#define CHECK(cond)                                                                  \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++::fronttest::failures;                                                       \
+    }                                                                                \
+  } while (0)
+#define CHECK_EQ(a, b)                                                                              \
+  do {                                                                                              \
+    auto a_ = (a);                                                                                  \
+    auto b_ = (b);                                                                                  \
+    if (!(a_ == b_)) {                                                                              \
+      std::fprintf(stderr, "%s:%d: CHECK_EQ failed: %s (%llu) != %s (%llu)\n", __FILE__, __LINE__, #a, \
+                   (unsigned long long)a_, #b, (unsigned long long)b_);                             \
+      ++::fronttest::failures;                                                                      \
+    }                                                                                               \
+  } while (0)
+
+struct Mem {
+  explicit Mem(size_t bytes) : size(xsw::AlignUp(bytes, xsw::kPageSize)) {
+    p = static_cast<uint8_t*>(std::aligned_alloc(xsw::kPageSize, size));
+    std::memset(p, 0, size);
+  }
+  ~Mem() { std::free(p); }
+  Mem(const Mem&) = delete;
+  Mem& operator=(const Mem&) = delete;
+  size_t size;
+  uint8_t* p;
+};
+
+// A pool and two rings in plain memory, a FrontPort over them, and dom0's
+// view of both rings.
+struct Rig {
+  Rig(uint32_t nb_mbuf, uint32_t ring_size, uint32_t max_pkt_len = 0)
+      : layout(*xsw::MempoolLayout::Make(nb_mbuf)),
+        pool(layout.Bytes()),
+        tx(xsw::VringSize(ring_size)),
+        rx(xsw::VringSize(ring_size)) {
+    xsw::FrontPortConfig c;
+    c.pool_base = pool.p;
+    c.layout = layout;
+    c.first_buf = 0;
+    c.nb_bufs = nb_mbuf;
+    c.tx_ring = tx.p;
+    c.rx_ring = rx.p;
+    c.ring_size = ring_size;
+    c.max_pkt_len = max_pkt_len;
+    port = std::make_unique<xsw::FrontPort>(c);
+    regions.Add({reinterpret_cast<uint64_t>(pool.p), pool.size, pool.p, true});
+    dev_tx = std::make_unique<xsw::VringDevice>(tx.p, ring_size, &regions, xsw::kMaxChainSegs,
+                                                xsw::RingDirection::kDeviceReads);
+    dev_rx = std::make_unique<xsw::VringDevice>(rx.p, ring_size, &regions, xsw::kMaxChainSegs,
+                                                xsw::RingDirection::kDeviceWrites);
+  }
+
+  // dom0 takes every TX chain, returns each frame (header stripped, checked zero).
+  std::vector<std::vector<uint8_t>> DrainTx() {
+    std::vector<std::vector<uint8_t>> frames;
+    uint32_t avail = 0;
+    CHECK(dev_tx->Avail(&avail) == xsw::Violation::kNone);
+    for (uint32_t i = 0; i < avail; i++) {
+      xsw::Chain c;
+      CHECK(dev_tx->Pop(&c) == xsw::Violation::kNone);
+      std::vector<uint8_t> bytes;
+      for (uint32_t s = 0; s < c.nseg; s++) bytes.insert(bytes.end(), c.seg[s].hva, c.seg[s].hva + c.seg[s].len);
+      CHECK(bytes.size() >= xsw::kVirtioNetHdrLen);
+      for (uint32_t k = 0; k < xsw::kVirtioNetHdrLen && k < bytes.size(); k++) CHECK_EQ(bytes[k], 0);
+      frames.emplace_back(bytes.begin() + xsw::kVirtioNetHdrLen, bytes.end());
+      dev_tx->PushUsed(c.head, 0);
+    }
+    dev_tx->PublishUsed();
+    return frames;
+  }
+
+  // dom0 delivers one frame into the next RX chain (zero header + frame
+  // across the segments); false when the guest posted nothing.
+  bool Deliver(const std::vector<uint8_t>& frame) {
+    uint32_t avail = 0;
+    CHECK(dev_rx->Avail(&avail) == xsw::Violation::kNone);
+    if (avail == 0) return false;
+    xsw::Chain c;
+    CHECK(dev_rx->Pop(&c) == xsw::Violation::kNone);
+    std::vector<uint8_t> bytes(xsw::kVirtioNetHdrLen, 0);
+    bytes.insert(bytes.end(), frame.begin(), frame.end());
+    CHECK(bytes.size() <= c.in_len);
+    size_t done = 0;
+    for (uint32_t s = 0; s < c.nseg && done < bytes.size(); s++) {
+      const size_t take = std::min<size_t>(c.seg[s].len, bytes.size() - done);
+      std::memcpy(c.seg[s].hva, bytes.data() + done, take);
+      done += take;
+    }
+    dev_rx->PushUsed(c.head, uint32_t(done));
+    dev_rx->PublishUsed();
+    return true;
+  }
+
+  uint32_t RxPosted() {
+    uint32_t avail = 0;
+    dev_rx->Avail(&avail);
+    return avail;
+  }
+
+  xsw::MempoolLayout layout;
+  Mem pool, tx, rx;
+  xsw::RegionTable regions;
+  std::unique_ptr<xsw::FrontPort> port;
+  std::unique_ptr<xsw::VringDevice> dev_tx, dev_rx;
+};
+
+inline std::vector<uint8_t> EthFrame(const uint8_t dst[6], const uint8_t src[6], uint32_t len, uint8_t fill) {
+  std::vector<uint8_t> f(len, fill);
+  std::memcpy(f.data(), dst, 6);
+  std::memcpy(f.data() + 6, src, 6);
+  f[12] = 0x08;
+  f[13] = 0x00;
+  for (uint32_t i = 14; i < len; i++) f[i] = uint8_t(fill + i);
+  return f;
+}
+
+inline int Finish(const char* name) {
+  if (failures == 0) std::printf("%s: all checks passed\n", name);
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace fronttest
