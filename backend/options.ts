@@ -1,0 +1,132 @@
+// Command line of xsw-backend, parsed into a plain options object. Pure: it
+// never exits or prints; a bad flag becomes an OptionError whose message is one
+// sentence for the person who typed it.
+import { Command, CommanderError, Option } from 'commander';
+
+export type Platform = 'xen' | 'sim' | 'auto';
+export type Poll = 'busy' | 'adaptive';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export interface BackendOptions {
+  vm2vm: boolean;
+  /** Stats interval in seconds; 0 = off. */
+  stats: number;
+  json: boolean;
+  /** NIC: an interface name (AF_PACKET) or `tap:NAME`; undefined = vm2vm only. */
+  port?: string;
+  platform: Platform;
+  poll: Poll;
+  mtu: number;
+  logLevel: LogLevel;
+  maxDevicesPerGuest: number;
+  maxPagesPerGuest: number;
+  /** Switch-wide device slots (VLAN 1000 + slot), like DPDK's 64 VMDQ pools. */
+  maxDevices: number;
+}
+
+export class OptionError extends Error {
+  /** The exit code: 0 for --help/--version, 2 for a usage error. */
+  constructor(message: string, readonly exitCode = 2, readonly output = '') {
+    super(message);
+    this.name = 'OptionError';
+  }
+}
+
+export const DEFAULTS: BackendOptions = {
+  vm2vm: true,
+  stats: 0,
+  json: false,
+  platform: 'auto',
+  poll: 'adaptive',
+  mtu: 1500,
+  logLevel: 'info',
+  maxDevicesPerGuest: 32,
+  maxPagesPerGuest: 65536,
+  maxDevices: 64,
+};
+
+function integer(flag: string, min: number, max: number): (v: string) => number {
+  return (v: string) => {
+    if (!/^[0-9]+$/.test(v) || Number(v) < min || Number(v) > max) {
+      throw new OptionError(`${flag} takes a whole number from ${min} to ${max}, not "${v}".`);
+    }
+    return Number(v);
+  };
+}
+
+function vm2vmValue(v: string): boolean {
+  if (v === '1' || v === 'true') return true;
+  if (v === '0' || v === 'false') return false;
+  throw new OptionError(`--vm2vm takes 0 or 1 (or use --no-vm2vm), not "${v}".`);
+}
+
+function port(v: string): string {
+  const name = v.startsWith('tap:') ? v.slice(4) : v;
+  // Linux interface names: 1..15 bytes, no '/', whitespace or ':' (IFNAMSIZ 16).
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) {
+    throw new OptionError(`-p/--port takes an interface name (up to 15 letters, digits, '.', '-', '_') or tap:NAME, not "${v}".`);
+  }
+  return v;
+}
+
+function buildCommand(): Command {
+  return new Command('xsw-backend')
+    .description('Switch packets between Xen guests running xsw-front, and between them and a NIC.')
+    .option('--vm2vm [0|1]', 'switch guest-to-guest traffic in software (default on)', vm2vmValue)
+    .option('--no-vm2vm', 'send all guest traffic to the NIC')
+    .option('--stats <seconds>', 'print device statistics every N seconds (0 = off)', integer('--stats', 0, 86400), DEFAULTS.stats)
+    .option('--json', 'print statistics as one JSON object per interval', false)
+    .option('-p, --port <ifname|tap:NAME>', 'the NIC: an interface (AF_PACKET) or a TAP device; none = vm2vm only', port)
+    .addOption(new Option('--platform <platform>', 'grant platform').choices(['xen', 'sim', 'auto']).default(DEFAULTS.platform))
+    .addOption(new Option('--poll <mode>', 'data-plane polling').choices(['busy', 'adaptive']).default(DEFAULTS.poll))
+    .option('--mtu <bytes>', 'largest frame payload accepted', integer('--mtu', 68, 9000), DEFAULTS.mtu)
+    .addOption(
+      new Option('--log-level <level>', 'log level')
+        .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+        .default(DEFAULTS.logLevel),
+    )
+    .option('--max-devices-per-guest <n>', 'devices one guest may attach', integer('--max-devices-per-guest', 1, 32), DEFAULTS.maxDevicesPerGuest)
+    .option('--max-pages-per-guest <n>', 'pages one guest may have mapped', integer('--max-pages-per-guest', 1, 1 << 24), DEFAULTS.maxPagesPerGuest)
+    .option('--max-devices <n>', 'devices across all guests (VLAN 1000 + slot)', integer('--max-devices', 1, 64), DEFAULTS.maxDevices)
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {} });
+}
+
+/** Parses arguments (without node and the script). Throws OptionError. */
+export function parseOptions(args: string[]): BackendOptions {
+  const cmd = buildCommand();
+  let help = '';
+  cmd.configureOutput({ writeOut: (s) => (help += s), writeErr: () => {} });
+  try {
+    cmd.parse(args, { from: 'user' });
+  } catch (err) {
+    if (err instanceof OptionError) throw err;
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) throw new OptionError('', 0, help);
+      // Commander says "error: unknown option '--x'"; make it a sentence with a fix.
+      const text = err.message.replace(/^error: /, '');
+      throw new OptionError(`${text.charAt(0).toUpperCase()}${text.slice(1)}; see xsw-backend --help.`);
+    }
+    throw err;
+  }
+  const o = cmd.opts();
+  return {
+    vm2vm: o.vm2vm === undefined ? true : Boolean(o.vm2vm),
+    stats: o.stats,
+    json: Boolean(o.json),
+    port: o.port,
+    platform: o.platform,
+    poll: o.poll,
+    mtu: o.mtu,
+    logLevel: o.logLevel,
+    maxDevicesPerGuest: o.maxDevicesPerGuest,
+    maxPagesPerGuest: o.maxPagesPerGuest,
+    maxDevices: o.maxDevices,
+  };
+}
+
+/** The --help text. */
+export function helpText(): string {
+  return buildCommand().helpInformation();
+}

@@ -1,0 +1,79 @@
+// The narrow interfaces the back end's control plane needs from its
+// neighbours: the grant mapper (native/grants.ts), the gref-list decoder
+// (native/vring.ts), the data plane (native/switch.ts) and XenStore
+// (xenstore/client.ts). The lifecycle code depends only on these, so unit
+// tests drive it with in-memory fakes and cli.ts plugs in the real modules.
+
+/** One contiguous mapping of a guest's pages (native/grants.ts). */
+export interface Mapping {
+  id: number;
+  pages: number;
+  buffer: ArrayBuffer;
+  addr: bigint;
+}
+
+export interface GrantMapper {
+  /** Maps all of `grefs` of `domid` as one contiguous range. Throws on an ungranted/reserved ref. */
+  map(domid: number, grefs: number[], opts: { writable: boolean }): Mapping;
+  unmap(m: Mapping): void;
+}
+
+/** Decodes gref-list pages (copied once, natively): the data refs, or why not. */
+export type GrefListDecoder = (buffer: ArrayBuffer, maxEntries: number) => { refs: number[] } | { reason: string };
+
+/** What the data plane needs to serve one device (native/switch.ts DeviceSpec). */
+export interface DeviceSpec {
+  domid: number;
+  dev: number;
+  mac: string;
+  vlan: number;
+  tx: { addr: bigint; num: number };
+  rx: { addr: bigint; num: number };
+  flag: { addr: bigint };
+  regions: { gva: bigint; len: number; hva: bigint; writable: boolean }[];
+}
+
+export interface SwitchDeviceStats {
+  slot: number;
+  domid: number;
+  dev: number;
+  mac: string;
+  vlan: number;
+  state: 'active' | 'quarantined' | 'dead' | 'removed';
+  tx_total: number;
+  tx_dropped: number;
+  rx_total: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  rx_bytes: number;
+  drops: Record<string, number>;
+}
+
+export interface SwitchEvent {
+  slot: number;
+  domid: number;
+  dev: number;
+  kind: 'quarantine' | 'dead';
+  reason: string;
+}
+
+export interface DataPlane {
+  /** Registers a device; returns its slot. Throws with .code 'EEXIST' for a MAC already registered. */
+  addDevice(spec: DeviceSpec): number;
+  /** Returns after the data plane has let go of the device's memory. */
+  removeDevice(slot: number): void;
+  stats(): { devices: SwitchDeviceStats[]; nic: { rx: number; tx: number; dropped: number; drops: Record<string, number> } };
+  events(): SwitchEvent[];
+}
+
+export type Perm = string; // 'n0', 'b3', … (XenStore permission strings)
+
+/** The XenStore operations the back end uses (xenstore/client.ts). */
+export interface Store {
+  /** The value, or undefined when the node does not exist. */
+  tryRead(path: string): Promise<string | undefined>;
+  write(path: string, value: string): Promise<void>;
+  mkdir(path: string): Promise<void>;
+  directory(path: string): Promise<string[]>;
+  setPerms(path: string, perms: Perm[]): Promise<void>;
+}

@@ -1,0 +1,144 @@
+// xsw-backend's main: open the grant device, XenStore and the switch, run
+// discovery, print stats, and shut down cleanly on SIGINT/SIGTERM. Every
+// start-up failure becomes a StartupError: one sentence naming the thing and
+// the fix, printed by cli.ts with a non-zero exit.
+import fs from 'node:fs';
+import pino, { Logger } from 'pino';
+import { Grants } from '../native/grants';
+import { Switch } from '../native/switch';
+import { vringNative } from '../native/vring';
+import { XenStoreClient } from '../xenstore/client';
+import { DeviceRegistry } from './devices';
+import { Discovery } from './discovery';
+import type { BackendOptions } from './options';
+import type { GrefListDecoder } from './ports';
+import { formatJson, formatTable } from './stats';
+
+export class StartupError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export function makeLogger(level: BackendOptions['logLevel']): Logger {
+  return pino({ level, base: { component: 'xsw-backend' } }, pino.destination({ fd: 2, sync: true }));
+}
+
+/** The native gref-list decoder (one copy of each item out of the shared pages). */
+export const nativeDecode: GrefListDecoder = (buffer, maxEntries) => {
+  const r = vringNative().decodeGrefList(Buffer.from(buffer), maxEntries);
+  return r.ok ? { refs: Array.from(r.grefs) } : { reason: r.reason ?? 'the gref list is malformed' };
+};
+
+const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err)).replace(/\.$/, '');
+
+function xenstorePath(): string {
+  if (process.env.XENSTORED_PATH) return process.env.XENSTORED_PATH;
+  return fs.existsSync('/dev/xen/xenbus') ? '/dev/xen/xenbus' : '/var/run/xenstored/socket';
+}
+
+export interface RunningBackend {
+  /** Detaches every device, stops the switch, closes everything. Idempotent. */
+  shutdown(): Promise<void>;
+  /** Resolves when the back end has stopped (shutdown, or XenStore went away). */
+  done: Promise<void>;
+}
+
+/** Starts the back end; throws StartupError when something it needs is missing. */
+export async function startBackend(opts: BackendOptions, log: Logger): Promise<RunningBackend> {
+  if (opts.platform === 'xen' && !fs.existsSync('/dev/xen/gntdev')) {
+    throw new StartupError('/dev/xen/gntdev is absent: run xsw-backend in a Xen dom0 with the xen_gntdev module loaded (modprobe xen_gntdev), or use --platform sim.');
+  }
+  let grants: Grants;
+  try {
+    grants = Grants.open({ platform: opts.platform, domid: 0 });
+  } catch (err) {
+    throw new StartupError(`Cannot open the grant device for --platform ${opts.platform}: ${errText(err)}.`);
+  }
+  log.info({ platform: grants.platform }, `grant platform: ${grants.platform}${opts.platform === 'auto' ? ' (auto-detected)' : ''}`);
+
+  const where = xenstorePath();
+  let store: XenStoreClient;
+  try {
+    store = await XenStoreClient.connect({ path: where });
+  } catch (err) {
+    grants.close();
+    // The transport's message already names the socket and the fix.
+    const text = errText(err);
+    throw new StartupError(`${text.charAt(0).toUpperCase()}${text.slice(1)}.`);
+  }
+  // Proves dom0's privilege. ENOENT is fine: no domain yet, the watch will see the first.
+  const listErr = await store.directory('/local/domain').then(() => undefined, (err: unknown) => err as { code?: string });
+  if (listErr && listErr.code !== 'ENOENT') {
+    store.close();
+    grants.close();
+    if (listErr.code === 'EACCES') {
+      throw new StartupError('XenStore refused to list /local/domain (EACCES): xsw-backend must run in dom0 (the privileged domain).');
+    }
+    throw new StartupError(`Cannot list /local/domain in XenStore at ${where} (${listErr.code ?? errText(listErr)}): check that xenstored is running.`);
+  }
+
+  let sw: Switch;
+  try {
+    sw = new Switch({ vm2vm: opts.vm2vm, poll: opts.poll, port: opts.port, mtu: opts.mtu, maxDevices: opts.maxDevices });
+  } catch (err) {
+    store.close();
+    grants.close();
+    const what = opts.port ? `the port ${opts.port}` : 'the switch';
+    throw new StartupError(`Cannot open ${what}: ${errText(err)}.`);
+  }
+  if (!opts.port) log.info('no -p/--port given: switching between guests only (vm2vm), no NIC');
+  else log.info({ port: opts.port }, `NIC port ${opts.port}`);
+  log.info(`vm2vm switching ${opts.vm2vm ? 'on' : 'off'}`);
+
+  const registry = new DeviceRegistry({
+    grants, decode: nativeDecode, dataPlane: sw, maxPagesPerGuest: opts.maxPagesPerGuest, maxDevices: opts.maxDevices,
+  });
+  const discovery = new Discovery(store, registry, sw, log, { maxDevicesPerGuest: opts.maxDevicesPerGuest });
+
+  let stopped = false;
+  let resolveDone: () => void = () => {};
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let statsTimer: NodeJS.Timeout | undefined;
+
+  const shutdown = async (): Promise<void> => {
+    if (stopped) return done;
+    stopped = true;
+    if (statsTimer) clearInterval(statsTimer);
+    await discovery.stop();
+    sw.stop();
+    sw.close();
+    grants.close();
+    store.close();
+    log.info('stopped: every device detached and unmapped');
+    resolveDone();
+    return done;
+  };
+
+  store.on('watch', (path: string, token: string) => discovery.onWatch(path, token));
+  store.on('close', () => {
+    if (stopped) return;
+    log.error(`lost the connection to XenStore at ${where}: detaching every device and exiting; restart xsw-backend once xenstored is back`);
+    void shutdown().then(() => (process.exitCode = 1));
+  });
+
+  try {
+    await discovery.start();
+  } catch (err) {
+    await shutdown();
+    throw new StartupError(`Cannot watch XenStore at ${where}: ${errText(err)}.`);
+  }
+  // Only now, with every announced device attached: after a restart no guest's
+  // frames leave through the NIC because its peer guest is not registered yet.
+  sw.start();
+  log.info(`watching /local/domain for guests (max ${opts.maxDevicesPerGuest} devices and ${opts.maxPagesPerGuest} pages per guest)`);
+
+  if (opts.stats > 0) {
+    statsTimer = setInterval(() => {
+      const snap = registry.snapshot();
+      process.stdout.write(opts.json ? `${formatJson(snap, new Date())}\n` : formatTable(snap));
+    }, opts.stats * 1000);
+  }
+  return { shutdown, done };
+}

@@ -1,0 +1,78 @@
+// The statistics the back end prints every --stats N seconds: DPDK vhost's
+// print_stats table (with domid, MAC, VLAN and state added per device), or
+// one JSON object per interval with --json. Pure formatting.
+
+/** One device's counters, as the switch reports them (native/switch.ts DeviceStats). */
+export interface DeviceCounters {
+  slot: number;
+  domid: number;
+  dev: number;
+  mac: string;
+  vlan: number;
+  state: string;
+  tx_total: number;
+  tx_dropped: number;
+  rx_total: number;
+  rx_dropped: number;
+  tx_bytes?: number;
+  rx_bytes?: number;
+  drops: Record<string, number>;
+}
+
+export interface NicCounters { rx: number; tx: number; dropped: number; drops?: Record<string, number> }
+
+export interface StatsSnapshot {
+  devices: DeviceCounters[];
+  nic: NicCounters;
+  /** Devices the control plane refused, by reason code (missing_key, bad_key, mac_taken, …). */
+  refused?: Record<string, number>;
+}
+
+/** The table, as DPDK's vhost example printed it (without the screen clearing). */
+export function formatTable(s: StatsSnapshot): string {
+  const lines = ['', 'Device statistics ===================================='];
+  for (const d of s.devices) {
+    lines.push(
+      '',
+      `Statistics for device ${d.slot} ------------------------------`,
+      `Domain: ${d.domid} device ${d.dev}  MAC: ${d.mac}  VLAN: ${d.vlan}  State: ${d.state}`,
+      `TX total:            ${d.tx_total}`,
+      `TX dropped:          ${d.tx_dropped}`,
+      `TX successful:       ${d.tx_total - d.tx_dropped}`,
+      `RX total:            ${d.rx_total}`,
+      `RX dropped:          ${d.rx_dropped}`,
+      `RX successful:       ${d.rx_total - d.rx_dropped}`,
+    );
+    const reasons = Object.entries(d.drops).filter(([, n]) => n > 0);
+    if (reasons.length > 0) lines.push(`Drops:               ${reasons.map(([k, n]) => `${k}=${n}`).join(' ')}`);
+  }
+  lines.push('', `NIC: rx ${s.nic.rx}  tx ${s.nic.tx}  dropped ${s.nic.dropped}`);
+  const refused = Object.entries(s.refused ?? {});
+  if (refused.length > 0) lines.push(`Refused devices: ${refused.map(([k, n]) => `${k}=${n}`).join(' ')}`);
+  lines.push(
+    '======================================================',
+    '',
+  );
+  return lines.join('\n');
+}
+
+/** One line of JSON: {time, devices:[…], nic:{rx, tx, dropped}} (+ refused:{code:n} when given). */
+export function formatJson(s: StatsSnapshot, time: Date): string {
+  return JSON.stringify({
+    time: time.toISOString(),
+    devices: s.devices.map((d) => ({
+      domid: d.domid,
+      dev: d.dev,
+      mac: d.mac,
+      vlan: d.vlan,
+      state: d.state,
+      tx_total: d.tx_total,
+      tx_dropped: d.tx_dropped,
+      rx_total: d.rx_total,
+      rx_dropped: d.rx_dropped,
+      drops: { ...d.drops },
+    })),
+    nic: { rx: s.nic.rx, tx: s.nic.tx, dropped: s.nic.dropped },
+    ...(s.refused ? { refused: { ...s.refused } } : {}),
+  });
+}

@@ -1,0 +1,61 @@
+import test from 'ava';
+import { DEFAULTS, helpText, OptionError, parseOptions } from '../backend/options';
+
+test('no arguments gives the defaults: vm2vm on, stats off, no NIC', (t) => {
+  t.deepEqual(parseOptions([]), { ...DEFAULTS, port: undefined });
+});
+
+test('the guide command line parses', (t) => {
+  const o = parseOptions(['--vm2vm', '--stats', '5']);
+  t.true(o.vm2vm);
+  t.is(o.stats, 5);
+});
+
+test('--vm2vm takes 0|1 as DPDK did, and --no-vm2vm turns it off', (t) => {
+  t.false(parseOptions(['--vm2vm', '0']).vm2vm);
+  t.true(parseOptions(['--vm2vm', '1']).vm2vm);
+  t.false(parseOptions(['--no-vm2vm']).vm2vm);
+  t.true(parseOptions(['--vm2vm']).vm2vm);
+});
+
+test('all options parse into their fields', (t) => {
+  const o = parseOptions([
+    '-p', 'tap:xsw0', '--platform', 'sim', '--poll', 'busy', '--mtu', '9000', '--log-level', 'debug', '--json',
+    '--max-devices-per-guest', '4', '--max-pages-per-guest', '1000', '--max-devices', '8',
+  ]);
+  t.deepEqual(o, {
+    vm2vm: true, stats: 0, json: true, port: 'tap:xsw0', platform: 'sim', poll: 'busy', mtu: 9000,
+    logLevel: 'debug', maxDevicesPerGuest: 4, maxPagesPerGuest: 1000, maxDevices: 8,
+  });
+  t.is(parseOptions(['--port', 'veth-a.1']).port, 'veth-a.1');
+});
+
+const bad: [string[], RegExp][] = [
+  [['--stats', 'x'], /--stats takes a whole number from 0 to 86400, not "x"/],
+  [['--stats', '-1'], /--stats/],
+  [['--vm2vm', '2'], /--vm2vm takes 0 or 1/],
+  [['--mtu', '10000'], /--mtu takes a whole number from 68 to 9000/],
+  [['--platform', 'kvm'], /platform.*kvm/i],
+  [['--poll', 'lazy'], /poll/],
+  [['-p', 'eth0/x'], /-p\/--port takes an interface name/],
+  [['-p', 'averyveryverylongname'], /-p\/--port/],
+  [['--frobnicate'], /Unknown option '--frobnicate'; see xsw-backend --help\./],
+  [['extra'], /too many arguments|excess/i],
+  [['--max-devices-per-guest', '33'], /from 1 to 32/],
+  [['--max-devices', '65'], /from 1 to 64/],
+];
+for (const [args, why] of bad) {
+  test(`refuses ${args.join(' ')} with one sentence`, (t) => {
+    const err = t.throws(() => parseOptions(args), { instanceOf: OptionError });
+    t.regex(err!.message, why);
+    t.is(err!.exitCode, 2);
+    t.false(err!.message.includes('\n'));
+  });
+}
+
+test('--help is an OptionError with exit code 0 and the usage text', (t) => {
+  const err = t.throws(() => parseOptions(['--help']), { instanceOf: OptionError });
+  t.is(err!.exitCode, 0);
+  t.regex(err!.output, /--max-pages-per-guest/);
+  t.regex(helpText(), /--vm2vm/);
+});

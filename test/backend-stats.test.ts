@@ -1,0 +1,52 @@
+import test from 'ava';
+import { formatJson, formatTable, StatsSnapshot } from '../backend/stats';
+
+const snap: StatsSnapshot = {
+  devices: [
+    {
+      slot: 0, domid: 1, dev: 0, mac: '00:00:00:00:00:11', vlan: 1000, state: 'active',
+      tx_total: 100, tx_dropped: 3, rx_total: 50, rx_dropped: 0, tx_bytes: 6400, rx_bytes: 3200, drops: { no_rx_buffer: 3, chain_loop: 0 },
+    },
+    {
+      slot: 1, domid: 2, dev: 0, mac: '00:00:00:00:00:22', vlan: 1001, state: 'quarantined',
+      tx_total: 7, tx_dropped: 7, rx_total: 0, rx_dropped: 0, drops: { avail_idx_jump: 1 },
+    },
+  ],
+  nic: { rx: 9, tx: 8, dropped: 1 },
+};
+
+test('the table has DPDK print_stats lines per device, with domid, MAC, VLAN and state', (t) => {
+  const out = formatTable(snap);
+  const lines = out.split('\n');
+  t.true(lines.includes('Device statistics ===================================='));
+  t.true(lines.includes('Statistics for device 0 ------------------------------'));
+  t.true(lines.includes('Statistics for device 1 ------------------------------'));
+  t.regex(out, /Domain: 1 device 0 {2}MAC: 00:00:00:00:00:11 {2}VLAN: 1000 {2}State: active/);
+  t.regex(out, /State: quarantined/);
+  t.regex(out, /TX total: +100\nTX dropped: +3\nTX successful: +97\nRX total: +50\nRX dropped: +0\nRX successful: +50/);
+  t.regex(out, /Drops: +no_rx_buffer=3\n/);
+  t.regex(out, /Drops: +avail_idx_jump=1/);
+  t.regex(out, /NIC: rx 9 {2}tx 8 {2}dropped 1/);
+  t.true(lines.includes('======================================================'));
+});
+
+test('the JSON line has exactly the documented fields', (t) => {
+  const line = formatJson(snap, new Date('2024-01-02T03:04:05Z'));
+  t.false(line.includes('\n'));
+  const o = JSON.parse(line);
+  t.deepEqual(Object.keys(o), ['time', 'devices', 'nic']);
+  t.is(o.time, '2024-01-02T03:04:05.000Z');
+  t.deepEqual(o.devices[0], {
+    domid: 1, dev: 0, mac: '00:00:00:00:00:11', vlan: 1000, state: 'active',
+    tx_total: 100, tx_dropped: 3, rx_total: 50, rx_dropped: 0, drops: { no_rx_buffer: 3, chain_loop: 0 },
+  });
+  t.is(o.devices[1].state, 'quarantined');
+  t.deepEqual(o.nic, { rx: 9, tx: 8, dropped: 1 });
+});
+
+test('refusals, when given, are printed by reason in both forms', (t) => {
+  const withRefused = { ...snap, refused: { mac_taken: 2, bad_key: 1 } };
+  t.regex(formatTable(withRefused), /Refused devices: mac_taken=2 bad_key=1/);
+  t.deepEqual(JSON.parse(formatJson(withRefused, new Date(0))).refused, { mac_taken: 2, bad_key: 1 });
+  t.notRegex(formatTable(snap), /Refused/);
+});
