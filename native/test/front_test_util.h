@@ -3,6 +3,7 @@
 // over the same memory (gva == hva: one process plays both domains).
 #pragma once
 
+#include "check.h"
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,24 +15,7 @@
 
 namespace fronttest {
 
-inline int failures = 0;
-#define CHECK(cond)                                                                  \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++::fronttest::failures;                                                       \
-    }                                                                                \
-  } while (0)
-#define CHECK_EQ(a, b)                                                                              \
-  do {                                                                                              \
-    auto a_ = (a);                                                                                  \
-    auto b_ = (b);                                                                                  \
-    if (!(a_ == b_)) {                                                                              \
-      std::fprintf(stderr, "%s:%d: CHECK_EQ failed: %s (%llu) != %s (%llu)\n", __FILE__, __LINE__, #a, \
-                   (unsigned long long)a_, #b, (unsigned long long)b_);                             \
-      ++::fronttest::failures;                                                                      \
-    }                                                                                               \
-  } while (0)
+using ::xsw::test::failures;
 
 struct Mem {
   explicit Mem(size_t bytes) : size(xsw::AlignUp(bytes, xsw::kPageSize)) {

@@ -1,6 +1,7 @@
 // The simulated hypervisor's grant rules, under ASan/UBSan: a table of map
 // attempts with the errno each must give, a process killed mid-life, and the
 // recovery of derived state after a writer died in the middle of an update.
+#include "check.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -22,14 +23,7 @@
 
 using namespace xsw;
 
-static int failures = 0;
-#define CHECK(cond)                                                    \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      std::fprintf(stderr, "%s:%d: CHECK(%s)\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                      \
-    }                                                                  \
-  } while (0)
+using ::xsw::test::failures;
 
 // The errno fn throws as SysError, 0 when it does not throw.
 static int ErrOf(const std::function<void()>& fn) {

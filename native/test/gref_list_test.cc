@@ -1,6 +1,7 @@
 // Gref-list pages: round trips at the sizes that matter (one entry, a page
 // minus one, exactly a page with no terminator, a page plus one, the
 // 64-page maximum) and hostile lists rejected with a reason.
+#include "check.h"
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -10,14 +11,7 @@
 
 using namespace xsw;
 
-static int failures = 0;
-#define CHECK(cond)                                                             \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                               \
-    }                                                                           \
-  } while (0)
+using ::xsw::test::failures;
 
 // Page-aligned enough (8 bytes) list pages.
 struct Pages {

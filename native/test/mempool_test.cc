@@ -1,6 +1,7 @@
 // Mempool layout: buffers never straddle a page and never overlap; the
 // default size gives one buffer per page (as DPDK did); sizes over a page are
 // refused. MbufStack: LIFO, no double free.
+#include "check.h"
 #include <cstdio>
 #include <vector>
 
@@ -8,14 +9,7 @@
 
 using namespace xsw;
 
-static int failures = 0;
-#define CHECK(cond)                                                             \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                               \
-    }                                                                           \
-  } while (0)
+using ::xsw::test::failures;
 
 static void DefaultIsOneBufferPerPage() {
   auto l = MempoolLayout::Make(1000);

@@ -1,5 +1,6 @@
 // RegionTable: a range translates only when it lies wholly inside one region,
 // with overflow-safe arithmetic and write permission checked. Table-driven.
+#include "check.h"
 #include <cstdio>
 #include <vector>
 
@@ -7,14 +8,7 @@
 
 using namespace xsw;
 
-static int failures = 0;
-#define CHECK(cond)                                                             \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                               \
-    }                                                                           \
-  } while (0)
+using ::xsw::test::failures;
 
 static uint8_t backing_a[8192];
 static uint8_t backing_b[4096];

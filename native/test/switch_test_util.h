@@ -3,6 +3,7 @@
 // build as good ones), and an in-memory NIC port.
 #pragma once
 
+#include "check.h"
 #include <sys/mman.h>
 
 #include <atomic>
@@ -20,24 +21,6 @@
 
 namespace xsw::test {
 
-inline int failures = 0;
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++::xsw::test::failures;                                                      \
-    }                                                                               \
-  } while (0)
-#define CHECK_EQ(a, b)                                                                                        \
-  do {                                                                                                        \
-    auto a_ = (a);                                                                                            \
-    auto b_ = (b);                                                                                            \
-    if (!(a_ == b_)) {                                                                                        \
-      std::fprintf(stderr, "%s:%d: CHECK_EQ failed: %s = %llu, %s = %llu\n", __FILE__, __LINE__, #a,          \
-                   (unsigned long long)a_, #b, (unsigned long long)b_);                                       \
-      ++::xsw::test::failures;                                                                                \
-    }                                                                                                         \
-  } while (0)
 
 // Anonymous shared pages, unmapped on destruction (or earlier with Unmap).
 struct Pages {

@@ -2,6 +2,7 @@
 // two threads move many descriptors with no loss or duplication, and every
 // hostile ring is reported as its named violation, never a crash (this runs
 // under ASan and UBSan).
+#include "check.h"
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -15,14 +16,8 @@
 
 using namespace xsw;
 
-static int failures = 0;
-#define CHECK(cond)                                                             \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                               \
-    }                                                                           \
-  } while (0)
+using ::xsw::test::failures;
+// Violations compare by name, so a failure says which one came instead.
 #define CHECK_V(got, want)                                                              \
   do {                                                                                  \
     Violation g_ = (got), w_ = (want);                                                  \
