@@ -4,6 +4,11 @@
 // (xenstore/client.ts). The lifecycle code depends only on these, so unit
 // tests drive it with in-memory fakes and cli.ts plugs in the real modules.
 
+import type { DeviceSpec, DeviceStats as SwitchDeviceStats, NicStats, SwitchEvent } from '../native/switch';
+
+// The data plane's own types, re-exported (a type-only import: no addon load).
+export type { DeviceSpec, SwitchDeviceStats, NicStats, SwitchEvent };
+
 /** One contiguous mapping of a guest's pages (native/grants.ts). */
 export interface Mapping {
   id: number;
@@ -21,48 +26,12 @@ export interface GrantMapper {
 /** Decodes gref-list pages (copied once, natively): the data refs, or why not. */
 export type GrefListDecoder = (buffer: ArrayBuffer, maxEntries: number) => { refs: number[] } | { reason: string };
 
-/** What the data plane needs to serve one device (native/switch.ts DeviceSpec). */
-export interface DeviceSpec {
-  domid: number;
-  dev: number;
-  mac: string;
-  vlan: number;
-  tx: { addr: bigint; num: number };
-  rx: { addr: bigint; num: number };
-  flag: { addr: bigint };
-  regions: { gva: bigint; len: number; hva: bigint; writable: boolean }[];
-}
-
-export interface SwitchDeviceStats {
-  slot: number;
-  domid: number;
-  dev: number;
-  mac: string;
-  vlan: number;
-  state: 'active' | 'quarantined' | 'dead' | 'removed';
-  tx_total: number;
-  tx_dropped: number;
-  rx_total: number;
-  rx_dropped: number;
-  tx_bytes: number;
-  rx_bytes: number;
-  drops: Record<string, number>;
-}
-
-export interface SwitchEvent {
-  slot: number;
-  domid: number;
-  dev: number;
-  kind: 'quarantine' | 'dead';
-  reason: string;
-}
-
 export interface DataPlane {
   /** Registers a device; returns its slot. Throws with .code 'EEXIST' for a MAC already registered. */
   addDevice(spec: DeviceSpec): number;
   /** Returns after the data plane has let go of the device's memory. */
   removeDevice(slot: number): void;
-  stats(): { devices: SwitchDeviceStats[]; nic: { rx: number; tx: number; dropped: number; drops: Record<string, number> } };
+  stats(): { devices: SwitchDeviceStats[]; nic: NicStats };
   events(): SwitchEvent[];
 }
 
