@@ -96,7 +96,7 @@ export function buildProgram(): Command {
     .option('--json', 'print stats as one JSON object per line')
     .addOption(new Option('--platform <platform>', 'grant platform').choices(['auto', 'xen', 'sim']).default('auto').env('XSW_PLATFORM'))
     .addOption(new Option('--log-level <level>', 'pino log level (logs go to stderr)').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'))
-    .option('--verify', 'rxonly: check test frames and count rx_bad and rx_out_of_order')
+    .option('--verify', 'rxonly, txonly: check received test frames and count rx_bad and rx_out_of_order')
     .option('--duration <sec>', 'stop by itself after N seconds', seconds('--duration'));
 }
 
@@ -116,7 +116,9 @@ export function checkConfig(raw: Record<string, unknown>, fwdGiven: boolean): Fr
   if (fwd === 'tap' && tap === undefined) throw new FrontError('--fwd tap needs the TAP interface to use: add --tap NAME');
   if (tap !== undefined && fwd !== 'tap') throw new FrontError(`--tap only works with --fwd tap, not --fwd ${fwd}: drop one of them`);
   if (fwd === 'tap' && devices !== 1) throw new FrontError('tap mode bridges exactly one device to its TAP interface: give one --mac');
-  if (raw.verify && fwd !== 'rxonly') throw new FrontError('--verify checks received test frames in rxonly mode: add --fwd rxonly');
+  if (raw.verify && fwd !== 'rxonly' && fwd !== 'txonly') {
+    throw new FrontError('--verify checks received test frames in rxonly mode or txonly mode: add --fwd rxonly (or --fwd txonly)');
+  }
   const peers = raw.ethPeer as EthPeer[];
   for (const p of peers) {
     if (p.device !== undefined && p.device >= devices) {

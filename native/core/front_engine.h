@@ -7,7 +7,8 @@
 //   macswap  dst and src swapped, sent back
 //   rxonly   received frames are counted (and checked with verify) and freed
 //   txonly   test frames (core/front_frame.h) of txpkts bytes, at most `rate`
-//            per second (token bucket per burst), `count` in total
+//            per second (token bucket per burst), `count` in total; frames
+//            that come back are drained as rxonly does (checked with verify)
 //   tap      the device bridged to a TAP file descriptor: the kernel's frames
 //            go to the TX ring, the RX ring's frames to the kernel
 //
@@ -41,7 +42,7 @@ struct EngineConfig {
   uint32_t txpkts = 64;          // txonly frame size
   double rate = 0;               // txonly frames per second; 0 = as fast as the ring takes them
   uint64_t count = 0;            // txonly frames in total; 0 = no limit
-  bool verify = false;           // rxonly: check test frames and their order
+  bool verify = false;           // rxonly, txonly: check received test frames and their order
   int tap_fd = -1;               // tap: a non-blocking TAP fd (not owned)
 };
 
@@ -72,6 +73,7 @@ class FrontEngine {
   uint32_t Forward();
   uint32_t RxOnly();
   uint32_t TxOnly();
+  uint32_t TxBurstOfTestFrames();
   uint32_t Tap();
   void Verify(uint32_t pkt);
   uint64_t NowNs() const;

@@ -1,0 +1,323 @@
+// The demo's world, built from the real command-line tools as a user would
+// type them: a private simulated platform (`xsw-sim up` in a fresh temporary
+// directory), the back end, guests running xsw-front under `xsw-sim exec`,
+// and, as root, a veth "wire" in a network namespace with the generator on
+// its far end. teardown() undoes all of it, whatever state it is in.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { WireResult, WireSpec } from './demo-frames';
+import { DemoProcess, runCommand, sleep, WaitError } from './demo-procs';
+
+const DIST = path.join(__dirname, '..');
+export const SIM_CLI = path.join(DIST, 'xenstore', 'sim', 'cli.js');
+export const BACKEND_CLI = path.join(DIST, 'backend', 'cli.js');
+export const FRONT_CLI = path.join(DIST, 'frontend', 'cli.js');
+const WIRE_CLI = path.join(__dirname, 'demo-wire.js');
+
+/** Pages each simulated guest may grant: the default 8192-mbuf mempool, its gref list and the rings, with room to spare. */
+const GNTALLOC_LIMIT = 16384;
+/** The back end's NIC and the generator's end of the veth pair, both inside the namespace. */
+export const NIC = 'xsw0';
+const GEN = 'gen0';
+const STOP_GRACE_MS = 5000;
+
+/** xsw-front's per-device counters (its --json stats line). */
+export interface FrontCounters {
+  time: number;
+  rx_packets: number;
+  rx_dropped: number;
+  tx_packets: number;
+  tx_dropped: number;
+  rx_bad: number;
+  rx_out_of_order: number;
+  tx_done: number;
+}
+
+export interface Guest {
+  name: string;
+  domid: number;
+  mac: string;
+  /** The VLAN the back end gave the guest's device. */
+  vlan: number;
+  proc: DemoProcess;
+}
+
+interface PinoLine {
+  level: number;
+  msg: string;
+}
+
+function pino(line: string): PinoLine | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const o = JSON.parse(line) as Partial<PinoLine>;
+    return typeof o.msg === 'string' && typeof o.level === 'number' ? (o as PinoLine) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The counters of device 0 in one of xsw-front's --json stats lines. */
+export function parseFrontStats(line: string): FrontCounters | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const o = JSON.parse(line) as { time?: string; devices?: Record<string, number>[] };
+    const d = o.devices?.[0];
+    if (!d || typeof o.time !== 'string') return undefined;
+    const n = (k: string): number => (typeof d[k] === 'number' ? d[k] : 0);
+    return {
+      time: Date.parse(o.time),
+      rx_packets: n('rx_packets'),
+      rx_dropped: n('rx_dropped'),
+      tx_packets: n('tx_packets'),
+      tx_dropped: n('tx_dropped'),
+      rx_bad: n('rx_bad'),
+      rx_out_of_order: n('rx_out_of_order'),
+      tx_done: n('tx_done'),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The guest's latest stats line at or after `since` (ms), if any. */
+export function latestCounters(g: Guest, since = 0): FrontCounters | undefined {
+  for (let i = g.proc.out.length - 1; i >= 0; i--) {
+    const c = parseFrontStats(g.proc.out[i]);
+    if (c) return c.time >= since ? c : undefined;
+  }
+  return undefined;
+}
+
+export class DemoPlatform {
+  readonly env: NodeJS.ProcessEnv;
+  readonly guests: Guest[] = [];
+  backend: DemoProcess | undefined;
+  netns: string | undefined;
+  private wire: DemoProcess | undefined;
+  private simUp = false;
+  private xenstoredPid: number | undefined;
+
+  private constructor(
+    readonly dir: string,
+    private readonly say: (line: string) => void,
+  ) {
+    this.env = {
+      ...process.env,
+      XSW_SIM_DIR: dir,
+      XENSTORED_PATH: path.join(dir, 'xenstored', 'socket'),
+      XSW_PLATFORM: 'sim',
+    };
+  }
+
+  /** A fresh private sim directory (nothing started yet). */
+  static create(say: (line: string) => void): DemoPlatform {
+    return new DemoPlatform(fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-demo-')), say);
+  }
+
+  private node(script: string, args: string[]): [string, string[]] {
+    return [process.execPath, [script, ...args]];
+  }
+
+  private async sim(args: string[], timeoutMs = 20000): Promise<string> {
+    const [cmd, argv] = this.node(SIM_CLI, args);
+    const r = await runCommand(cmd, argv, this.env, timeoutMs);
+    if (r.code !== 0) {
+      throw new Error(`xsw-sim ${args.join(' ')} failed (status ${r.code}): ${r.err.trim() || 'no message'}`);
+    }
+    return r.out;
+  }
+
+  /** xsw-sim up: xenstored and the grant table in the private directory. */
+  async up(): Promise<number | undefined> {
+    this.simUp = true;
+    await this.sim(['up', '--gntalloc-limit', String(GNTALLOC_LIMIT)]);
+    const pid = Number(fs.readFileSync(path.join(this.dir, 'xenstored', 'xenstored.pid'), 'utf8').trim());
+    this.xenstoredPid = Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    return this.xenstoredPid;
+  }
+
+  /**
+   * A network namespace with a veth pair: the back end's NIC (xsw0) and the
+   * generator's end (gen0), IPv6 off so the kernel stays quiet on the wire.
+   * Returns undefined when done, else why it could not be built.
+   */
+  async buildWire(): Promise<string | undefined> {
+    const ns = `xswdemo${process.pid}`;
+    const steps: string[][] = [
+      ['netns', 'add', ns],
+      ['-n', ns, 'link', 'add', NIC, 'type', 'veth', 'peer', 'name', GEN],
+    ];
+    for (const s of steps) {
+      let r;
+      try {
+        r = await runCommand('ip', s, this.env, 10000);
+      } catch (err) {
+        return `cannot run ip (${(err as Error).message}): install iproute2`;
+      }
+      if (r.code === 127) return 'the ip command is missing: install iproute2';
+      if (s[1] === 'add' && r.code === 0) this.netns = ns;
+      if (r.code !== 0) return `ip ${s.join(' ')} failed: ${r.err.trim() || `status ${r.code}`}`;
+    }
+    await runCommand('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'], this.env, 10000);
+    for (const dev of [NIC, GEN]) {
+      const r = await runCommand('ip', ['-n', ns, 'link', 'set', dev, 'up'], this.env, 10000);
+      if (r.code !== 0) return `ip -n ${ns} link set ${dev} up failed: ${r.err.trim()}`;
+    }
+    return undefined;
+  }
+
+  /** The argv a command needs to run inside the namespace (as is without one). */
+  private inNetns(cmd: string, args: string[]): [string, string[]] {
+    return this.netns ? ['ip', ['netns', 'exec', this.netns, cmd, ...args]] : [cmd, args];
+  }
+
+  /** Starts xsw-backend and waits until it watches XenStore. */
+  async startBackend(args: string[], onStdout: (line: string) => void, signal: AbortSignal): Promise<DemoProcess> {
+    const [cmd, argv] = this.inNetns(...this.node(BACKEND_CLI, args));
+    const proc = new DemoProcess('xsw-backend', cmd, argv, {
+      env: this.env,
+      onStdout,
+      onStderr: (line) => {
+        const l = pino(line);
+        if (l && l.level >= 40) this.say(`backend ${l.level >= 50 ? 'error' : 'warning'}: ${l.msg}`);
+      },
+    });
+    this.backend = proc;
+    await proc.waitFor('the back end to watch XenStore', () => proc.err.find((l) => /watching \/local\/domain/.test(pino(l)?.msg ?? '')), 20000, signal);
+    return proc;
+  }
+
+  /**
+   * Creates a domain, runs xsw-front in it with `args`, and waits for the
+   * back end to register its MAC. Returns the guest with the VLAN it got.
+   */
+  async startGuest(name: string, mac: string, args: string[], signal: AbortSignal): Promise<Guest> {
+    const backend = this.backend;
+    if (!backend) throw new Error('start the back end before the guests');
+    const domid = Number((await this.sim(['create', name])).trim());
+    const [cmd, argv] = this.node(SIM_CLI, ['exec', name, '--', process.execPath, FRONT_CLI, '--mac', mac, ...args]);
+    const proc = new DemoProcess(`${name}'s xsw-front`, cmd, argv, { env: this.env });
+    const guest: Guest = { name, domid, mac, vlan: 0, proc };
+    this.guests.push(guest);
+    const registered = new RegExp(`MAC_ADDRESS ${mac} and VLAN_TAG ([0-9]+) registered`);
+    const refused = new RegExp(`(refused|quarantined) domain ${domid} `);
+    guest.vlan = await Promise.race([
+      backend.waitFor(
+        `the back end to register ${name}'s MAC ${mac}`,
+        () => {
+          for (const line of backend.err) {
+            const msg = pino(line)?.msg ?? '';
+            const m = registered.exec(msg);
+            if (m) return Number(m[1]);
+            if (refused.test(msg)) throw new WaitError(`the back end ${msg}`);
+          }
+          return undefined;
+        },
+        20000,
+        signal,
+      ),
+      proc.exited.then((code) => {
+        throw new WaitError(`${name}'s xsw-front exited (status ${code}) before the back end registered it${proc.tail()}`);
+      }),
+    ]);
+    return guest;
+  }
+
+  /**
+   * Waits for a stats line of the guest, printed at or after `since`, that
+   * satisfies `done`; on timeout returns the latest one (or undefined).
+   */
+  async counters(g: Guest, since: number, done: (c: FrontCounters) => boolean, timeoutMs: number, signal: AbortSignal): Promise<FrontCounters | undefined> {
+    try {
+      return await g.proc.waitFor(`${g.name}'s counters`, () => {
+        const c = latestCounters(g, since);
+        return c && done(c) ? c : undefined;
+      }, timeoutMs, signal);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      return latestCounters(g, since);
+    }
+  }
+
+  /** Runs the generator on gen0 inside the namespace and returns what it saw. */
+  async runWire(spec: WireSpec, signal: AbortSignal): Promise<WireResult> {
+    const mac = (b: Buffer): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    const [cmd, argv] = this.inNetns(...this.node(WIRE_CLI, [
+      '--iface', GEN, '--count', String(spec.count), '--size', String(spec.size),
+      '--dst', mac(spec.dst), '--src', mac(spec.src), '--vlan', String(spec.vlan),
+      '--expect-dst', mac(spec.expectDst), '--expect-src', mac(spec.expectSrc), '--expect-vlan', String(spec.expectVlan),
+    ]));
+    const proc = new DemoProcess('the wire generator', cmd, argv, { env: this.env });
+    this.wire = proc;
+    const onAbort = (): void => proc.kill();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => proc.kill(), 60000);
+    const code = await proc.exited;
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+    this.wire = undefined;
+    if (signal.aborted) throw new WaitError('interrupted while the generator was sending');
+    const line = proc.out.find((l) => l.startsWith('{'));
+    if (code !== 0 || !line) throw new Error(`the wire generator failed (status ${code})${proc.tail()}`);
+    return JSON.parse(line) as WireResult;
+  }
+
+  /**
+   * Stops everything in order: the guests (their xsw-front drops the flag and
+   * removes its keys), the back end, the platform (xsw-sim down), the
+   * namespace, the directory. Each step is bounded; returns what it did.
+   */
+  async teardown(): Promise<string[]> {
+    const done: string[] = [];
+    this.wire?.kill();
+    const guests = this.guests.filter((g) => g.proc.running);
+    await Promise.all(guests.map((g) => g.proc.stop(STOP_GRACE_MS)));
+    if (guests.length > 0) done.push(`${guests.map((g) => g.name).join(', ')} stopped`);
+    if (this.backend?.running) {
+      await this.backend.stop(STOP_GRACE_MS);
+      done.push('back end stopped');
+    }
+    if (this.simUp) {
+      try {
+        await this.sim(['down']);
+        done.push('xenstored stopped and domains destroyed');
+      } catch (err) {
+        this.say(`xsw-sim down failed (${(err as Error).message}); killing xenstored`);
+        if (this.xenstoredPid !== undefined) killGroup(this.xenstoredPid);
+      }
+    }
+    if (this.netns) {
+      const r = await runCommand('ip', ['netns', 'del', this.netns], this.env, 10000);
+      if (r.code === 0) done.push(`namespace ${this.netns} deleted`);
+      else this.say(`could not delete namespace ${this.netns}: ${r.err.trim()} (remove it with: ip netns del ${this.netns})`);
+    }
+    await removeDir(this.dir);
+    done.push(`${this.dir} removed`);
+    return done;
+  }
+}
+
+function killGroup(pid: number): void {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Removes the sim directory, retrying briefly while the last processes let go of it. */
+async function removeDir(dir: string): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+      if (!fs.existsSync(dir)) return;
+    } catch {
+      // a file is still being written by a dying process: try again
+    }
+    await sleep(100);
+  }
+}
