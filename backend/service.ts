@@ -31,11 +31,18 @@ export const nativeDecode: GrefListDecoder = (buffer, maxEntries) => {
   return r.ok ? { refs: Array.from(r.grefs) } : { reason: r.reason ?? 'the gref list is malformed' };
 };
 
+const XENSTORED_SOCKET = '/var/run/xenstored/socket';
+
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err)).replace(/\.$/, '');
 
-function xenstorePath(): string {
+/**
+ * Like libxenstore: XENSTORED_PATH, else xenstored's socket when dom0 runs it,
+ * else the xenbus device (dom0 has one too, but it goes through the kernel).
+ */
+export function xenstorePath(exists: (file: string) => boolean = fs.existsSync): string {
   if (process.env.XENSTORED_PATH) return process.env.XENSTORED_PATH;
-  return fs.existsSync('/dev/xen/xenbus') ? '/dev/xen/xenbus' : '/var/run/xenstored/socket';
+  if (exists(XENSTORED_SOCKET)) return XENSTORED_SOCKET;
+  return exists('/dev/xen/xenbus') ? '/dev/xen/xenbus' : XENSTORED_SOCKET;
 }
 
 export interface RunningBackend {

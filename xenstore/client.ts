@@ -39,7 +39,7 @@ export interface WatchEvent {
 }
 
 export interface ConnectOptions {
-  /** A unix socket path; default XENSTORED_PATH, else /dev/xen/xenbus if present, else /var/run/xenstored/socket. */
+  /** A unix socket path; default XENSTORED_PATH, else /var/run/xenstored/socket if present, else /dev/xen/xenbus if present. */
   path?: string;
   /** Use this transport instead of opening one. */
   transport?: Transport;
@@ -90,8 +90,10 @@ export class XenStoreClient extends EventEmitter {
       const isDevice = fs.existsSync(explicit) && fs.statSync(explicit).isCharacterDevice();
       return new XenStoreClient(await (isDevice ? xenbusTransport(explicit) : unixSocketTransport(explicit)));
     }
-    if (fs.existsSync('/dev/xen/xenbus')) return new XenStoreClient(await xenbusTransport('/dev/xen/xenbus'));
-    return new XenStoreClient(await unixSocketTransport('/var/run/xenstored/socket'));
+    // libxenstore's order: xenstored's socket where it runs (dom0), else the xenbus device (a guest).
+    const socket = '/var/run/xenstored/socket';
+    if (!fs.existsSync(socket) && fs.existsSync('/dev/xen/xenbus')) return new XenStoreClient(await xenbusTransport('/dev/xen/xenbus'));
+    return new XenStoreClient(await unixSocketTransport(socket));
   }
 
   /** Reads a value as UTF-8. */

@@ -3,6 +3,7 @@
 // pair for tests. The client only sees this interface.
 import fs from 'node:fs';
 import net from 'node:net';
+import { encode, Op, strings } from './wire';
 
 export interface Transport {
   /** Sends bytes (a whole message at a time). */
@@ -66,36 +67,93 @@ export function xenbusTransport(file = '/dev/xen/xenbus'): Promise<Transport> {
         reject(new Error(`cannot open the xenbus device ${file} (${err.code}): is this a Xen guest with the xenfs/xenbus driver loaded?`));
         return;
       }
-      const stream = fs.createReadStream('', { fd, autoClose: false, highWaterMark: 4096 + 16 });
-      const closeListeners: ((err?: Error) => void)[] = [];
-      let closed = false;
-      const finish = (e?: Error): void => {
-        if (closed) return;
-        closed = true;
-        stream.destroy();
-        fs.close(fd, () => undefined);
-        for (const l of closeListeners) l(e);
-      };
-      stream.on('error', finish);
-      stream.on('end', () => finish());
-      resolve({
-        send: (data) => {
-          try {
-            fs.writeSync(fd, data);
-          } catch (e) {
-            finish(e as Error);
-          }
-        },
-        onData: (listener) => {
-          stream.on('data', (chunk) => listener(chunk as Buffer));
-        },
-        onClose: (listener) => {
-          closeListeners.push(listener);
-        },
-        close: () => finish(),
-      });
+      resolve(new XenbusDevice(fd));
     });
   });
+}
+
+/**
+ * The xenbus device blocks in read() until xenstored has something to say,
+ * and Node runs file reads on its thread pool, which it joins at exit: a read
+ * left pending keeps the process alive forever (even process.exit() hangs).
+ * So exactly one read is in flight at a time, and close() first sends one
+ * harmless request (XS_READ of the relative `domid`) whose reply, a value or
+ * an error, ends that read; only then is the descriptor closed.
+ */
+class XenbusDevice implements Transport {
+  private readonly buffer = Buffer.alloc(65536);
+  private readonly dataListeners: ((chunk: Buffer) => void)[] = [];
+  private readonly closeListeners: ((err?: Error) => void)[] = [];
+  private reading = false;
+  private closing = false;
+  private closed = false;
+
+  constructor(private readonly fd: number) {
+    setImmediate(() => this.readNext());
+  }
+
+  send(data: Buffer): void {
+    if (this.closing) return;
+    try {
+      fs.writeSync(this.fd, data);
+    } catch (e) {
+      this.finish(e as Error);
+    }
+  }
+
+  onData(listener: (chunk: Buffer) => void): void {
+    this.dataListeners.push(listener);
+  }
+
+  onClose(listener: (err?: Error) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  close(): void {
+    if (this.closing) return;
+    this.closing = true;
+    if (!this.reading) {
+      this.finish();
+      return;
+    }
+    try {
+      fs.writeSync(this.fd, encode({ type: Op.READ, reqId: 0, txId: 0, payload: strings('domid') }));
+    } catch {
+      // The device is gone: the pending read fails by itself.
+    }
+  }
+
+  private readNext(): void {
+    if (this.closing) {
+      this.finish();
+      return;
+    }
+    this.reading = true;
+    fs.read(this.fd, this.buffer, 0, this.buffer.length, null, (err, n) => {
+      this.reading = false;
+      if (err && err.code === 'EINTR') {
+        this.readNext();
+        return;
+      }
+      if (err || n === 0) {
+        this.finish(err ?? undefined);
+        return;
+      }
+      if (!this.closing) {
+        const chunk = Buffer.from(this.buffer.subarray(0, n));
+        for (const l of this.dataListeners) l(chunk);
+      }
+      this.readNext();
+    });
+  }
+
+  private finish(err?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closing = true;
+    fs.close(this.fd, () => undefined);
+    for (const l of this.closeListeners) l(err);
+  }
 }
 
 /** Two connected in-memory ends: what one sends, the other receives (asynchronously, in order). */
