@@ -125,6 +125,7 @@ class Switch {
   void WaitQuiescent();
 
   uint32_t ServiceGuestTx(const Snapshot& s, Device& d);
+  static void PrefetchFrame(const Chain& c);
   void SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c);
   bool SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body);
   bool DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& body);
@@ -149,7 +150,7 @@ class Switch {
   // Data-thread scratch, allocated once.
   std::unique_ptr<uint16_t[]> touched_;
   uint32_t n_touched_ = 0;
-  Chain tx_chain_{}, rx_chain_{};
+  Chain tx_chains_[2]{}, rx_chain_{};  // TX: the chain being switched and the next one
   NicRxFrame nic_frames_[kBurst]{};
 };
 
