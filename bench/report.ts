@@ -1,0 +1,172 @@
+// The bench's results: one JSON document (machines) and the markdown of
+// docs/PERFORMANCE.md (people). Ratios xsw/peer are only formed between
+// windows of the same CPU placement.
+import { percentile, summarize, Summary } from './stats';
+import type { AttachResult, LatencyResult } from './scenarios';
+import type { Placement, WindowResult } from './window';
+
+export type Unit = 'Mpps' | 'Gbit/s';
+
+export interface Series {
+  name: string;
+  windows: WindowResult[];
+  /** Why it was not measured ("not measured: apt-get install dpdk-dev"), if it was not. */
+  note?: string;
+}
+
+export interface Figure {
+  id: string;
+  title: string;
+  unit: Unit;
+  frameBytes: number;
+  xsw: Series;
+  peers: Series[];
+}
+
+export interface Target {
+  what: string;
+  met: boolean | undefined;
+  detail: string;
+}
+
+export interface Report {
+  date: string;
+  quick: boolean;
+  machine: { cpu: string; cpus: number; kernel: string; memGiB: number; hypervisor: string };
+  timing: { warmupS: number; windowS: number; reps: number };
+  topology: string;
+  memcpy: { hot1500GBs: number; pool1500GBs: number };
+  crossingStartNs: number;
+  figures: Figure[];
+  latency: { xsw?: LatencyResult[]; core?: LatencyResult[]; peer?: LatencyResult[]; note?: string };
+  attach?: AttachResult;
+  attachNote?: string;
+  rssPerGuestBytes: number[];
+  targets: Target[];
+  notes: string[];
+}
+
+export function valueOf(f: Figure, w: WindowResult): number {
+  return f.unit === 'Mpps' ? w.pps / 1e6 : (w.pps * f.frameBytes * 8) / 1e9;
+}
+
+/** The windows a summary uses: the clean ones (METHOD.md), or all of them when every one was noisy. */
+export function usedWindows(s: Series): WindowResult[] {
+  const ok = s.windows.filter((w) => Number.isFinite(w.pps));
+  const clean = ok.filter((w) => !w.noisy);
+  return clean.length ? clean : ok;
+}
+
+export function seriesSummary(f: Figure, s: Series, placement?: Placement): Summary | undefined {
+  const ws = usedWindows(s).filter((w) => placement === undefined || w.placement === placement);
+  return summarize(ws.map((w) => valueOf(f, w)));
+}
+
+/** xsw/peer per placement where both have windows. */
+export function ratios(f: Figure, peer: Series): { placement: Placement; ratio: number }[] {
+  const out: { placement: Placement; ratio: number }[] = [];
+  for (const p of ['fast', 'slow'] as Placement[]) {
+    const a = seriesSummary(f, f.xsw, p);
+    const b = seriesSummary(f, peer, p);
+    if (a && b && b.median > 0) out.push({ placement: p, ratio: a.median / b.median });
+  }
+  return out;
+}
+
+const fmt = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+
+export function fmtSummary(s: Summary | undefined, d = 2): string {
+  if (!s) return 'n/a';
+  return `${fmt(s.median, d)} (${fmt(s.min, d)}–${fmt(s.max, d)})`;
+}
+
+function placements(s: Series): string {
+  const used = usedWindows(s);
+  const count = (p: Placement) => used.filter((w) => w.placement === p).length;
+  const parts = (['fast', 'slow', 'changed', 'unknown'] as Placement[]).filter((p) => count(p) > 0).map((p) => `${count(p)} ${p}`);
+  const noisy = used.filter((w) => w.noisy).length;
+  return (parts.join(', ') || '–') + (noisy ? ` (${noisy} noisy: no clean window)` : '');
+}
+
+function crossings(s: Series): string {
+  const xs = usedWindows(s).flatMap((w) => [w.crossBeforeNs, w.crossAfterNs]).filter(Number.isFinite);
+  if (!xs.length) return 'n/a';
+  return `${fmt(Math.min(...xs), 0)}–${fmt(Math.max(...xs), 0)}`;
+}
+
+export function latencySummary(rs: LatencyResult[] | undefined): { median: number; p99: number; n: number } | undefined {
+  const all = (rs ?? []).flatMap((r) => r.rttUs);
+  if (!all.length) return undefined;
+  return { median: percentile(all, 50), p99: percentile(all, 99), n: all.length };
+}
+
+export function markdown(r: Report): string {
+  const L: string[] = [];
+  L.push('# Performance');
+  L.push('');
+  L.push(`Produced by \`npm run bench\`${r.quick ? ' --quick (a smoke run: too short to quote)' : ''} on ${r.date}.`);
+  L.push('');
+  L.push(`**Machine:** ${r.machine.cpu}, ${r.machine.cpus} vCPUs (${r.machine.hypervisor}), ${r.machine.memGiB} GiB, Linux ${r.machine.kernel}.`);
+  L.push(`**Method:** each figure is the median (min–max) of ${r.timing.reps} windows of ${r.timing.windowS} s after ${r.timing.warmupS} s of warm-up, counted by the receiver; xsw and its peers are run interleaved (xsw, peer, xsw, peer …). Before and after every window a cache line is bounced between CPU 0 and CPU 1 (one-way time, ns): < 60 ns is the *fast* placement, otherwise *slow*; a window whose two readings disagree is *changed*. Ratios xsw/peer compare only windows of the same placement. A window in which other processes used ≥ 10 % of a CPU is *noisy*: it is repeated (up to 3 tries) and left out of the summaries when a clean window exists.`);
+  L.push('');
+  L.push('**Topology.**');
+  L.push('');
+  L.push(r.topology);
+  L.push('');
+  L.push('## Throughput');
+  L.push('');
+  L.push('| figure | system | median (min–max) | windows (placement) | crossing ns | xsw/peer (same placement) |');
+  L.push('|---|---|---|---|---|---|');
+  for (const f of r.figures) {
+    const label = `${f.title} [${f.unit}]`;
+    L.push(`| ${label} | **xsw** | **${fmtSummary(seriesSummary(f, f.xsw))}** | ${placements(f.xsw)} | ${crossings(f.xsw)} | |`);
+    for (const p of f.peers) {
+      if (p.note) {
+        L.push(`| ${label} | ${p.name} | ${p.note} | | | |`);
+        continue;
+      }
+      const rs = ratios(f, p);
+      const rtext = rs.length ? rs.map((x) => `${x.placement}: ${fmt(x.ratio)}×`).join(', ') : 'no common placement';
+      L.push(`| ${label} | ${p.name} | ${fmtSummary(seriesSummary(f, p))} | ${placements(p)} | ${crossings(p)} | ${rtext} |`);
+    }
+    if (f.xsw.note) L.push(`| ${label} | xsw | ${f.xsw.note} | | | |`);
+  }
+  L.push('');
+  L.push('Per placement (median of that placement\'s windows):');
+  L.push('');
+  L.push('| figure | system | fast | slow |');
+  L.push('|---|---|---|---|');
+  for (const f of r.figures) for (const s of [f.xsw, ...f.peers].filter((s) => !s.note)) {
+    L.push(`| ${f.title} [${f.unit}] | ${s.name} | ${fmtSummary(seriesSummary(f, s, 'fast'))} | ${fmtSummary(seriesSummary(f, s, 'slow'))} |`);
+  }
+  L.push('');
+  L.push('## Latency, attach, memory');
+  L.push('');
+  L.push('| figure | xsw | peer |');
+  L.push('|---|---|---|');
+  const lx = latencySummary(r.latency.xsw);
+  const lp = latencySummary(r.latency.peer);
+  const lt = (s: typeof lx) => (s ? `median ${fmt(s.median, 1)} µs, p99 ${fmt(s.p99, 1)} µs (${s.n} round trips)` : 'n/a');
+  L.push(`| round trip guest→guest→guest, 64 B: xsw-front devices (JS API, N-API call per burst) through xsw-backend | ${lx ? lt(lx) : 'n/a'} | kernel veth ping: ${lp ? lt(lp) : r.latency.note ?? 'n/a'} |`);
+  const lc = latencySummary(r.latency.core);
+  L.push(`| round trip guest→guest→guest, 64 B: data plane only (switch harness, one frame in flight) | ${lt(lc)} | – |`);
+  const a = r.attach;
+  L.push(`| attach, 8192 mbufs: start key → registered (ms) | ${a ? fmtSummary(summarize(a.attachMs), 1) : r.attachNote ?? 'n/a'} | – |`);
+  L.push(`| attach, 8192 mbufs: xsw-front started → registered (ms) | ${a ? fmtSummary(summarize(a.startToAttachMs), 0) : 'n/a'} | – |`);
+  const rss = summarize(r.rssPerGuestBytes.map((b) => b / 2 ** 20));
+  L.push(`| back-end resident memory per guest after traffic (MiB) | ${fmtSummary(rss, 1)} | – |`);
+  L.push('');
+  L.push(`Memory anchors: one core copies 1500 B at ${fmt(r.memcpy.hot1500GBs, 1)} GB/s cache-hot and ${fmt(r.memcpy.pool1500GBs, 1)} GB/s across two 32 MiB pools (4 KiB stride, as mbufs sit); crossing time at start ${fmt(r.crossingStartNs, 0)} ns.`);
+  L.push('');
+  L.push('## Targets');
+  L.push('');
+  for (const t of r.targets) L.push(`- ${t.met === undefined ? 'not measured' : t.met ? 'met' : '**missed**'}: ${t.what} — ${t.detail}`);
+  if (r.notes.length) {
+    L.push('');
+    L.push('## Notes');
+    L.push('');
+    for (const n of r.notes) L.push(`- ${n}`);
+  }
+  L.push('');
+  return L.join('\n');
+}

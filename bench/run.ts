@@ -1,0 +1,345 @@
+#!/usr/bin/env node
+// `npm run bench`: xsw's figures beside its peers, measured interleaved in
+// the same run, written to docs/PERFORMANCE.md (and JSON with --json).
+// `--quick` is the short smoke version CI runs so the bench never rots.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { loadAverage } from './cpuload';
+import { benchAddon } from './native';
+import { cleanupAll, run } from './procs';
+import { Figure, markdown, ratios, Report, Series, seriesSummary, Target } from './report';
+import { CPU_GUESTS, CPU_SWITCH, SimRig, vethNamespace } from './rig';
+import * as sc from './scenarios';
+import { median } from './stats';
+import { Hugepages, NOT_INSTALLED, testpmdPath } from './testpmd';
+import { crossingNs, measureWindow, Timing, Traffic } from './window';
+
+interface Options {
+  quick: boolean;
+  reps: number;
+  warmup: number;
+  window: number;
+  write?: string;
+  json?: string;
+  only?: string[];
+  render?: string;
+  tries?: number;
+  quietWait?: number;
+}
+
+const GROUPS = ['core64', 'core1500', 'proc64', 'proc1500', 'nic', 'latency', 'attach'];
+
+function num(name: string, min: number) {
+  return (t: string): number => {
+    const v = Number(t);
+    if (!Number.isFinite(v) || v < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}.`);
+    return v;
+  };
+}
+
+function parse(argv: string[]): Options {
+  const p = new Command()
+    .name('xsw-bench')
+    .description("xsw's throughput, latency, attach time and memory beside DPDK testpmd (vhost switch, one vhost link) and the kernel's veth, interleaved")
+    .option('--quick', 'a short smoke run (1 window of 1 s per system, no repeats); writes nothing unless --write is given')
+    .option('--reps <n>', 'windows per system and figure', num('--reps', 1))
+    .option('--warmup <s>', 'seconds of traffic before each window', num('--warmup', 0))
+    .option('--window <s>', 'seconds per window', num('--window', 0.2))
+    .option('--write <file>', 'the markdown report (default docs/PERFORMANCE.md for a full run)')
+    .option('--json <file>', 'the report as JSON')
+    .option('--only <groups>', `comma-separated subset of ${GROUPS.join(',')}`)
+    .option('--tries <n>', 'tries per window while other processes make it noisy (default 3; 1 with --quick)', num('--tries', 1))
+    .option('--quiet-wait <s>', 'seconds to wait for a quiet machine before each window (default 30; 0 with --quick)', num('--quiet-wait', 0))
+    .option('--render <json>', 'measure nothing: write the markdown of a report saved with --json')
+    .parse(argv);
+  const o = p.opts<{ quick?: boolean; reps?: number; warmup?: number; window?: number; write?: string; json?: string; only?: string; render?: string; tries?: number; quietWait?: number }>();
+  const quick = !!o.quick;
+  const only = o.only?.split(',').map((s) => s.trim());
+  for (const g of only ?? []) if (!GROUPS.includes(g)) p.error(`--only: unknown group "${g}": use ${GROUPS.join(', ')}`);
+  return {
+    quick,
+    reps: o.reps ?? (quick ? 1 : 3),
+    warmup: o.warmup ?? (quick ? 1 : 3),
+    window: o.window ?? (quick ? 1 : 5),
+    write: o.write ?? (quick ? undefined : path.join(__dirname, '..', '..', 'docs', 'PERFORMANCE.md')),
+    json: o.json,
+    only,
+    render: o.render,
+    tries: o.tries,
+    quietWait: o.quietWait,
+  };
+}
+
+const log = (s: string): void => {
+  process.stderr.write(`${s}\n`);
+};
+
+function machine(): Report['machine'] {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const cpu = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown CPU';
+  const hypervisor = /\bhypervisor\b/.test(cpuinfo) ? 'virtual machine' : 'bare metal';
+  return { cpu, cpus: os.cpus().length, kernel: os.release(), memGiB: Math.round(os.totalmem() / 2 ** 30), hypervisor };
+}
+
+async function main(): Promise<number> {
+  const opts = parse(process.argv);
+  if (opts.render) {
+    const saved = JSON.parse(fs.readFileSync(opts.render, 'utf8')) as Report;
+    saved.targets = computeTargets(saved.figures, saved.memcpy.pool1500GBs, saved.attach);
+    if (opts.write) writeReport(opts.write, markdown(saved));
+    else process.stdout.write(markdown(saved));
+    return 0;
+  }
+  const want = (g: string) => !opts.only || opts.only.includes(g);
+  if (os.cpus().length < 2) throw new Error('the bench needs two CPUs (the switch on one, the guests on the other): run it on a machine with at least two');
+  const timing: Timing = {
+    warmupMs: opts.warmup * 1000,
+    windowMs: opts.window * 1000,
+    tries: opts.tries ?? (opts.quick ? 1 : 3),
+    quietWaitMs: (opts.quietWait ?? (opts.quick ? 0 : 30)) * 1000,
+  };
+  const root = process.getuid?.() === 0;
+  const notes: string[] = [];
+  const probe = benchAddon();
+  log(`bench: ${opts.quick ? 'quick smoke run' : `${opts.reps} windows of ${opts.window} s per system`}, load average ${loadAverage().toFixed(2)}`);
+  const crossingStartNs = crossingNs();
+  const hot = probe.memcpyBandwidth(1500, 16384, 2048, opts.quick ? 2e5 : 2e6, 3, CPU_GUESTS);
+  const pool = probe.memcpyBandwidth(1500, 32 << 20, 4096, opts.quick ? 2e5 : 2e6, 3, CPU_GUESTS);
+  log(`crossing ${crossingStartNs.toFixed(0)} ns; memcpy 1500 B: ${hot.gbytesPerS.toFixed(1)} GB/s hot, ${pool.gbytesPerS.toFixed(1)} GB/s over 32 MiB`);
+
+  const rig = await SimRig.up();
+  const tp = testpmdPath();
+  let huge: Hugepages | undefined;
+  let dpdkNote = tp ? undefined : NOT_INSTALLED;
+  if (tp && !root) dpdkNote = 'not measured: testpmd needs root (hugepages)';
+  if (tp && root) {
+    try {
+      huge = await Hugepages.reserve(1024);
+    } catch (err) {
+      dpdkNote = `not measured: ${(err as Error).message}`;
+    }
+  }
+  const netNote = root ? undefined : 'not measured: needs root (network namespaces)';
+  if (root && (want('core64') || want('core1500') || want('nic') || want('latency'))) {
+    await vethNamespace(sc.NS_P1, 'xswbp1', 'xswbp2', { peerNs: sc.NS_P2, addrs: ['10.211.0.1/24', '10.211.0.2/24'] });
+  }
+  if (root && want('nic')) await vethNamespace(sc.NS_NIC, 'xswbn0', 'xswbn1');
+
+  const series = (name: string, note?: string): Series => ({ name, windows: [], note });
+  const figures: Figure[] = [];
+  const rssPerGuest: number[] = [];
+
+  type Runner = { s: Series; go: () => Promise<Traffic> };
+  const interleave = async (f: Figure, runners: Runner[]) => {
+    log(`${f.title}:`);
+    for (let r = 0; r < opts.reps; r++) {
+      for (const x of runners) {
+        if (x.s.note) continue;
+        try {
+          const w = await measureWindow(x.s.name, timing, x.go, log);
+          x.s.windows.push(w);
+          if (w.facts.rss_per_guest !== undefined && f.id === 'proc64') rssPerGuest.push(w.facts.rss_per_guest);
+        } catch (err) {
+          log(`  ${x.s.name}: failed: ${(err as Error).message}`);
+          notes.push(`${f.title}, ${x.s.name}: a window failed: ${(err as Error).message.slice(0, 300)}`);
+        }
+      }
+    }
+    figures.push(f);
+  };
+
+  const dpdk = (name: string) => series(name, dpdkNote);
+  for (const size of [64, 1500]) {
+    if (!want(`core${size}`)) continue;
+    const f: Figure = {
+      id: `core${size}`,
+      title: `guest→guest ${size} B, one switch core (loop, 2 pollers)`,
+      unit: size === 64 ? 'Mpps' : 'Gbit/s',
+      frameBytes: size,
+      xsw: series('xsw'),
+      peers: [dpdk('DPDK vhost switch (testpmd io, 2×net_vhost)'), dpdk('DPDK one link virtio_user→vhost (txonly→rxonly)'), series('kernel veth pair', netNote)],
+    };
+    await interleave(f, [
+      { s: f.xsw, go: () => sc.xswSwitchLoop(size) },
+      { s: f.peers[0], go: () => sc.vhostSwitchLoop(huge!, size) },
+      { s: f.peers[1], go: () => sc.vhostLink(huge!, size) },
+      { s: f.peers[2], go: () => sc.kernelVeth(size) },
+    ]);
+  }
+  for (const size of [64, 1500]) {
+    if (!want(`proc${size}`)) continue;
+    const f: Figure = {
+      id: `proc${size}`,
+      title: `guest→guest ${size} B, 3 processes (txonly→switch→rxonly)`,
+      unit: size === 64 ? 'Mpps' : 'Gbit/s',
+      frameBytes: size,
+      xsw: series('xsw'),
+      peers: [dpdk('DPDK vhost switch (3 testpmds)')],
+    };
+    await interleave(f, [
+      { s: f.xsw, go: () => sc.xswGuestToGuest(rig, size) },
+      { s: f.peers[0], go: () => sc.vhostSwitch(huge!, size) },
+    ]);
+  }
+  if (want('nic')) {
+    const veth = series('kernel veth pair', netNote);
+    const n2g: Figure = { id: 'nic2g', title: 'NIC→guest 64 B (veth)', unit: 'Mpps', frameBytes: 64, xsw: series('xsw', netNote), peers: [veth] };
+    const g2n: Figure = { id: 'g2nic', title: 'guest→NIC 64 B (veth)', unit: 'Mpps', frameBytes: 64, xsw: series('xsw', netNote), peers: [veth] };
+    log('NIC paths:');
+    for (let r = 0; r < opts.reps && root; r++) {
+      for (const [s, go] of [
+        [n2g.xsw, () => sc.xswNicToGuest(rig, 64)],
+        [g2n.xsw, () => sc.xswGuestToNic(rig, 64)],
+        [veth, () => sc.kernelVeth(64)],
+      ] as [Series, () => Promise<Traffic>][]) {
+        try {
+          s.windows.push(await measureWindow(s === veth ? s.name : s === n2g.xsw ? 'xsw NIC→guest' : 'xsw guest→NIC', timing, go, log));
+        } catch (err) {
+          log(`  failed: ${(err as Error).message}`);
+          notes.push(`NIC paths: a window failed: ${(err as Error).message.slice(0, 300)}`);
+        }
+      }
+    }
+    figures.push(n2g, g2n);
+  }
+
+  const latency: Report['latency'] = { note: netNote };
+  if (want('latency')) {
+    const count = opts.quick ? 300 : 5000;
+    latency.xsw = [];
+    latency.core = [];
+    latency.peer = [];
+    for (let r = 0; r < opts.reps; r++) {
+      try {
+        const x = await sc.xswLatency(rig, count, opts.quick ? 50 : 500);
+        latency.xsw.push(x);
+        log(`latency xsw: median ${median(x.rttUs).toFixed(1)} µs (${x.placement})`);
+        const c = await sc.xswCoreLatency(opts.quick ? 300 : 2000);
+        latency.core.push(c);
+        log(`latency xsw switch core: median ${median(c.rttUs).toFixed(2)} µs (${c.placement})`);
+        if (root) {
+          const p = await sc.vethLatency(opts.quick ? 100 : 1000);
+          latency.peer.push(p);
+          log(`latency veth ping: median ${median(p.rttUs).toFixed(1)} µs (${p.placement})`);
+        }
+      } catch (err) {
+        log(`latency: failed: ${(err as Error).message}`);
+        notes.push(`latency: a run failed: ${(err as Error).message.slice(0, 300)}`);
+      }
+    }
+  }
+
+  let attach: Report['attach'];
+  let attachNote: string | undefined;
+  if (want('attach')) {
+    try {
+      attach = await sc.xswAttach(rig, Math.max(opts.reps, opts.quick ? 1 : 5));
+      log(`attach: ${attach.attachMs.map((x) => x.toFixed(0)).join(', ')} ms (start key → registered)`);
+    } catch (err) {
+      attachNote = `failed: ${(err as Error).message.slice(0, 300)}`;
+      log(`attach: ${attachNote}`);
+    }
+  }
+
+  const targets = computeTargets(figures, pool.gbytesPerS, attach);
+  if (root) {
+    const ver = (await run('dpkg-query', ['-W', '-f=${Version}', 'dpdk-dev'], false)).out.trim();
+    if (tp && ver) notes.push(`Peers: DPDK (Debian dpdk-dev ${ver}), dpdk-testpmd with one forwarding lcore per process, split rings, 1 queue, default descriptors.`);
+  }
+  const report: Report = {
+    date: new Date().toISOString(),
+    quick: opts.quick,
+    machine: machine(),
+    timing: { warmupS: opts.warmup, windowS: opts.window, reps: opts.reps },
+    topology: [
+      `Every switch (xsw's back-end data thread, the vhost switch's forwarding lcore) runs alone on CPU ${CPU_SWITCH}; every guest poller runs on CPU ${CPU_GUESTS}; DPDK main lcores float; all poll busily.`,
+      `*One switch core (loop, 2 pollers):* one guest thread drives two devices and sends back, MACs swapped, every frame it receives (${sc.LOOP_IN_FLIGHT} frames in flight per device), so each frame crosses the switch again and again and only two pollers share the two CPUs. xsw: the back end's real data plane (xsw::Switch) and the front end's real PMD (xsw::FrontPort) in one process, memory laid out as grants are (native/core/bench_switch.h). DPDK: testpmd with two net_vhost ports in io forwarding, and one guest testpmd with two virtio_user ports in io forwarding after \`start tx_first 4\`. One link: testpmd virtio_user txonly → testpmd vhost rxonly (one ring hop, no switch). Kernel: an AF_PACKET generator (sendmmsg, qdisc bypass) in one namespace, counted at the veth in the other.`,
+      `*3 processes (txonly→switch→rxonly):* xsw-backend --poll busy (taskset) with guests xsw-front --fwd txonly and --fwd rxonly under xsw-sim exec; DPDK: the vhost switch with two guest testpmds on virtio_user (txonly, rxonly). Three pollers on two CPUs: the two guests take turns on CPU ${CPU_GUESTS}, so frames flow only while both the sender's and the receiver's ring have room; this measures how much a 256-entry ring carries per scheduler time slice, not the switch.`,
+      `*NIC paths:* xsw-backend -p on a veth (AF_PACKET) in a namespace; the generator plays the wire (VLAN 1000, the guest's MAC); guest→NIC is counted at the veth's far end.`,
+    ].join('\n\n'),
+    memcpy: { hot1500GBs: hot.gbytesPerS, pool1500GBs: pool.gbytesPerS },
+    crossingStartNs,
+    figures,
+    latency,
+    attach,
+    attachNote,
+    rssPerGuestBytes: rssPerGuest,
+    targets,
+    notes,
+  };
+  await cleanupAll(log);
+  if (opts.json) fs.writeFileSync(opts.json, `${JSON.stringify(report, null, 1)}\n`);
+  const md = markdown(report);
+  if (opts.write) {
+    writeReport(opts.write, md);
+    log(`wrote ${opts.write}`);
+  } else process.stdout.write(md);
+  return 0;
+}
+
+const BEGIN = '<!-- bench:results (written by npm run bench; edit outside these markers) -->';
+const END = '<!-- /bench:results -->';
+
+/** Writes the results between the markers, keeping whatever people wrote around them. */
+function writeReport(file: string, md: string): void {
+  const block = `${BEGIN}\n${md}\n${END}`;
+  const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  const a = old.indexOf(BEGIN);
+  const b = old.indexOf(END);
+  fs.writeFileSync(file, a >= 0 && b > a ? old.slice(0, a) + block + old.slice(b + END.length) : `${block}\n`);
+}
+
+function computeTargets(figures: Figure[], poolGBs: number, attach: Report['attach']): Target[] {
+  const t: Target[] = [];
+  const g64 = figures.find((f) => f.id === 'core64');
+  if (g64) {
+    const sw = g64.peers[0];
+    const rs = sw.note ? [] : ratios(g64, sw);
+    t.push({
+      what: 'guest→guest 64 B ≥ 1.5× the DPDK vhost switch (one switch core)',
+      met: rs.length ? rs.every((r) => r.ratio >= 1.5) : undefined,
+      detail: sw.note ?? (rs.length ? rs.map((r) => `${r.placement}: ${r.ratio.toFixed(2)}×`).join(', ') : 'no window pair in the same placement'),
+    });
+    const x = seriesSummary(g64, g64.xsw);
+    t.push({ what: 'guest→guest 64 B ≥ 10 Mpps on one back-end core', met: x ? x.median >= 10 : undefined, detail: x ? `median ${x.median.toFixed(2)} Mpps (${(x.median / 10 * 100).toFixed(0)} % of the target), best ${x.max.toFixed(2)}` : 'no window' });
+  }
+  const g1500 = figures.find((f) => f.id === 'core1500');
+  if (g1500) {
+    const x = seriesSummary(g1500, g1500.xsw);
+    const bound = poolGBs * 8;
+    t.push({
+      what: 'guest→guest 1500 B ≥ 50 % of one core\'s memcpy bandwidth (1500 B copies over 32 MiB pools)',
+      met: x ? x.median >= bound / 2 : undefined,
+      detail: x ? `${x.median.toFixed(1)} Gbit/s = ${((x.median / bound) * 100).toFixed(0)} % of ${bound.toFixed(1)} Gbit/s` : 'no window',
+    });
+  }
+  if (attach) {
+    const m = median(attach.attachMs);
+    t.push({ what: 'attach < 50 ms (8192 mbufs)', met: Number.isFinite(m) ? m < 50 : undefined, detail: Number.isFinite(m) ? `median ${m.toFixed(1)} ms` : 'no measurement' });
+  }
+  return t;
+}
+
+let stopping = false;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as NodeJS.Signals[]) {
+  process.on(sig, () => {
+    if (stopping) return;
+    stopping = true;
+    log(`bench: ${sig}: stopping everything it started`);
+    void cleanupAll(log).finally(() => process.exit(130));
+  });
+}
+
+main().then(
+  async (code) => {
+    await cleanupAll(log);
+    process.exit(code);
+  },
+  async (err: Error) => {
+    log(`bench: ${err.message}`);
+    await cleanupAll(log);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,313 @@
+// The systems under test, each as "start traffic → read the receiver's
+// counter → stop". xsw: the back end alone on CPU_SWITCH, the guests on
+// CPU_GUESTS. The DPDK peers use the same placement (the vhost switch's
+// forwarding lcore on CPU_SWITCH, the guests' on CPU_GUESTS).
+import { XenStoreClient } from '../xenstore/client';
+import { BLAST, CPU_GUESTS, CPU_SWITCH, frontCounter, linkRxPackets, PINGER, rssBytes, SimRig } from './rig';
+import { onCleanup, Proc, run, sleep, start } from './procs';
+import { Hugepages, socketDir, Testpmd } from './testpmd';
+import { benchAddon } from './native';
+import { crossingNs, placementOf, Traffic, Placement } from './window';
+
+export const MAC1 = '02:00:00:00:01:01';
+export const MAC2 = '02:00:00:00:02:01';
+const MAC_WIRE = '02:00:00:00:00:77';
+const MAC_UNKNOWN = '02:00:00:00:00:99';
+
+/** The namespaces the bench creates (deleted at cleanup). */
+export const NS_NIC = `xswb${process.pid}-nic`; // xsw's NIC: xswbn0 (back end) ↔ xswbn1 (the wire)
+export const NS_P1 = `xswb${process.pid}-p1`; // the kernel peer: xswbp1 in p1 ↔ xswbp2 in p2
+export const NS_P2 = `xswb${process.pid}-p2`;
+
+async function stopAll(procs: (Proc | undefined)[]): Promise<void> {
+  for (const p of procs) await p?.stop(3000);
+}
+
+async function backendUp(rig: SimRig, args: string[], ns?: string): Promise<Proc> {
+  const be = rig.backend(['--log-level', 'info', ...args], ns);
+  await be.waitFor(/watching \/local\/domain/, 20000, 'err');
+  return be;
+}
+
+/** xsw guest → guest: vm1 txonly → back end → vm2 rxonly. Facts: the back end's RSS growth per guest. */
+export async function xswGuestToGuest(rig: SimRig, size: number): Promise<Traffic> {
+  const be = await backendUp(rig, []);
+  const rssBase = rssBytes(be.pid);
+  let rx: Proc | undefined;
+  let tx: Proc | undefined;
+  try {
+    rx = await rig.front('vm2', CPU_GUESTS, ['--mac', MAC2, '--fwd', 'rxonly']);
+    tx = await rig.front('vm1', CPU_GUESTS, ['--mac', MAC1, '--fwd', 'txonly', '--txpkts', String(size), '--eth-peer', MAC2]);
+    await rig.registered(be, 2);
+  } catch (err) {
+    await stopAll([tx, rx, be]);
+    throw err;
+  }
+  const rxp = rx;
+  return {
+    read: async () => {
+      const c = await frontCounter(rxp);
+      return { t: c.t, count: c.rx };
+    },
+    facts: () => ({ rss_base: rssBase, rss_per_guest: (rssBytes(be.pid) - rssBase) / 2 }),
+    stop: () => stopAll([tx, rx, be]),
+  };
+}
+
+/** Frames injected per device in the loop tests (testpmd: `start tx_first 4` = 4 bursts of 32). */
+export const LOOP_IN_FLIGHT = 128;
+
+/**
+ * xsw's switch core: the back end's data plane on CPU_SWITCH between two
+ * devices whose guest side (the front end's PMD) is one thread on
+ * CPU_GUESTS, frames looping (native/core/bench_switch.h).
+ */
+export async function xswSwitchLoop(size: number): Promise<Traffic> {
+  const loop = new (benchAddon().SwitchLoop)({ frameLen: size, inFlight: LOOP_IN_FLIGHT, switchCpu: CPU_SWITCH, guestCpu: CPU_GUESTS });
+  const stop = onCleanup('stop the switch harness', () => loop.stop());
+  loop.start();
+  return {
+    read: async () => ({ t: performance.now(), count: loop.received() }),
+    facts: () => ({ switch_drops: loop.drops() }),
+    stop,
+  };
+}
+
+/** The same loop through DPDK's vhost switch: one guest testpmd with two virtio_user ports in io forwarding, `start tx_first 4`. */
+export async function vhostSwitchLoop(huge: Hugepages, size: number): Promise<Traffic> {
+  const dir = socketDir();
+  const sw = Testpmd.start('vhost-switch', huge, CPU_SWITCH, [`net_vhost0,iface=${dir}/s0,queues=1`, `net_vhost1,iface=${dir}/s1,queues=1`], ['--forward-mode=io'], dir);
+  let guest: Testpmd | undefined;
+  try {
+    await sw.ready();
+    guest = Testpmd.start('vhost-guest-loop', huge, CPU_GUESTS, [`virtio_user0,path=${dir}/s0`, `virtio_user1,path=${dir}/s1`], ['--forward-mode=io', `--txpkts=${size}`], dir, false);
+    await guest.ready();
+    guest.command(`start tx_first ${LOOP_IN_FLIGHT / 32}`);
+  } catch (err) {
+    for (const t of [guest, sw]) await t?.stop();
+    throw err;
+  }
+  const g = guest;
+  return {
+    read: async () => {
+      const c = await g.rxPacketsAll(2);
+      return { t: c.t, count: c.rx };
+    },
+    stop: async () => {
+      for (const t of [guest, sw]) await t?.stop();
+    },
+  };
+}
+
+/** DPDK's vhost switch: testpmd io between two net_vhost ports; guests are testpmds on virtio_user, txonly → rxonly. */
+export async function vhostSwitch(huge: Hugepages, size: number): Promise<Traffic> {
+  const dir = socketDir();
+  const sw = Testpmd.start('vhost-switch', huge, CPU_SWITCH, [`net_vhost0,iface=${dir}/s0,queues=1`, `net_vhost1,iface=${dir}/s1,queues=1`], ['--forward-mode=io'], dir);
+  let rx: Testpmd | undefined;
+  let tx: Testpmd | undefined;
+  try {
+    await sw.ready();
+    rx = Testpmd.start('vhost-guest-rx', huge, CPU_GUESTS, [`virtio_user0,path=${dir}/s1`], ['--forward-mode=rxonly'], dir);
+    await rx.ready();
+    tx = Testpmd.start('vhost-guest-tx', huge, CPU_GUESTS, [`virtio_user0,path=${dir}/s0`], ['--forward-mode=txonly', `--txpkts=${size}`], dir);
+    await tx.ready();
+  } catch (err) {
+    for (const t of [tx, rx, sw]) await t?.stop();
+    throw err;
+  }
+  const rxp = rx;
+  return {
+    read: async () => {
+      const c = await rxp.rxPackets(0);
+      return { t: c.t, count: c.rx };
+    },
+    stop: async () => {
+      for (const t of [tx, rx, sw]) await t?.stop();
+    },
+  };
+}
+
+/** One ring hop: testpmd virtio_user txonly → testpmd vhost rxonly (the upper bound of a single hop). */
+export async function vhostLink(huge: Hugepages, size: number): Promise<Traffic> {
+  const dir = socketDir();
+  const host = Testpmd.start('vhost-link-host', huge, CPU_SWITCH, [`net_vhost0,iface=${dir}/s0,queues=1`], ['--forward-mode=rxonly'], dir);
+  let guest: Testpmd | undefined;
+  try {
+    await host.ready();
+    guest = Testpmd.start('vhost-link-guest', huge, CPU_GUESTS, [`virtio_user0,path=${dir}/s0`], ['--forward-mode=txonly', `--txpkts=${size}`], dir);
+    await guest.ready();
+  } catch (err) {
+    for (const t of [guest, host]) await t?.stop();
+    throw err;
+  }
+  return {
+    read: async () => {
+      const c = await host.rxPackets(0);
+      return { t: c.t, count: c.rx };
+    },
+    stop: async () => {
+      for (const t of [guest, host]) await t?.stop();
+    },
+  };
+}
+
+function blaster(ns: string, dev: string, size: number, dst: string, vlan: number | undefined, cpu: number): Proc {
+  return start('generator', 'ip', ['netns', 'exec', ns, process.execPath, BLAST, dev, String(size), dst, MAC_WIRE, vlan === undefined ? '-' : String(vlan), String(cpu)]);
+}
+
+/** The kernel's veth pair between two namespaces: the generator in p1 (CPU_GUESTS), counted at p2's veth. */
+export async function kernelVeth(size: number): Promise<Traffic> {
+  const gen = blaster(NS_P1, 'xswbp1', size, MAC_UNKNOWN, undefined, CPU_GUESTS);
+  await sleep(200);
+  if (!gen.alive) throw new Error(`the frame generator exited: ${gen.tail()}`);
+  return {
+    read: async () => {
+      const c = await linkRxPackets(NS_P2, 'xswbp2');
+      return { t: c.t, count: c.rx };
+    },
+    stop: () => gen.stop(),
+  };
+}
+
+/** NIC → guest: the generator sends to vm1's MAC with VLAN 1000 on the veth; the back end (AF_PACKET) switches into vm1 (rxonly). */
+export async function xswNicToGuest(rig: SimRig, size: number): Promise<Traffic> {
+  const be = await backendUp(rig, ['-p', 'xswbn0'], NS_NIC);
+  let rx: Proc | undefined;
+  let gen: Proc | undefined;
+  try {
+    // The generator and the receiver share CPU_GUESTS: the receiver sleeps when its ring is empty (adaptive).
+    rx = await rig.front('vm1', CPU_GUESTS, ['--mac', MAC1, '--fwd', 'rxonly', '--poll', 'adaptive']);
+    await rig.registered(be, 1);
+    gen = blaster(NS_NIC, 'xswbn1', size, MAC1, 1000, CPU_GUESTS);
+  } catch (err) {
+    await stopAll([gen, rx, be]);
+    throw err;
+  }
+  const rxp = rx;
+  return {
+    read: async () => {
+      const c = await frontCounter(rxp);
+      return { t: c.t, count: c.rx };
+    },
+    stop: () => stopAll([gen, rx, be]),
+  };
+}
+
+/** Guest → NIC: vm1 txonly to an unknown MAC; the back end sends it out of the veth (tagged); counted at the far end. */
+export async function xswGuestToNic(rig: SimRig, size: number): Promise<Traffic> {
+  const be = await backendUp(rig, ['-p', 'xswbn0'], NS_NIC);
+  let tx: Proc | undefined;
+  try {
+    tx = await rig.front('vm1', CPU_GUESTS, ['--mac', MAC1, '--fwd', 'txonly', '--txpkts', String(size), '--eth-peer', MAC_UNKNOWN]);
+    await rig.registered(be, 1);
+  } catch (err) {
+    await stopAll([tx, be]);
+    throw err;
+  }
+  return {
+    read: async () => {
+      const c = await linkRxPackets(NS_NIC, 'xswbn1');
+      return { t: c.t, count: c.rx };
+    },
+    stop: () => stopAll([tx, be]),
+  };
+}
+
+export interface LatencyResult {
+  system: string;
+  rttUs: number[];
+  lost: number;
+  crossBeforeNs: number;
+  crossAfterNs: number;
+  placement: Placement;
+}
+
+/** xsw round trip: the pinger guest (two devices, CPU_GUESTS) through the back end (CPU_SWITCH) and back. */
+export async function xswLatency(rig: SimRig, count: number, warmup: number): Promise<LatencyResult> {
+  const crossBeforeNs = crossingNs();
+  const be = await backendUp(rig, []);
+  let pinger: Proc | undefined;
+  try {
+    pinger = await rig.guest('vm3', CPU_GUESTS, PINGER, [String(count), String(warmup), '64']);
+    const code = await pinger.exited;
+    if (code !== 0) throw new Error(`the latency pinger failed: ${pinger.tail()}`);
+  } finally {
+    await stopAll([pinger, be]);
+  }
+  const j = JSON.parse(pinger.out.find((l) => l.startsWith('{')) ?? '{}') as { rtt_us?: number[]; lost?: number };
+  if (!j.rtt_us) throw new Error(`the latency pinger printed no result: ${pinger.tail()}`);
+  const crossAfterNs = crossingNs();
+  return { system: 'xsw', rttUs: j.rtt_us, lost: j.lost ?? 0, crossBeforeNs, crossAfterNs, placement: placementOf(crossBeforeNs, crossAfterNs) };
+}
+
+/** The data plane's own round trip: the switch harness with one frame in flight, A → switch → B → switch → A. */
+export async function xswCoreLatency(ms: number): Promise<LatencyResult> {
+  const crossBeforeNs = crossingNs();
+  const loop = new (benchAddon().SwitchLoop)({ frameLen: 64, switchCpu: CPU_SWITCH, guestCpu: CPU_GUESTS, latency: true });
+  const stop = onCleanup('stop the switch harness', () => loop.stop());
+  loop.start();
+  await sleep(ms);
+  await stop();
+  const all = Array.from(loop.roundTrips());
+  const rttUs = all.slice(Math.floor(all.length / 10)); // the first tenth is warm-up
+  const crossAfterNs = crossingNs();
+  return { system: 'xsw switch core', rttUs, lost: 0, crossBeforeNs, crossAfterNs, placement: placementOf(crossBeforeNs, crossAfterNs) };
+}
+
+/** The kernel's round trip: ping (ICMP echo, answered by the kernel) between the two veth namespaces. */
+export async function vethLatency(count: number): Promise<LatencyResult> {
+  const crossBeforeNs = crossingNs();
+  const r = await run('ip', ['netns', 'exec', NS_P1, 'taskset', '-c', String(CPU_GUESTS), 'ping', '-n', '-q', '-c', '50', '-i', '0.01', '10.211.0.2'], false);
+  void r; // warm-up (ARP, caches)
+  const p = await run('ip', ['netns', 'exec', NS_P1, 'taskset', '-c', String(CPU_GUESTS), 'ping', '-n', '-c', String(count), '-i', '0.002', '10.211.0.2']);
+  const rtt = [...p.out.matchAll(/time=([0-9.]+) ms/g)].map((m) => Number(m[1]) * 1000);
+  const crossAfterNs = crossingNs();
+  return { system: 'kernel veth (ping)', rttUs: rtt, lost: count - rtt.length, crossBeforeNs, crossAfterNs, placement: placementOf(crossBeforeNs, crossAfterNs) };
+}
+
+export interface AttachResult {
+  /** From `event_type_start_0 = 1` appearing in XenStore to the back end's "registered" log line (ms). */
+  attachMs: number[];
+  /** From starting xsw-front (8192 mbufs) to "registered" (ms): process start, grants, publication, attach. */
+  startToAttachMs: number[];
+}
+
+/** Attach time of a guest with 8192 mbufs, `reps` times, with the back end already running. */
+export async function xswAttach(rig: SimRig, reps: number): Promise<AttachResult> {
+  const domid = await rig.domain('vm4');
+  const be = await backendUp(rig, []);
+  const xs = await XenStoreClient.connect({ path: rig.dom0Socket });
+  const startKey = `/local/domain/${domid}/control/dpdk/event_type_start_0`;
+  const announced: number[] = [];
+  xs.on('watch', (path: string) => {
+    if (path === startKey) {
+      const t = Date.now();
+      void xs.tryRead(startKey).then((v) => v === '1' && announced.push(t), () => undefined);
+    }
+  });
+  const out: AttachResult = { attachMs: [], startToAttachMs: [] };
+  try {
+    await xs.watch(`/local/domain/${domid}/control`, 'bench');
+    for (let i = 0; i < reps; i++) {
+      const from = be.err.length;
+      const seen = announced.length;
+      const t0 = Date.now();
+      const guest = await rig.front('vm4', CPU_GUESTS, ['--mac', '02:00:00:00:04:01', '--fwd', 'rxonly', '--poll', 'adaptive', '--nb-mbuf', '8192']);
+      try {
+        const [line] = await rig.registered(be, 1, 30000, from);
+        const when = (JSON.parse(be.err[line]) as { time: number }).time;
+        for (let k = 0; k < 50 && announced.length === seen; k++) await sleep(10);
+        if (announced.length > seen) out.attachMs.push(when - announced[seen]);
+        out.startToAttachMs.push(when - t0);
+      } finally {
+        const detachFrom = be.err.length;
+        await guest.stop(5000);
+        await be.waitFor(/detached domain/, 5000, 'err', detachFrom).catch(() => undefined);
+      }
+    }
+  } finally {
+    xs.close();
+    await be.stop(3000);
+  }
+  return out;
+}

@@ -1,0 +1,111 @@
+// The DPDK peers, driven the way METHOD.md drove them: interactive
+// dpdk-testpmd processes fed commands on stdin, each with one forwarding
+// lcore on a fixed CPU and its main lcore floating, hugepages reserved for
+// the run and given back afterwards.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { onCleanup, Proc, run, sleep, start } from './procs';
+
+export const TESTPMD = 'dpdk-testpmd';
+export const NOT_INSTALLED = 'not measured: apt-get install dpdk-dev';
+
+export function testpmdPath(): string | undefined {
+  for (const dir of (process.env.PATH ?? '/usr/bin').split(':')) {
+    const p = path.join(dir, TESTPMD);
+    if (fs.existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** Hugepages and a hugetlbfs mount for the run; both undone at cleanup. */
+export class Hugepages {
+  private constructor(readonly dir: string) {}
+
+  static async reserve(pages: number): Promise<Hugepages> {
+    const file = '/proc/sys/vm/nr_hugepages';
+    const before = Number(fs.readFileSync(file, 'utf8'));
+    if (before < pages) {
+      onCleanup(`restore ${file} to ${before}`, () => fs.writeFileSync(file, `${before}\n`));
+      fs.writeFileSync(file, `${pages}\n`);
+      const now = Number(fs.readFileSync(file, 'utf8'));
+      if (now < pages / 2) throw new Error(`only ${now} of ${pages} hugepages could be reserved: free memory or reboot, then run again`);
+    }
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-bench-huge-'));
+    onCleanup(`remove ${dir}`, () => fs.rmSync(dir, { recursive: true, force: true }));
+    await run('mount', ['-t', 'hugetlbfs', 'nodev', dir]);
+    onCleanup(`unmount ${dir}`, async () => {
+      await run('umount', [dir], false);
+    });
+    return new Hugepages(dir);
+  }
+}
+
+let prefixes = 0;
+
+/** One interactive testpmd. `lcore` pins its forwarding lcore; its main lcore floats over both CPUs. */
+export class Testpmd {
+  private constructor(readonly proc: Proc) {}
+
+  static start(name: string, huge: Hugepages, fwdCpu: number, vdevs: string[], appArgs: string[], sockDir: string, autoStart = true): Testpmd {
+    const prefix = `xswb${process.pid}-${prefixes++}`;
+    onCleanup(`remove DPDK runtime dir of ${prefix}`, () => fs.rmSync(`/var/run/dpdk/${prefix}`, { recursive: true, force: true }));
+    const eal = [
+      '--lcores', `0@(0-1),1@${fwdCpu}`, '--no-pci', '--huge-dir', huge.dir, '--file-prefix', prefix, '-m', '512',
+      '--single-file-segments', '--log-level', 'lib.eal:error', ...vdevs.flatMap((v) => ['--vdev', v]),
+    ];
+    // stdbuf: testpmd's stdout is a pipe here; line buffering lets each answer arrive at once.
+    const proc = start(name, 'stdbuf', ['-oL', TESTPMD, ...eal, '--', '-i', '--nb-cores=1', ...(autoStart ? ['--auto-start'] : []), ...appArgs], { stdin: true, cwd: sockDir });
+    return new Testpmd(proc);
+  }
+
+  /** Waits until the interactive prompt answers a command. */
+  async ready(timeoutMs = 20000): Promise<void> {
+    const from = this.proc.out.length;
+    this.proc.write('show port info all\n');
+    await this.proc.waitFor(/Infos for port|No port/, timeoutMs, 'out', from);
+  }
+
+  /** RX-packets of a port (testpmd's own NIC counter), and when the answer arrived. */
+  async rxPackets(port: number, timeoutMs = 5000): Promise<{ t: number; rx: number }> {
+    const from = this.proc.out.length;
+    this.proc.write(`show port stats ${port}\n`);
+    const head = await this.proc.waitFor(new RegExp(`NIC statistics for port ${port}`), timeoutMs, 'out', from);
+    const line = await this.proc.waitFor(/RX-packets:\s*\d+/, timeoutMs, 'out', head);
+    const t = performance.now();
+    return { t, rx: Number(/RX-packets:\s*(\d+)/.exec(this.proc.out[line])![1]) };
+  }
+
+  /** RX-packets of every port, summed (one `show port stats all`). */
+  async rxPacketsAll(ports: number, timeoutMs = 5000): Promise<{ t: number; rx: number }> {
+    const from = this.proc.out.length;
+    this.proc.write('show port stats all\n');
+    const last = await this.proc.waitFor(new RegExp(`NIC statistics for port ${ports - 1}`), timeoutMs, 'out', from);
+    await this.proc.waitFor(/RX-packets:\s*\d+/, timeoutMs, 'out', last);
+    const t = performance.now();
+    let rx = 0;
+    for (const l of this.proc.out.slice(from)) {
+      const m = /RX-packets:\s*(\d+)/.exec(l);
+      if (m) rx += Number(m[1]);
+    }
+    return { t, rx };
+  }
+
+  command(text: string): void {
+    this.proc.write(`${text}\n`);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.proc.alive) return;
+    this.proc.write('quit\n');
+    await Promise.race([this.proc.exited, sleep(5000)]);
+    await this.proc.stop(1000);
+  }
+}
+
+/** A directory for the vhost-user sockets, removed at cleanup. */
+export function socketDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-bench-vhost-'));
+  onCleanup(`remove ${dir}`, () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}

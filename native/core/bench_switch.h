@@ -1,0 +1,76 @@
+// The switch-core harness of `npm run bench`: the back end's real data plane
+// (xsw::Switch, busy polling, its thread pinned to one CPU) between two
+// devices whose guest side is the real front-end PMD (xsw::FrontPort), both
+// driven by ONE guest thread pinned to the other CPU. Two pollers on two
+// CPUs, so nothing waits for the scheduler: what it measures is how many
+// frames one back-end core switches guest → guest.
+//
+// The traffic is a loop, like testpmd's io forwarding after `start
+// tx_first`: `in_flight` frames are injected on each device; every frame a
+// device receives gets its MACs swapped and is sent straight back out of it
+// (no copy in the guest), so each frame crosses the switch again and again.
+// The figure is the frames the two devices receive (the receiver's count).
+//
+// Memory is this process's own (gva == address), laid out as the front end
+// lays out its grants: a mempool of one mbuf per 4 KiB page per device, and
+// legacy split rings. Control path: throws SysError with a sentence.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace xsw {
+class FrontPort;
+class Switch;
+}
+
+namespace xsw::bench {
+
+struct SwitchLoopConfig {
+  uint32_t frame_len = 64;    // bytes of each frame (no FCS)
+  uint32_t in_flight = 128;   // frames injected per device
+  uint32_t ring_size = 256;
+  uint32_t nb_mbuf = 2048;    // per device
+  int switch_cpu = 1;
+  int guest_cpu = 0;
+  // Latency mode: one frame in flight, from device A only; every time A gets
+  // it back (A → switch → B → switch → A) the round trip is recorded.
+  bool latency = false;
+  uint32_t max_samples = 1 << 20;
+};
+
+class SwitchLoop {
+ public:
+  explicit SwitchLoop(const SwitchLoopConfig& cfg);
+  ~SwitchLoop();
+  SwitchLoop(const SwitchLoop&) = delete;
+  SwitchLoop& operator=(const SwitchLoop&) = delete;
+
+  // Starts the switch thread and the guest thread, then injects the frames.
+  void Start();
+  void Stop();
+  // Frames received by both devices so far.
+  uint64_t Received() const;
+  // Frames the switch dropped (should stay 0 while the loop is healthy).
+  uint64_t SwitchDrops() const;
+  // Latency mode: the round trips recorded so far (ns); call after Stop().
+  const std::vector<uint32_t>& RoundTrips() const { return rtt_ns_; }
+
+ private:
+  struct Guest;
+  void RunGuest();
+  void RunLatency();
+
+  SwitchLoopConfig cfg_;
+  std::unique_ptr<Guest> a_, b_;
+  std::unique_ptr<Switch> switch_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> injected_{false};
+  std::thread guest_thread_;
+  std::vector<uint32_t> rtt_ns_;  // reserved up front: the guest thread never allocates
+};
+
+}  // namespace xsw::bench

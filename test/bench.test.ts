@@ -1,0 +1,168 @@
+// `npm run bench -- --quick` end to end: it runs, writes a well-formed report
+// (JSON and markdown), reports a missing peer as "not measured", and leaves
+// nothing behind — also when interrupted with Ctrl-C. No figure is asserted:
+// speed is the bench's business, not a test's.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const RUN = path.join(__dirname, '..', 'bench', 'run.js');
+
+interface Window {
+  system: string;
+  pps: number;
+  crossBeforeNs: number;
+  crossAfterNs: number;
+  placement: string;
+  foreignCpu: number;
+}
+interface Series {
+  name: string;
+  windows: Window[];
+  note?: string;
+}
+interface Report {
+  date: string;
+  quick: boolean;
+  machine: { cpu: string; cpus: number; kernel: string };
+  figures: { id: string; unit: string; xsw: Series; peers: Series[] }[];
+  latency: { xsw?: { rttUs: number[] }[]; core?: { rttUs: number[] }[]; peer?: { rttUs: number[] }[]; note?: string };
+  attach?: { attachMs: number[]; startToAttachMs: number[] };
+  rssPerGuestBytes: number[];
+  targets: { what: string; met: boolean | null; detail: string }[];
+  memcpy: { hot1500GBs: number; pool1500GBs: number };
+}
+
+function hasTestpmd(): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, 'dpdk-testpmd')));
+}
+
+function leftovers(pid: number): string[] {
+  const out: string[] = [];
+  const netns = fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : [];
+  out.push(...netns.filter((n) => n.startsWith(`xswb${pid}-`)).map((n) => `netns ${n}`));
+  if (fs.existsSync('/var/run/dpdk')) out.push(...fs.readdirSync('/var/run/dpdk').filter((d) => d.startsWith(`xswb${pid}-`)).map((d) => `dpdk dir ${d}`));
+  return out;
+}
+
+/** Pids of every descendant of `root`. */
+function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of fs.readdirSync('/proc')) if (/^[0-9]+$/.test(e)) {
+    try {
+      const s = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone
+    }
+  }
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length) {
+    const p = stack.pop()!;
+    for (const [c, pp] of parent) if (pp === p) {
+      out.push(c);
+      stack.push(c);
+    }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function runBench(args: string[], onStart?: (pid: number) => void): Promise<{ code: number | null; err: string; out: string; pid: number }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    let out = '';
+    c.stderr.on('data', (d) => (err += d));
+    c.stdout.on('data', (d) => (out += d));
+    onStart?.(c.pid!);
+    c.on('exit', (code) => resolve({ code, err, out, pid: c.pid! }));
+  });
+}
+
+test.serial('--quick runs end to end and writes a well-formed report', async (t) => {
+  t.timeout(170_000);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-bench-test-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const json = path.join(dir, 'report.json');
+  const md = path.join(dir, 'PERFORMANCE.md');
+  const huge = fs.readFileSync('/proc/sys/vm/nr_hugepages', 'utf8');
+  const r = await runBench(['--quick', '--json', json, '--write', md]);
+  t.is(r.code, 0, r.err.slice(-2000));
+
+  const report = JSON.parse(fs.readFileSync(json, 'utf8')) as Report;
+  t.true(report.quick);
+  t.false(Number.isNaN(Date.parse(report.date)));
+  t.true(report.machine.cpu.length > 0 && report.machine.cpus >= 2);
+  t.deepEqual(report.figures.map((f) => f.id), ['core64', 'core1500', 'proc64', 'proc1500', 'nic2g', 'g2nic']);
+  t.true(report.memcpy.hot1500GBs > 0 && report.memcpy.pool1500GBs > 0);
+  const dpdkNote = hasTestpmd() ? undefined : 'not measured: apt-get install dpdk-dev';
+  for (const f of report.figures) {
+    t.true(f.unit === 'Mpps' || f.unit === 'Gbit/s', f.id);
+    for (const s of [f.xsw, ...f.peers]) {
+      if (s.note) {
+        t.regex(s.note, /^not measured: /, `${f.id} ${s.name}`);
+        continue;
+      }
+      t.true(s.windows.length >= 1, `${f.id} ${s.name} has a window`);
+      for (const w of s.windows) {
+        t.true(Number.isFinite(w.pps) && w.pps >= 0, `${f.id} ${s.name} pps ${w.pps}`);
+        t.true(['fast', 'slow', 'changed', 'unknown'].includes(w.placement));
+        t.true(w.foreignCpu >= 0);
+      }
+    }
+    for (const p of f.peers.filter((p) => p.name.startsWith('DPDK'))) t.is(p.note, dpdkNote, `${f.id} ${p.name}`);
+  }
+  // The xsw systems must have been measured (they need nothing but this repository).
+  for (const id of ['core64', 'core1500', 'proc64', 'proc1500']) t.is(report.figures.find((f) => f.id === id)!.xsw.note, undefined);
+  t.true((report.latency.xsw ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
+  t.true((report.latency.core ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
+  t.true(report.attach !== undefined && report.attach.attachMs.length >= 1 && report.attach.attachMs.every((x) => x >= 0));
+  t.true(report.rssPerGuestBytes.length >= 1);
+  t.true(report.targets.length >= 4);
+
+  const text = fs.readFileSync(md, 'utf8');
+  t.regex(text, /^# Performance$/m);
+  t.regex(text, /\| figure \| system \| median \(min–max\) \|/);
+  t.regex(text, /## Targets/);
+  if (dpdkNote) t.true(text.includes(dpdkNote));
+
+  t.deepEqual(leftovers(r.pid), []);
+  t.is(fs.readFileSync('/proc/sys/vm/nr_hugepages', 'utf8'), huge, 'hugepages restored');
+});
+
+test.serial('Ctrl-C stops everything the bench started and undoes its changes', async (t) => {
+  t.timeout(120_000);
+  const huge = fs.readFileSync('/proc/sys/vm/nr_hugepages', 'utf8');
+  let children: number[] = [];
+  const r = await runBench(['--quick', '--only', 'proc64,nic'], (pid) => {
+    const poll = setInterval(() => {
+      // Interrupt once guests are running (the bench, the back end, xsw-sim exec and fronts).
+      const d = descendants(pid);
+      if (d.length >= 4) {
+        clearInterval(poll);
+        children = d;
+        process.kill(pid, 'SIGINT');
+      }
+    }, 50);
+    setTimeout(() => clearInterval(poll), 60_000);
+  });
+  t.true(children.length >= 4, `the bench started its processes: ${r.err.slice(-1000)}`);
+  t.is(r.code, 130);
+  t.regex(r.err, /SIGINT: stopping everything it started/);
+  await new Promise((res) => setTimeout(res, 500));
+  t.deepEqual(children.filter(alive), []);
+  t.deepEqual(leftovers(r.pid), []);
+  t.is(fs.readFileSync('/proc/sys/vm/nr_hugepages', 'utf8'), huge, 'hugepages restored');
+});
