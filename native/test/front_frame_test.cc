@@ -20,6 +20,25 @@ static void CrcMatchesTheStandardCheckValue() {
            0xCBF43926u);
 }
 
+// The bit-at-a-time definition of CRC-32, as the reference for the fast one.
+static uint32_t ReferenceCrc32(const uint8_t* p, size_t n) {
+  uint32_t c = ~0u;
+  for (size_t i = 0; i < n; i++) {
+    c ^= p[i];
+    for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+  }
+  return ~c;
+}
+
+static void CrcMatchesTheReferenceAtEveryLengthAndAlignment() {
+  std::vector<uint8_t> buf(300);
+  uint32_t x = 12345;
+  for (auto& b : buf) b = uint8_t((x = x * 1103515245u + 12345u) >> 16);
+  for (size_t off = 0; off < 8; off++) {
+    for (size_t len = 0; len + off <= buf.size(); len++) CHECK_EQ(Crc32(buf.data() + off, len), ReferenceCrc32(buf.data() + off, len));
+  }
+}
+
 static void BuiltFramesCheckOutWithTheirSequence() {
   for (uint32_t len : {kTestFrameMinLen, 60u, 64u, 1514u, 9018u}) {
     std::vector<uint8_t> f(len);
@@ -58,6 +77,7 @@ static void DamageIsNamed() {
 
 int main() {
   CrcMatchesTheStandardCheckValue();
+  CrcMatchesTheReferenceAtEveryLengthAndAlignment();
   BuiltFramesCheckOutWithTheirSequence();
   DamageIsNamed();
   return Finish("front_frame_test");
