@@ -3,6 +3,7 @@
 // nothing behind — also when interrupted with Ctrl-C. No figure is asserted:
 // speed is the bench's business, not a test's.
 import test from 'ava';
+import { exitedAndDrained } from './fixtures/child-exit';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -87,7 +88,7 @@ function runBench(args: string[], onStart?: (pid: number) => void): Promise<{ co
     c.stderr.on('data', (d) => (err += d));
     c.stdout.on('data', (d) => (out += d));
     onStart?.(c.pid!);
-    c.on('exit', (code) => resolve({ code, err, out, pid: c.pid! }));
+    void exitedAndDrained(c).then(({ code }) => resolve({ code, err, out, pid: c.pid! }));
   });
 }
 

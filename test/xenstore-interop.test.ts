@@ -93,8 +93,11 @@ test('dom0: xenstore-watch -n 2 sees the initial event and one change', async (t
   const child = spawn('xenstore-watch', ['-n', '2', '/w'], { env: { ...process.env, XENSTORED_PATH: server.socketPath } });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  for (let i = 0; i < 200 && !out.includes('/w'); i++) await new Promise((r) => setTimeout(r, 10));
+  // 'close', not 'exit': the last stdout chunk may arrive after the exit event.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  // The change must come after the watch is registered, i.e. after its initial event.
+  for (let i = 0; i < 1000 && !out.includes('/w'); i++) await new Promise((r) => setTimeout(r, 10));
+  t.true(out.includes('/w'), 'xenstore-watch printed its initial event');
   await xs.write('/w/x', '1');
   const timer = setTimeout(() => child.kill(), 10_000);
   t.is(await exited, 0);

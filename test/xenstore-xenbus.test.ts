@@ -7,6 +7,7 @@
 // - dom0 has both xenstored's socket and /dev/xen/xenbus; like libxenstore,
 //   the back end and the client take the socket.
 import test from 'ava';
+import { exitedAndDrained } from './fixtures/child-exit';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -33,7 +34,7 @@ function runNode(script: string, ms: number): Promise<{ code: number | null | 'h
       child.kill('SIGKILL');
       resolve({ code: 'hung', out });
     }, ms);
-    child.on('exit', (code) => {
+    void exitedAndDrained(child).then(({ code }) => {
       clearTimeout(timer);
       resolve({ code, out });
     });
