@@ -61,6 +61,12 @@ class GrantProvider {
   virtual void Unmap(uint64_t mapping_id) = 0;
 };
 
+// The contract's limits, checked the same way by every provider before it
+// touches a device or the sim's table: SysError(EINVAL) with one sentence.
+constexpr uint32_t kMaxGrantPagesPerCall = 65536;  // gntdev's per-call limit since Linux 5.5
+void CheckAllocateArgs(domid_t to, uint32_t pages);
+void CheckMapArgs(domid_t from, uint32_t count);
+
 struct GrantOptions {
   std::string platform = "auto";  // "auto", "xen" or "sim"
   // sim only: the state directory (XSW_SIM_DIR) and who this process is.

@@ -7,6 +7,22 @@
 
 namespace xsw {
 
+void CheckAllocateArgs(domid_t to, uint32_t pages) {
+  if (pages == 0 || pages > kMaxGrantPagesPerCall)
+    throw SysError(EINVAL, "cannot allocate " + std::to_string(pages) + " grant pages: ask for 1 to " +
+                               std::to_string(kMaxGrantPagesPerCall) + " pages per allocation");
+  if (to >= kDomidFirstReserved)
+    throw SysError(EINVAL, "cannot grant pages to domain " + std::to_string(to) + ": it is not a real domain id");
+}
+
+void CheckMapArgs(domid_t from, uint32_t count) {
+  if (count == 0 || count > kMaxGrantPagesPerCall)
+    throw SysError(EINVAL, "cannot map " + std::to_string(count) + " grants: map 1 to " +
+                               std::to_string(kMaxGrantPagesPerCall) + " grants per call");
+  if (from >= kDomidFirstReserved)
+    throw SysError(EINVAL, "cannot map grants of domain " + std::to_string(from) + ": it is not a real domain id");
+}
+
 std::string DetectPlatform() {
   return access(kGntallocPath, F_OK) == 0 || access(kGntdevPath, F_OK) == 0 ? "xen" : "sim";
 }

@@ -25,10 +25,8 @@ namespace {
 
 using sim::SimDomain;
 
-constexpr uint32_t kMaxPagesPerCall = 65536;
 constexpr auto kReapInterval = std::chrono::milliseconds(100);
 
-std::string Errstr(int err) { return std::string(ErrnoName(err)) + ": " + std::strerror(err); }
 
 // Maps `frames` of a frame store into one contiguous range.
 uint8_t* MapFrames(int frames_fd, const std::vector<uint32_t>& frames, bool writable) {
@@ -36,7 +34,7 @@ uint8_t* MapFrames(int frames_fd, const std::vector<uint32_t>& frames, bool writ
   void* base = mmap(nullptr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) {
     int err = errno;
-    throw SysError(err, "cannot reserve " + std::to_string(len) + " bytes of address space (" + Errstr(err) + ")");
+    throw SysError(err, "cannot reserve " + std::to_string(len) + " bytes of address space (" + ErrnoText(err) + ")");
   }
   auto* at = static_cast<uint8_t*>(base);
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
@@ -48,7 +46,7 @@ uint8_t* MapFrames(int frames_fd, const std::vector<uint32_t>& frames, bool writ
     if (p == MAP_FAILED) {
       int err = errno;
       munmap(base, len);
-      throw SysError(err, "cannot map granted frames (" + Errstr(err) + ")");
+      throw SysError(err, "cannot map granted frames (" + ErrnoText(err) + ")");
     }
     i += run;
   }
@@ -138,11 +136,7 @@ class SimGrantProvider : public GrantProvider {
   const char* kind() const override { return "sim"; }
 
   GrantAllocation Allocate(domid_t to, uint32_t pages, bool writable) override {
-    if (pages == 0 || pages > kMaxPagesPerCall)
-      throw SysError(EINVAL, "cannot allocate " + std::to_string(pages) + " grant pages: ask for 1 to " +
-                                 std::to_string(kMaxPagesPerCall) + " pages per allocation");
-    if (to >= kDomidFirstReserved)
-      throw SysError(EINVAL, "cannot grant pages to domain " + std::to_string(to) + ": it is not a real domain id");
+    CheckAllocateArgs(to, pages);
     std::lock_guard<std::mutex> lock(mu_);
     GrantAllocation a;
     domains_.With(self_, true, [&](SimDomain& d) {
@@ -189,11 +183,7 @@ class SimGrantProvider : public GrantProvider {
   }
 
   GrantMapping Map(domid_t from, const grant_ref_t* refs, uint32_t count, bool writable) override {
-    if (count == 0 || count > kMaxPagesPerCall)
-      throw SysError(EINVAL, "cannot map " + std::to_string(count) + " grants: map 1 to " +
-                                 std::to_string(kMaxPagesPerCall) + " grants per call");
-    if (from >= kDomidFirstReserved)
-      throw SysError(EINVAL, "cannot map grants of domain " + std::to_string(from) + ": it is not a real domain id");
+    CheckMapArgs(from, count);
     std::lock_guard<std::mutex> lock(mu_);
     Mapping m;
     m.refs.assign(refs, refs + count);

@@ -23,10 +23,6 @@ typedef uint16_t domid_t;
 namespace xsw {
 namespace {
 
-constexpr uint32_t kMaxPagesPerCall = 65536;  // gntdev's per-call limit since Linux 5.5
-
-std::string Errstr(int err) { return std::string(ErrnoName(err)) + ": " + std::strerror(err); }
-
 class XenGrantProvider : public GrantProvider {
  public:
   ~XenGrantProvider() override {
@@ -39,11 +35,7 @@ class XenGrantProvider : public GrantProvider {
   const char* kind() const override { return "xen"; }
 
   GrantAllocation Allocate(domid_t to, uint32_t pages, bool writable) override {
-    if (pages == 0 || pages > kMaxPagesPerCall)
-      throw SysError(EINVAL, "cannot allocate " + std::to_string(pages) + " grant pages: ask for 1 to " +
-                                 std::to_string(kMaxPagesPerCall) + " pages per allocation");
-    if (to >= kDomidFirstReserved)
-      throw SysError(EINVAL, "cannot grant pages to domain " + std::to_string(to) + ": it is not a real domain id");
+    CheckAllocateArgs(to, pages);
     int fd = Device(gntalloc_fd_, kGntallocPath, "xen-gntalloc");
     std::vector<uint8_t> buf(offsetof(ioctl_gntalloc_alloc_gref, gref_ids) + sizeof(uint32_t) * pages +
                              sizeof(ioctl_gntalloc_alloc_gref));
@@ -57,7 +49,7 @@ class XenGrantProvider : public GrantProvider {
         throw SysError(ENOSPC, "gntalloc limit reached while allocating " + std::to_string(pages) +
                                    " pages for domain " + std::to_string(to) +
                                    ": raise it (Xen: modprobe xen-gntalloc limit=N)");
-      throw SysError(err, "IOCTL_GNTALLOC_ALLOC_GREF of " + std::to_string(pages) + " pages failed (" + Errstr(err) + ")");
+      throw SysError(err, "IOCTL_GNTALLOC_ALLOC_GREF of " + std::to_string(pages) + " pages failed (" + ErrnoText(err) + ")");
     }
     size_t len = size_t(pages) * kPageSize;
     void* addr = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(req->index));
@@ -67,7 +59,7 @@ class XenGrantProvider : public GrantProvider {
       dealloc.index = req->index;
       dealloc.count = pages;
       ioctl(fd, IOCTL_GNTALLOC_DEALLOC_GREF, &dealloc);
-      throw SysError(err, "mmap of " + std::to_string(pages) + " gntalloc pages failed (" + Errstr(err) + ")");
+      throw SysError(err, "mmap of " + std::to_string(pages) + " gntalloc pages failed (" + ErrnoText(err) + ")");
     }
     Alloc a;
     a.info.id = next_id_++;
@@ -100,14 +92,12 @@ class XenGrantProvider : public GrantProvider {
     req.action = UNMAP_NOTIFY_CLEAR_BYTE;
     if (ioctl(gntalloc_fd_, IOCTL_GNTALLOC_SET_UNMAP_NOTIFY, &req) < 0) {
       int err = errno;
-      throw SysError(err, "IOCTL_GNTALLOC_SET_UNMAP_NOTIFY failed (" + Errstr(err) + ")");
+      throw SysError(err, "IOCTL_GNTALLOC_SET_UNMAP_NOTIFY failed (" + ErrnoText(err) + ")");
     }
   }
 
   GrantMapping Map(domid_t from, const grant_ref_t* refs, uint32_t count, bool writable) override {
-    if (count == 0 || count > kMaxPagesPerCall)
-      throw SysError(EINVAL, "cannot map " + std::to_string(count) + " grants: map 1 to " +
-                                 std::to_string(kMaxPagesPerCall) + " grants per call");
+    CheckMapArgs(from, count);
     int fd = Device(gntdev_fd_, kGntdevPath, "xen-gntdev");
     std::vector<uint8_t> buf(offsetof(ioctl_gntdev_map_grant_ref, refs) + sizeof(ioctl_gntdev_grant_ref) * count +
                              sizeof(ioctl_gntdev_map_grant_ref));
@@ -120,7 +110,7 @@ class XenGrantProvider : public GrantProvider {
     if (ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, req) < 0) {
       int err = errno;
       throw SysError(err, "IOCTL_GNTDEV_MAP_GRANT_REF of " + std::to_string(count) + " grants of domain " +
-                              std::to_string(from) + " failed (" + Errstr(err) + ")");
+                              std::to_string(from) + " failed (" + ErrnoText(err) + ")");
     }
     size_t len = size_t(count) * kPageSize;
     int prot = PROT_READ | (writable ? PROT_WRITE : 0);
@@ -132,7 +122,7 @@ class XenGrantProvider : public GrantProvider {
       unmap.count = count;
       ioctl(fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, &unmap);
       throw SysError(err, "mapping " + std::to_string(count) + " grants of domain " + std::to_string(from) +
-                              " failed (" + Errstr(err) + "): check that the grants exist and are granted to this domain");
+                              " failed (" + ErrnoText(err) + "): check that the grants exist and are granted to this domain");
     }
     MapEntry m;
     m.info.id = next_id_++;
@@ -177,7 +167,7 @@ class XenGrantProvider : public GrantProvider {
                                  ") in this Xen domain");
     if (err == EACCES || err == EPERM)
       throw SysError(err, std::string("cannot open ") + path + ": permission denied; run as root or give this user access to the device");
-    throw SysError(err, std::string("cannot open ") + path + " (" + Errstr(err) + ")");
+    throw SysError(err, std::string("cannot open ") + path + " (" + ErrnoText(err) + ")");
   }
 
   // Frame numbers from /proc/self/pagemap (bits 0-54 when present). Without

@@ -18,8 +18,6 @@
 namespace xsw::sim {
 namespace {
 
-std::string Errstr(int err) { return std::string(ErrnoName(err)) + ": " + std::strerror(err); }
-
 void MakeDir(const std::string& path) {
   if (mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) {
     struct stat st;
@@ -27,7 +25,7 @@ void MakeDir(const std::string& path) {
     throw SysError(ENOTDIR, "sim path " + path + " exists but is not a directory: remove it or choose another XSW_SIM_DIR");
   }
   int err = errno;
-  throw SysError(err, "cannot create the sim directory " + path + " (" + Errstr(err) +
+  throw SysError(err, "cannot create the sim directory " + path + " (" + ErrnoText(err) +
                           "): set XSW_SIM_DIR to a writable directory");
 }
 
@@ -47,7 +45,7 @@ uint32_t NextToken(const std::string& dir) {
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     int err = errno;
-    throw SysError(err, "cannot open " + path + " (" + Errstr(err) + "): check the sim directory's permissions");
+    throw SysError(err, "cannot open " + path + " (" + ErrnoText(err) + "): check the sim directory's permissions");
   }
   uint32_t token = 0;
   try {
@@ -58,7 +56,7 @@ uint32_t NextToken(const std::string& dir) {
     if (token == 0) token = 1;
     if (pwrite(fd, &token, sizeof(token), 0) != ssize_t(sizeof(token))) {
       int err = errno;
-      throw SysError(err, "cannot update " + path + " (" + Errstr(err) + ")");
+      throw SysError(err, "cannot update " + path + " (" + ErrnoText(err) + ")");
     }
   } catch (...) {
     close(fd);
@@ -109,13 +107,13 @@ void WriteSimConfig(const std::string& dir, uint32_t gntalloc_limit) {
   if (fd < 0 || write(fd, text.data(), text.size()) != ssize_t(text.size())) {
     int err = errno;
     if (fd >= 0) close(fd);
-    throw SysError(err, "cannot write the sim config in " + dir + " (" + Errstr(err) + ")");
+    throw SysError(err, "cannot write the sim config in " + dir + " (" + ErrnoText(err) + ")");
   }
   close(fd);
   if (rename(tmp.c_str(), (dir + "/config").c_str()) != 0) {
     int err = errno;
     unlink(tmp.c_str());
-    throw SysError(err, "cannot write the sim config in " + dir + " (" + Errstr(err) + ")");
+    throw SysError(err, "cannot write the sim config in " + dir + " (" + ErrnoText(err) + ")");
   }
 }
 
@@ -140,7 +138,7 @@ void LockFile(int fd, const char* what) {
   while (flock(fd, LOCK_EX) != 0) {
     if (errno == EINTR) continue;
     int err = errno;
-    throw SysError(err, std::string("cannot lock ") + what + " (" + Errstr(err) + ")");
+    throw SysError(err, std::string("cannot lock ") + what + " (" + ErrnoText(err) + ")");
   }
 }
 
@@ -154,7 +152,7 @@ ProcRegistration::ProcRegistration(const std::string& dir, domid_t domid) {
   fd_ = open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd_ < 0) {
     int err = errno;
-    throw SysError(err, "cannot register with the sim in " + dir + " (" + Errstr(err) +
+    throw SysError(err, "cannot register with the sim in " + dir + " (" + ErrnoText(err) +
                             "): check that the sim directory is writable");
   }
   try {

@@ -14,8 +14,6 @@
 namespace xsw::sim {
 namespace {
 
-std::string Errstr(int err) { return std::string(ErrnoName(err)) + ": " + std::strerror(err); }
-
 uint16_t LoadFlags(const GrantEntryV1& e) { return __atomic_load_n(&e.flags, __ATOMIC_ACQUIRE); }
 void StoreFlags(GrantEntryV1& e, uint16_t v) { __atomic_store_n(&e.flags, v, __ATOMIC_RELEASE); }
 
@@ -50,14 +48,14 @@ std::unique_ptr<SimDomain> SimDomain::Open(const std::string& sim_dir, domid_t d
     d->domid_ = domid;
     if (create && mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
       int err = errno;
-      throw SysError(err, "cannot create " + dir + " (" + Errstr(err) + "): check the sim directory's permissions");
+      throw SysError(err, "cannot create " + dir + " (" + ErrnoText(err) + "): check the sim directory's permissions");
     }
     d->lock_fd_ = OpenFile(dir + "/lock", create);
     if (d->lock_fd_ < 0) {
       if (errno == ENOENT && !create) throw missing();
       if (errno == ENOENT) continue;
       int err = errno;
-      throw SysError(err, "cannot open " + dir + "/lock (" + Errstr(err) + ")");
+      throw SysError(err, "cannot open " + dir + "/lock (" + ErrnoText(err) + ")");
     }
     if (!d->Lock()) continue;
     struct Unlocker {
@@ -70,7 +68,7 @@ std::unique_ptr<SimDomain> SimDomain::Open(const std::string& sim_dir, domid_t d
     if (d->table_fd_ < 0 || d->shadow_fd_ < 0 || d->frames_fd_ < 0) {
       if (!create) throw missing();
       int err = errno;
-      throw SysError(err, "cannot open the grant table files in " + dir + " (" + Errstr(err) + ")");
+      throw SysError(err, "cannot open the grant table files in " + dir + " (" + ErrnoText(err) + ")");
     }
     struct stat st;
     for (auto [fd, size] : {std::pair<int, size_t>{d->table_fd_, kTableSize}, {d->shadow_fd_, kShadowSize}}) {
@@ -79,7 +77,7 @@ std::unique_ptr<SimDomain> SimDomain::Open(const std::string& sim_dir, domid_t d
       if (!create) throw missing();
       if (ftruncate(fd, off_t(size)) != 0) {
         int err = errno;
-        throw SysError(err, "cannot size the grant table files in " + dir + " (" + Errstr(err) + ")");
+        throw SysError(err, "cannot size the grant table files in " + dir + " (" + ErrnoText(err) + ")");
       }
     }
     void* t = mmap(nullptr, kTableSize, PROT_READ | PROT_WRITE, MAP_SHARED, d->table_fd_, 0);
@@ -88,7 +86,7 @@ std::unique_ptr<SimDomain> SimDomain::Open(const std::string& sim_dir, domid_t d
       int err = errno;
       if (t != MAP_FAILED) munmap(t, kTableSize);
       if (s != MAP_FAILED) munmap(s, kShadowSize);
-      throw SysError(err, "cannot map the grant table of domain " + std::to_string(domid) + " (" + Errstr(err) + ")");
+      throw SysError(err, "cannot map the grant table of domain " + std::to_string(domid) + " (" + ErrnoText(err) + ")");
     }
     d->table_ = static_cast<GrantEntryV1*>(t);
     d->shadow_ = static_cast<uint8_t*>(s);
@@ -189,7 +187,7 @@ void SimDomain::GrowFrames(uint32_t frames) {
   uint32_t grown = std::max(frames, std::min(kSimMaxFrames, std::max(256u, hdr_->frame_count * 2)));
   if (ftruncate(frames_fd_, off_t(grown) * kPageSize) != 0) {
     int err = errno;
-    throw SysError(err, "cannot grow the memory of domain " + std::to_string(domid_) + " (" + Errstr(err) + ")");
+    throw SysError(err, "cannot grow the memory of domain " + std::to_string(domid_) + " (" + ErrnoText(err) + ")");
   }
   hdr_->frame_count = grown;
 }

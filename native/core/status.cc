@@ -1,6 +1,8 @@
 // errno -> its symbolic name, for error.code on the JS side.
 #include "core/status.h"
 
+#include <cstring>
+
 namespace xsw {
 
 const char* ErrnoName(int err) {
@@ -43,5 +45,7 @@ const char* ErrnoName(int err) {
     default: return "EUNKNOWN";
   }
 }
+
+std::string ErrnoText(int err) { return std::string(ErrnoName(err)) + ": " + std::strerror(err); }
 
 }  // namespace xsw

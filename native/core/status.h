@@ -20,4 +20,7 @@ class SysError : public std::runtime_error {
 // "ENOSPC", "EACCES", ...: the name the JS side puts in error.code.
 const char* ErrnoName(int err);
 
+// "ENOSPC: No space left on device": for the parenthesis of an error sentence.
+std::string ErrnoText(int err);
+
 }  // namespace xsw
