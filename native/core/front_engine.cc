@@ -9,6 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "core/adaptive_poll.h"
 #include "core/front_frame.h"
 
 namespace xsw {
@@ -21,11 +22,6 @@ struct ModeName {
 constexpr ModeName kModes[] = {{FwdMode::kIo, "io"},         {FwdMode::kMac, "mac"},
                                {FwdMode::kMacSwap, "macswap"}, {FwdMode::kRxOnly, "rxonly"},
                                {FwdMode::kTxOnly, "txonly"},   {FwdMode::kTap, "tap"}};
-
-void SleepNs(uint64_t ns) {
-  timespec ts{time_t(ns / 1000000000ull), long(ns % 1000000000ull)};
-  nanosleep(&ts, nullptr);
-}
 
 }  // namespace
 
@@ -87,18 +83,8 @@ uint64_t FrontEngine::NowNs() const {
 }
 
 void FrontEngine::Run() {
-  uint32_t idle = 0;
-  uint64_t sleep_ns = kMinSleepNs;
-  while (!stop_.load(std::memory_order_relaxed)) {
-    if (PollOnce() > 0 || cfg_.poll == PollMode::kBusy) {
-      idle = 0;
-      sleep_ns = kMinSleepNs;
-      continue;
-    }
-    if (++idle < kIdleSpins) continue;
-    SleepNs(sleep_ns);
-    sleep_ns = std::min(sleep_ns * 2, kMaxSleepNs);
-  }
+  AdaptivePoll backoff(cfg_.poll == PollMode::kBusy);
+  while (!stop_.load(std::memory_order_relaxed)) backoff.After(PollOnce() > 0);
   port_->ReclaimTx();
 }
 

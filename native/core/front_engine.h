@@ -12,9 +12,7 @@
 //   tap      the device bridged to a TAP file descriptor: the kernel's frames
 //            go to the TX ring, the RX ring's frames to the kernel
 //
-// Polling: busy never sleeps; adaptive spins while bursts find work and,
-// after kIdleSpins empty polls, sleeps 10 us doubling to 500 us, so several
-// guests and a back end can share two cores. Any work resets the back-off.
+// Polling: busy never sleeps; adaptive backs off when idle (core/adaptive_poll.h).
 #pragma once
 
 #include <atomic>
@@ -45,10 +43,6 @@ struct EngineConfig {
   bool verify = false;           // rxonly, txonly: check received test frames and their order
   int tap_fd = -1;               // tap: a non-blocking TAP fd (not owned)
 };
-
-constexpr uint32_t kIdleSpins = 64;
-constexpr uint64_t kMinSleepNs = 10 * 1000;
-constexpr uint64_t kMaxSleepNs = 500 * 1000;
 
 class FrontEngine {
  public:

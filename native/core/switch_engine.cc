@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "core/adaptive_poll.h"
 #include "core/frame_eth.h"
 #include "core/status.h"
 
@@ -17,9 +18,6 @@ namespace {
 constexpr uint32_t kMinMtu = 68;
 constexpr uint32_t kMaxMtu = 9000;
 constexpr uint32_t kMaxDevicesLimit = 4096;
-constexpr uint32_t kIdleLoopsBeforeSleep = 64;
-constexpr uint32_t kMinSleepUs = 10;
-constexpr uint32_t kMaxSleepUs = 500;
 
 std::string Who(const DeviceConfig& c) {
   return "domain " + std::to_string(c.domid) + " device " + std::to_string(c.dev);
@@ -155,7 +153,7 @@ void Switch::WaitQuiescent() {
   if (!running()) return;  // PollOnce runs on this thread: nothing else can hold a snapshot
   uint64_t seen = epoch_.load(std::memory_order_seq_cst);
   while (epoch_.load(std::memory_order_seq_cst) == seen) {
-    std::this_thread::sleep_for(std::chrono::microseconds(kMinSleepUs));
+    std::this_thread::sleep_for(std::chrono::microseconds(AdaptivePoll::kMinSleepUs));
   }
 }
 
@@ -177,19 +175,8 @@ uint32_t Switch::PollOnce() {
 }
 
 void Switch::Run() {
-  uint32_t idle = 0;
-  uint32_t sleep_us = kMinSleepUs;
-  while (running_.load(std::memory_order_relaxed)) {
-    uint32_t work = Poll();
-    if (work != 0 || cfg_.busy_poll) {
-      idle = 0;
-      sleep_us = kMinSleepUs;
-      continue;
-    }
-    if (++idle < kIdleLoopsBeforeSleep) continue;
-    std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
-    sleep_us = sleep_us * 2 > kMaxSleepUs ? kMaxSleepUs : sleep_us * 2;
-  }
+  AdaptivePoll backoff(cfg_.busy_poll);
+  while (running_.load(std::memory_order_relaxed)) backoff.After(Poll() != 0);
 }
 
 std::vector<DeviceStatsSnapshot> Switch::Stats() const {
