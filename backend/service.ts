@@ -7,7 +7,7 @@ import pino, { Logger } from 'pino';
 import { Grants } from '../native/grants';
 import { Switch } from '../native/switch';
 import { vringNative } from '../native/vring';
-import { XenStoreClient } from '../xenstore/client';
+import { defaultXenStorePath, XenStoreClient } from '../xenstore/client';
 import { DeviceRegistry } from './devices';
 import { Discovery } from './discovery';
 import type { BackendOptions } from './options';
@@ -31,19 +31,7 @@ export const nativeDecode: GrefListDecoder = (buffer, maxEntries) => {
   return r.ok ? { refs: Array.from(r.grefs) } : { reason: r.reason ?? 'the gref list is malformed' };
 };
 
-const XENSTORED_SOCKET = '/var/run/xenstored/socket';
-
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err)).replace(/\.$/, '');
-
-/**
- * Like libxenstore: XENSTORED_PATH, else xenstored's socket when dom0 runs it,
- * else the xenbus device (dom0 has one too, but it goes through the kernel).
- */
-export function xenstorePath(exists: (file: string) => boolean = fs.existsSync): string {
-  if (process.env.XENSTORED_PATH) return process.env.XENSTORED_PATH;
-  if (exists(XENSTORED_SOCKET)) return XENSTORED_SOCKET;
-  return exists('/dev/xen/xenbus') ? '/dev/xen/xenbus' : XENSTORED_SOCKET;
-}
 
 export interface RunningBackend {
   /** Detaches every device, stops the switch, closes everything. Idempotent. */
@@ -65,7 +53,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   }
   log.info({ platform: grants.platform }, `grant platform: ${grants.platform}${opts.platform === 'auto' ? ' (auto-detected)' : ''}`);
 
-  const where = xenstorePath();
+  const where = defaultXenStorePath();
   let store: XenStoreClient;
   try {
     store = await XenStoreClient.connect({ path: where });

@@ -12,7 +12,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { xenstorePath } from '../backend/service';
+import { defaultXenStorePath as xenstorePath } from '../xenstore/client';
 
 const transportModule = path.join(__dirname, '..', 'xenstore', 'transport.js');
 

@@ -66,6 +66,20 @@ export interface XenStoreTransaction {
   setPerms(path: string, perms: (Perm | string)[]): Promise<void>;
 }
 
+const XENSTORED_SOCKET = '/var/run/xenstored/socket';
+const XENBUS_DEVICE = '/dev/xen/xenbus';
+
+/**
+ * Where XenStore is, in libxenstore's order: XENSTORED_PATH, else xenstored's
+ * socket where it runs (dom0), else the xenbus device (a guest). dom0 has the
+ * device too, but through it a closing back end could hang (docs/xen.md).
+ */
+export function defaultXenStorePath(exists: (file: string) => boolean = fs.existsSync): string {
+  if (process.env.XENSTORED_PATH) return process.env.XENSTORED_PATH;
+  if (exists(XENSTORED_SOCKET)) return XENSTORED_SOCKET;
+  return exists(XENBUS_DEVICE) ? XENBUS_DEVICE : XENSTORED_SOCKET;
+}
+
 export class XenStoreClient extends EventEmitter {
   private nextReqId = 1;
   private pending = new Map<number, Pending>();
@@ -79,21 +93,12 @@ export class XenStoreClient extends EventEmitter {
     transport.onClose((err) => this.closedByPeer(err));
   }
 
-  /**
-   * Connects: an explicit transport or path, else XENSTORED_PATH, else the
-   * guest's /dev/xen/xenbus if it exists, else dom0's /var/run/xenstored/socket.
-   */
+  /** Connects: an explicit transport or path, else defaultXenStorePath(). */
   static async connect(opts: ConnectOptions = {}): Promise<XenStoreClient> {
     if (opts.transport) return new XenStoreClient(opts.transport);
-    const explicit = opts.path ?? process.env.XENSTORED_PATH;
-    if (explicit) {
-      const isDevice = fs.existsSync(explicit) && fs.statSync(explicit).isCharacterDevice();
-      return new XenStoreClient(await (isDevice ? xenbusTransport(explicit) : unixSocketTransport(explicit)));
-    }
-    // libxenstore's order: xenstored's socket where it runs (dom0), else the xenbus device (a guest).
-    const socket = '/var/run/xenstored/socket';
-    if (!fs.existsSync(socket) && fs.existsSync('/dev/xen/xenbus')) return new XenStoreClient(await xenbusTransport('/dev/xen/xenbus'));
-    return new XenStoreClient(await unixSocketTransport(socket));
+    const where = opts.path ?? defaultXenStorePath();
+    const isDevice = fs.existsSync(where) && fs.statSync(where).isCharacterDevice();
+    return new XenStoreClient(await (isDevice ? xenbusTransport(where) : unixSocketTransport(where)));
   }
 
   /** Reads a value as UTF-8. */
