@@ -1,5 +1,9 @@
-// Typed view of the bench's native helpers (native/napi/bench_napi.cc).
-import { addon } from '../native/binding';
+// The bench's own addon, build/Release/xsw_bench.node (bench/native/, built
+// by `npm run build:bench`, which `npm run bench` runs first): machine
+// probes, the AF_PACKET frame generator and the switch-core harness. The
+// product addon xsw.node has none of these. XSW_BENCH_ADDON overrides the path.
+import path from 'node:path';
+import { loadAddon } from '../native/binding';
 
 export interface Crossing {
   /** One-way time of a cache line CPU a → CPU b, median of the probe's batches (ns). */
@@ -32,13 +36,21 @@ export interface NativeSwitchLoop {
   roundTrips(): Float64Array;
 }
 
-interface BenchAddon {
+export interface BenchAddon {
   crossingTime(cpuA: number, cpuB: number, roundTrips: number, timeoutMs: number): Crossing;
   memcpyBandwidth(len: number, arenaBytes: number, stride: number, copies: number, rounds: number, cpu: number): CopyRate;
   Blaster: new (ifname: string, frame: Buffer, cpu: number) => NativeBlaster;
   SwitchLoop: new (opts: { frameLen?: number; inFlight?: number; switchCpu?: number; guestCpu?: number; latency?: boolean }) => NativeSwitchLoop;
 }
 
+let cached: BenchAddon | undefined;
+
+/** Where the bench addon is loaded from. */
+export function benchAddonPath(): string {
+  return process.env.XSW_BENCH_ADDON ?? path.join(__dirname, '..', '..', 'build', 'Release', 'xsw_bench.node');
+}
+
 export function benchAddon(): BenchAddon {
-  return addon().bench as BenchAddon;
+  cached ??= loadAddon<BenchAddon>('bench', benchAddonPath(), "'npm run build:bench'");
+  return cached;
 }

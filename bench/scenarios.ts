@@ -60,7 +60,7 @@ export const LOOP_IN_FLIGHT = 128;
 /**
  * xsw's switch core: the back end's data plane on CPU_SWITCH between two
  * devices whose guest side (the front end's PMD) is one thread on
- * CPU_GUESTS, frames looping (native/core/bench_switch.h).
+ * CPU_GUESTS, frames looping (bench/native/switch_loop.h).
  */
 export async function xswSwitchLoop(size: number): Promise<Traffic> {
   const loop = new (benchAddon().SwitchLoop)({ frameLen: size, inFlight: LOOP_IN_FLIGHT, switchCpu: CPU_SWITCH, guestCpu: CPU_GUESTS });

@@ -1,4 +1,4 @@
-// The TypeScript side's copy of native/abi.h. test/abi.test.ts checks every
+// The TypeScript side's copy of native/abi/abi.h. test/abi.test.ts checks every
 // value here against the compiled addon, so the two can never drift.
 export const PAGE_SIZE = 4096;
 

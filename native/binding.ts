@@ -1,20 +1,32 @@
-// Loads the compiled addon. XSW_ADDON overrides the path (a debug or
-// sanitizer build); otherwise build/Release/xsw.node from `npm install`.
+// Loads the compiled product addon, typed as native/addon.ts declares it.
+// XSW_ADDON overrides the path (a debug or sanitizer build); otherwise
+// build/Release/xsw.node from `npm install`.
 import path from 'node:path';
+import type { Addon } from './addon';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Addon = Record<string, any>;
+export type { Addon } from './addon';
 
 let cached: Addon | undefined;
 
-export function addon(): Addon {
-  if (cached) return cached;
-  const file = process.env.XSW_ADDON ?? path.join(__dirname, '..', '..', 'build', 'Release', 'xsw.node');
+/** Where the product addon is loaded from. */
+export function addonPath(): string {
+  return process.env.XSW_ADDON ?? path.join(__dirname, '..', '..', 'build', 'Release', 'xsw.node');
+}
+
+/**
+ * Loads a compiled addon (`what`: "native", "bench"); a failure is one sentence naming the file
+ * and the command that builds it.
+ */
+export function loadAddon<T>(what: string, file: string, build: string): T {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    cached = require(file) as Addon;
+    return require(file) as T;
   } catch (err) {
-    throw new Error(`cannot load the xsw native addon at ${file}: run 'npm install' (or 'npm run build') first (${(err as Error).message})`);
+    throw new Error(`cannot load the xsw ${what} addon at ${file}: run ${build} first (${(err as Error).message})`);
   }
+}
+
+export function addon(): Addon {
+  cached ??= loadAddon<Addon>('native', addonPath(), "'npm install' (or 'npm run build')");
   return cached;
 }

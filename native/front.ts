@@ -1,6 +1,7 @@
-// Typed view of the front end's N-API surface (native/napi/front_napi.cc):
-// the granted mempool, devices with their rings, flag page and PMD, the
-// engine thread, and the JS batch API. frontend/ builds on this.
+// Typed view of the front end's N-API surface (addon.front,
+// native/napi/front_napi.cc over native/pmd/): the granted mempool, devices
+// with their rings, flag page and PMD, the engine thread, and the JS batch
+// API. frontend/ builds on this.
 import { addon } from './binding';
 
 export type FwdMode = 'io' | 'mac' | 'macswap' | 'rxonly' | 'txonly' | 'tap';
@@ -98,21 +99,12 @@ export interface NativeDevice {
   close(): void;
 }
 
-interface FrontAddon {
-  FrontPool: new (opts: PoolOptions) => NativePool;
-  FrontDevice: new (pool: NativePool, opts: DeviceOptions) => NativeDevice;
-}
-
-function front(): FrontAddon {
-  return addon().front as FrontAddon;
-}
-
 /** Allocates and grants the mempool. Errors carry .code (ENOSPC at the gntalloc limit). */
 export function openPool(opts: PoolOptions): NativePool {
-  return new (front().FrontPool)(opts);
+  return new (addon().front.FrontPool)(opts);
 }
 
 /** Allocates and grants a device's rings and flag page, and takes its share of the pool. */
 export function openDevice(pool: NativePool, opts: DeviceOptions): NativeDevice {
-  return new (front().FrontDevice)(pool, opts);
+  return new (addon().front.FrontDevice)(pool, opts);
 }

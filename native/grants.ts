@@ -4,6 +4,7 @@
 // `buffer` is an external ArrayBuffer over the mapping itself; it is detached
 // when the allocation is freed or the mapping unmapped, so JS can never touch
 // released memory. Native modules take `addr` (+ pages * PAGE_SIZE) instead.
+import type { NativeGrants } from './addon';
 import { addon } from './binding';
 
 export type Platform = 'xen' | 'sim';
@@ -31,16 +32,6 @@ export interface GrantsOpenOptions {
   simDir?: string;
   /** sim only: the domain this process plays. Default: env XSW_SIM_DOMID, else 0 (dom0). */
   domid?: number;
-}
-
-interface NativeGrants {
-  readonly platform: Platform;
-  alloc(toDomid: number, pages: number, writable: boolean): GrantAllocation;
-  free(id: number): void;
-  setUnmapNotify(id: number, byteOffset: number): void;
-  map(fromDomid: number, grefs: Uint32Array, writable: boolean): GrantMapping;
-  unmap(id: number): void;
-  close(): void;
 }
 
 // Each buffer keeps its native owner alive: the native object's finalizer
@@ -97,7 +88,7 @@ export class Grants {
       throw new RangeError(`Expected platform to be auto, xen or sim, got '${String(platform)}'`);
     }
     const domid = opts.domid === undefined ? envDomid() : checkDomid('domid', opts.domid);
-    const native = addon().openGrants({ platform, simDir: opts.simDir, domid }) as NativeGrants;
+    const native = addon().grant.open({ platform, simDir: opts.simDir, domid });
     return new Grants(native);
   }
 
@@ -160,7 +151,7 @@ export class Grants {
 }
 
 export function detectPlatform(): Platform {
-  return addon().detectPlatform() as Platform;
+  return addon().grant.detectPlatform();
 }
 
 /** Creates the sim directory; `gntallocLimit` sets the per-domain page limit (default 1024). */
@@ -169,15 +160,15 @@ export function simInit(dir: string, opts: { gntallocLimit?: number } = {}): voi
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
     throw new RangeError(`Expected gntallocLimit to be a positive integer, got ${limit}`);
   }
-  addon().simInit(dir, limit);
+  addon().grant.simInit(dir, limit);
 }
 
 /** The hypervisor destroying a domain; call it after killing the domain's processes. */
 export function simDestroyDomain(dir: string, domid: number): void {
-  addon().simDestroyDomain(dir, checkDomid('domid', domid));
+  addon().grant.simDestroyDomain(dir, checkDomid('domid', domid));
 }
 
 /** Where the sim keeps its state when neither an option nor XSW_SIM_DIR says otherwise. */
 export function defaultSimDir(): string {
-  return addon().defaultSimDir() as string;
+  return addon().grant.defaultSimDir();
 }

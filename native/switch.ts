@@ -1,11 +1,13 @@
 // The back end's data plane for TypeScript: a typed wrapper over the native
-// switch (native/core/switch_engine.h). The control plane registers devices
+// switch (addon.switch, native/switch/switch.h). The control plane registers devices
 // whose rings and mempools it has mapped, starts the data-plane thread, and
 // reads counters and quarantine/death events; no packet ever crosses into JS.
 //
 // Errors from the native side carry `.code` (an errno name: 'EEXIST',
 // 'ENOSPC', 'ENODEV', 'EPERM', 'EINVAL', 'ENOENT') and one sentence.
+import type { NativeNicPortProbe, NativeSwitch } from './addon';
 import { addon } from './binding';
+import { VIOLATION_NAMES, ViolationName } from './vring';
 
 export interface SwitchOptions {
   /** Switch guest-to-guest frames locally. Default true. */
@@ -56,7 +58,7 @@ export interface DeviceStats {
   rx_dropped: number;
   tx_bytes: number;
   rx_bytes: number;
-  /** reason -> count, only non-zero reasons (see DROP_REASONS). */
+  /** reason -> count, only non-zero reasons (a DropName; see dropReasons()). */
   drops: Record<string, number>;
 }
 
@@ -72,24 +74,37 @@ export interface SwitchEvent {
   domid: number;
   dev: number;
   kind: 'quarantine' | 'dead';
-  /** A vring violation name (e.g. 'chain_loop') or 'vring_flag_cleared'. */
+  /** quarantine: a vring violation name (a ViolationName, e.g. 'chain_loop'); dead: 'vring_flag_cleared'. */
   reason: string;
 }
 
-interface NativeSwitch {
-  start(): void;
-  stop(): void;
-  addDevice(spec: DeviceSpec): number;
-  removeDevice(slot: number): void;
-  stats(): { devices: DeviceStats[]; nic: NicStats };
-  events(): SwitchEvent[];
-  pollOnce(): number;
-  close(): void;
-}
+/**
+ * The switch's own drop reasons, after the ring violations (native/switch/drops.h's table;
+ * test/native-names.test.ts checks this list against the addon's, both ways).
+ */
+export const SWITCH_DROP_NAMES = [
+  'mtu_exceeded',
+  'runt',
+  'spoofed_src_mac',
+  'same_device',
+  'dst_down',
+  'no_nic',
+  'nic_tx_full',
+  'nic_tx_error',
+  'rx_no_buffer',
+  'rx_too_big',
+  'unknown_dst',
+  'guest_rx_failed',
+] as const;
+export type SwitchDropName = (typeof SWITCH_DROP_NAMES)[number];
+/** A stats key of `drops`: a ring violation (the device was quarantined) or a switch drop reason. */
+export type DropName = ViolationName | SwitchDropName;
+/** Every drop name in counter order, as TypeScript knows them. */
+export const DROP_NAMES: readonly DropName[] = [...VIOLATION_NAMES, ...SWITCH_DROP_NAMES];
 
 /** Every drop counter name the switch can report (stats keys), stable across releases. */
 export function dropReasons(): string[] {
-  return (addon().switchDropNames as string[]).filter((n) => n !== 'none');
+  return addon().switch.dropNames.filter((n) => n !== 'none');
 }
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
@@ -120,8 +135,7 @@ export class Switch {
     if (opts.port !== undefined && (typeof opts.port !== 'string' || opts.port === '')) {
       throw new TypeError('Expected port to be an interface name or tap:NAME');
     }
-    const Native = addon().NativeSwitch as new (o: object) => NativeSwitch;
-    this.native = new Native({
+    this.native = new (addon().switch.NativeSwitch)({
       vm2vm: opts.vm2vm ?? true,
       busy: poll === 'busy',
       mtu: checkInt('mtu', opts.mtu ?? 1500, 68, 9000),
@@ -212,11 +226,10 @@ export interface ProbeFrame {
  * diagnostics (send a frame into a veth or TAP, see what comes out). Not for traffic.
  */
 export class NicPortProbe {
-  private native: { send(b: Buffer): boolean; recv(): ProbeFrame[]; close(): void } | undefined;
+  private native: NativeNicPortProbe | undefined;
 
   constructor(port: string, mtu = 1500) {
-    const Native = addon().NicPortProbe as new (p: string, mtu: number) => NicPortProbe['native'];
-    this.native = new Native(port, checkInt('mtu', mtu, 68, 9000));
+    this.native = new (addon().switch.NicPortProbe)(port, checkInt('mtu', mtu, 68, 9000));
   }
 
   /** Queues one frame and kicks the port; false when its transmit queue was full. */

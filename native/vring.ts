@@ -1,20 +1,27 @@
 // Typed view of the vring, gref-list, mempool and region bindings
-// (native/napi/vring_napi.cc and shm_napi.cc). For tests and tools: the
-// data planes drive the C++ classes from their own threads, not through JS.
+// (addon.shm, native/napi/shm_napi.cc, and the test memory of addon.testing).
+// For tests and tools: the data planes drive the C++ classes from their own
+// threads, not through JS.
 import { addon } from './binding';
 
-/** Stable names of ring violations (native/core/violation.h); stats keys and log words. */
-export type ViolationName =
-  | 'avail_idx_jump'
-  | 'desc_index'
-  | 'chain_loop'
-  | 'chain_too_long'
-  | 'addr_outside_region'
-  | 'len_overflow'
-  | 'write_to_readonly'
-  | 'read_from_writeonly'
-  | 'out_after_in'
-  | 'indirect_desc';
+/**
+ * Stable names of ring violations, in code order after "none" (native/shm/violation.h's table;
+ * test/native-names.test.ts checks this list against the addon's, both ways). Stats keys and
+ * log words.
+ */
+export const VIOLATION_NAMES = [
+  'avail_idx_jump',
+  'desc_index',
+  'chain_loop',
+  'chain_too_long',
+  'addr_outside_region',
+  'len_overflow',
+  'write_to_readonly',
+  'read_from_writeonly',
+  'out_after_in',
+  'indirect_desc',
+] as const;
+export type ViolationName = (typeof VIOLATION_NAMES)[number];
 
 /** Memory for a ring or region: a Buffer (bounds-checked, kept alive) or a raw address. */
 export type Memory = Buffer | bigint;
@@ -83,6 +90,7 @@ export interface GrefListDecode {
   reason: string | null;
 }
 
+/** The vring, gref-list, mempool and region bindings and the shared-file helpers, in one object. */
 export interface VringNative {
   VringDriver: new (mem: Memory, num: number) => VringDriver;
   VringDevice: new (mem: Memory, num: number, regions: RegionSpec[], maxChainLen: number, direction?: RingDirection) => VringDevice;
@@ -100,6 +108,22 @@ export interface VringNative {
   bufferAddress(view: ArrayBufferView): bigint;
 }
 
+let cached: VringNative | undefined;
+
 export function vringNative(): VringNative {
-  return addon() as unknown as VringNative;
+  if (cached) return cached;
+  const { shm, testing } = addon();
+  cached = {
+    VringDriver: shm.VringDriver,
+    VringDevice: shm.VringDevice,
+    violationNames: () => [...shm.violationNames],
+    grefListPages: shm.grefListPages,
+    encodeGrefList: shm.encodeGrefList,
+    decodeGrefList: shm.decodeGrefList,
+    mempoolLayout: shm.mempoolLayout,
+    regionTranslate: shm.regionTranslate,
+    mapSharedFile: testing.mapSharedFile,
+    bufferAddress: testing.bufferAddress,
+  };
+  return cached;
 }

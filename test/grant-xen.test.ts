@@ -40,7 +40,7 @@ const mapGrantRef = (() => {
 const unmapGrantRef = layout([['index', 8], ['count', 4], ['pad', 4]]);
 
 test('gntalloc/gntdev ioctl numbers and struct sizes match the uapi header', (t) => {
-  const u = addon().xenUapi as Record<string, number>;
+  const u = addon().grant.xenUapi;
   t.is(u.sizeof_ioctl_gntalloc_alloc_gref, allocGref.size);
   t.is(u.offsetof_ioctl_gntalloc_alloc_gref_index, allocGref.offsets.index);
   t.is(u.offsetof_ioctl_gntalloc_alloc_gref_gref_ids, allocGref.offsets.gref_ids);

@@ -38,8 +38,10 @@ function recordingAddon(dir: string): { file: string; calls: () => string[] } {
   fs.writeFileSync(file, `const fs = require('fs');
 const rec = (s) => fs.appendFileSync(${JSON.stringify(log)}, s + '\\n');
 module.exports = {
-  simInit: (dir, limit) => rec('simInit ' + dir + ' ' + limit),
-  simDestroyDomain: (dir, domid) => rec('simDestroyDomain ' + dir + ' ' + domid),
+  grant: {
+    simInit: (dir, limit) => rec('simInit ' + dir + ' ' + limit),
+    simDestroyDomain: (dir, domid) => rec('simDestroyDomain ' + dir + ' ' + domid),
+  },
 };
 `);
   return { file, calls: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trimEnd().split('\n') : []) };

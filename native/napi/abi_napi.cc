@@ -1,15 +1,17 @@
-// Exposes the ABI's sizes and offsets so TypeScript can check its own copy.
+// addon.abi: the ABI's sizes and offsets, so TypeScript can check its own
+// copy (native/abi.ts, test/abi.test.ts).
 #include <cstddef>
 
-#include "abi.h"
+#include "abi/abi.h"
+#include "napi/convert.h"
 #include "napi/registry.h"
 
 namespace {
 
-void InitAbi(Napi::Env env, Napi::Object exports) {
+void InitAbi(Napi::Env env, Napi::Object group) {
   using namespace xsw;
-  Napi::Object abi = Napi::Object::New(env);
-  auto set = [&](const char* k, double v) { abi.Set(k, Napi::Number::New(env, v)); };
+  Napi::Object layout = Napi::Object::New(env);
+  auto set = [&](const char* k, double v) { layout.Set(k, Napi::Number::New(env, v)); };
   set("pageSize", kPageSize);
   set("grantEntrySize", sizeof(GrantEntryV1));
   set("grantEntryFlags", offsetof(GrantEntryV1, flags));
@@ -39,17 +41,18 @@ void InitAbi(Napi::Env env, Napi::Object exports) {
   set("vringSize256", VringSize(256));
   set("virtioNetHdrLen", sizeof(VirtioNetHdr));
   set("vringFlagLive", kVringFlagLive);
-  exports.Set("abi", abi);
-  exports.Set("vringLayout", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+  group.Set("layout", layout);
+  // vringLayout(num) -> { avail, used, size, pages }
+  group.Set("vringLayout", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 Napi::Env env = info.Env();
-                uint32_t num = info[0].As<Napi::Number>().Uint32Value();
+                const uint32_t num = xsw::napi::ReadU32(info[0], "num", 1, kMaxRingSize);
                 Napi::Object o = Napi::Object::New(env);
                 o.Set("avail", double(VringAvailOffset(num)));
                 o.Set("used", double(VringUsedOffset(num)));
                 o.Set("size", double(VringSize(num)));
                 o.Set("pages", double(VringPages(num)));
                 return o;
-              }));
+              }, "vringLayout"));
 }
 
 }  // namespace

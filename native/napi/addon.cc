@@ -1,4 +1,5 @@
-// The addon's entry point: runs every module's registered init.
+// The addon's entry point: runs every file's registered init, each on the
+// object of its group (addon.abi, addon.grant, addon.shm, ...).
 #include <vector>
 
 #include "napi/registry.h"
@@ -6,7 +7,7 @@
 namespace xsw::napi {
 namespace {
 struct Entry {
-  const char* name;
+  const char* group;
   InitFn fn;
 };
 std::vector<Entry>& Entries() {
@@ -15,10 +16,13 @@ std::vector<Entry>& Entries() {
 }
 }  // namespace
 
-Registrar::Registrar(const char* name, InitFn fn) { Entries().push_back({name, fn}); }
+Registrar::Registrar(const char* group, InitFn fn) { Entries().push_back({group, fn}); }
 
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
-  for (const Entry& e : Entries()) e.fn(env, exports);
+  for (const Entry& e : Entries()) {
+    if (!exports.Has(e.group)) exports.Set(e.group, Napi::Object::New(env));
+    e.fn(env, exports.Get(e.group).As<Napi::Object>());
+  }
   return exports;
 }
 

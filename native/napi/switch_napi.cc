@@ -1,57 +1,25 @@
-// N-API surface of the back end's switch (native/switch.ts wraps it):
+// addon.switch: the back end's switch (native/switch.ts wraps it):
 //   NativeSwitch   the switch: addresses arrive as BigInt, stats leave as plain objects
 //   NicPortProbe   a NIC port driven from JS, frame by frame (tests and diagnostics)
-//   switchDropNames  every drop counter name, in table order
-//   switchTesting  allocPages / unmapPages: page-aligned shared memory for fake guests
+//   dropNames      every drop counter name, in table order (switch/drops.h)
 // Every call is coarse and synchronous; the data thread never calls into JS.
-#include <sys/mman.h>
-
-#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <string>
 
-#include "core/frame_eth.h"
-#include "core/port_nic.h"
-#include "core/status.h"
-#include "core/switch_engine.h"
+#include "common/errors.h"
+#include "common/ethernet.h"
+#include "napi/convert.h"
 #include "napi/registry.h"
+#include "switch/nic_port.h"
+#include "switch/switch.h"
 
 namespace {
 
-using xsw::SysError;
-
-[[noreturn]] void ThrowSys(Napi::Env env, const SysError& e) {
-  Napi::Error err = Napi::Error::New(env, e.what());
-  err.Set("code", Napi::String::New(env, xsw::ErrnoName(e.err())));
-  throw err;
-}
-
-uint64_t BigU64(Napi::Env env, Napi::Value v, const char* name) {
-  if (!v.IsBigInt()) throw Napi::TypeError::New(env, std::string("Expected ") + name + " to be a bigint");
-  bool lossless = false;
-  uint64_t r = v.As<Napi::BigInt>().Uint64Value(&lossless);
-  if (!lossless) throw Napi::RangeError::New(env, std::string("Expected ") + name + " to fit in 64 bits");
-  return r;
-}
-
-uint32_t U32(Napi::Env env, Napi::Value v, const char* name, uint32_t max) {
-  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("Expected ") + name + " to be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= max) || d != double(uint32_t(d))) {
-    throw Napi::RangeError::New(env, std::string("Expected ") + name + " to be an integer from 0 to " + std::to_string(max));
-  }
-  return uint32_t(d);
-}
-
-Napi::Object Obj(Napi::Env env, Napi::Value v, const char* name) {
-  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string("Expected ") + name + " to be an object");
-  return v.As<Napi::Object>();
-}
-
-uint8_t* Ptr(Napi::Env env, Napi::Value v, const char* name) {
-  return reinterpret_cast<uint8_t*>(uintptr_t(BigU64(env, v, name)));
-}
+using xsw::napi::Guard;
+using xsw::napi::ReadAddress;
+using xsw::napi::ReadObject;
+using xsw::napi::ReadU32;
 
 Napi::Object DropsObject(Napi::Env env, const uint64_t* drops) {
   Napi::Object o = Napi::Object::New(env);
@@ -78,24 +46,20 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
   // new NativeSwitch({ vm2vm, busy, mtu, maxDevices, port? })
   explicit NativeSwitch(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeSwitch>(info) {
     Napi::Env env = info.Env();
-    Napi::Object o = Obj(env, info[0], "options");
+    Napi::Object o = ReadObject(info[0], "options");
     xsw::SwitchConfig cfg;
     cfg.vm2vm = o.Get("vm2vm").ToBoolean();
     cfg.busy_poll = o.Get("busy").ToBoolean();
-    cfg.mtu = U32(env, o.Get("mtu"), "mtu", 65535);
-    cfg.max_devices = U32(env, o.Get("maxDevices"), "maxDevices", 65535);
-    try {
+    cfg.mtu = ReadU32(o.Get("mtu"), "mtu", 0, 65535);
+    cfg.max_devices = ReadU32(o.Get("maxDevices"), "maxDevices", 0, 65535);
+    Napi::Value port = o.Get("port");
+    const std::string port_spec = xsw::napi::IsAbsent(port) ? "" : xsw::napi::ReadString(port, "port");
+    sw_ = Guard(env, [&] {
       xsw::Switch::Validate(cfg);
       std::unique_ptr<xsw::NicPort> nic;
-      Napi::Value port = o.Get("port");
-      if (!port.IsUndefined() && !port.IsNull()) {
-        if (!port.IsString()) throw Napi::TypeError::New(env, "Expected port to be a string");
-        nic = xsw::OpenNicPort(port.As<Napi::String>(), xsw::Switch::MaxFrame(cfg.mtu));
-      }
-      sw_ = std::make_unique<xsw::Switch>(cfg, std::move(nic));
-    } catch (const SysError& e) {
-      ThrowSys(env, e);
-    }
+      if (!port_spec.empty()) nic = xsw::OpenNicPort(port_spec, xsw::Switch::MaxFrame(cfg.mtu));
+      return std::make_unique<xsw::Switch>(cfg, std::move(nic));
+    });
     // The data thread must be joined before the environment goes away (worker exit, process exit).
     napi_add_env_cleanup_hook(env, &NativeSwitch::CleanupHook, this);
     hooked_ = true;
@@ -137,53 +101,39 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
   Napi::Value AddDevice(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     xsw::Switch& sw = Sw(env);
-    Napi::Object s = Obj(env, info[0], "device");
+    Napi::Object s = ReadObject(info[0], "device");
     xsw::DeviceConfig c;
-    c.domid = uint16_t(U32(env, s.Get("domid"), "domid", 0x7FEF));
-    c.dev = U32(env, s.Get("dev"), "dev", 0xFFFFFFFFu);
-    if (!s.Get("mac").IsString()) throw Napi::TypeError::New(env, "Expected mac to be a string");
-    std::string mac = s.Get("mac").As<Napi::String>();
+    c.domid = uint16_t(ReadU32(s.Get("domid"), "domid", 0, 0x7FEF));
+    c.dev = ReadU32(s.Get("dev"), "dev");
+    const std::string mac = xsw::napi::ReadString(s.Get("mac"), "mac");
     auto parsed = xsw::ParseMac(mac);
     if (!parsed) throw Napi::TypeError::New(env, "Expected mac to look like 02:00:00:00:00:11, got '" + mac + "'");
     c.mac = *parsed;
-    c.vlan = uint16_t(U32(env, s.Get("vlan"), "vlan", xsw::kMaxVlanId));
-    Napi::Object tx = Obj(env, s.Get("tx"), "tx"), rx = Obj(env, s.Get("rx"), "rx");
-    c.tx_ring = Ptr(env, tx.Get("addr"), "tx.addr");
-    c.tx_num = U32(env, tx.Get("num"), "tx.num", xsw::kMaxRingSize);
-    c.rx_ring = Ptr(env, rx.Get("addr"), "rx.addr");
-    c.rx_num = U32(env, rx.Get("num"), "rx.num", xsw::kMaxRingSize);
-    c.flag = Ptr(env, Obj(env, s.Get("flag"), "flag").Get("addr"), "flag.addr");
-    if (!s.Get("regions").IsArray()) throw Napi::TypeError::New(env, "Expected regions to be an array");
-    Napi::Array regions = s.Get("regions").As<Napi::Array>();
+    c.vlan = uint16_t(ReadU32(s.Get("vlan"), "vlan", 0, xsw::kMaxVlanId));
+    Napi::Object tx = ReadObject(s.Get("tx"), "tx"), rx = ReadObject(s.Get("rx"), "rx");
+    c.tx_ring = ReadAddress(tx.Get("addr"), "tx.addr");
+    c.tx_num = ReadU32(tx.Get("num"), "tx.num", 0, xsw::kMaxRingSize);
+    c.rx_ring = ReadAddress(rx.Get("addr"), "rx.addr");
+    c.rx_num = ReadU32(rx.Get("num"), "rx.num", 0, xsw::kMaxRingSize);
+    c.flag = ReadAddress(ReadObject(s.Get("flag"), "flag").Get("addr"), "flag.addr");
+    Napi::Array regions = xsw::napi::ReadArray(s.Get("regions"), "regions");
     for (uint32_t i = 0; i < regions.Length(); ++i) {
-      Napi::Object r = Obj(env, regions.Get(i), "region");
+      Napi::Object r = ReadObject(regions.Get(i), "region");
       xsw::Region reg;
-      reg.gva = BigU64(env, r.Get("gva"), "region.gva");
-      if (!r.Get("len").IsNumber()) throw Napi::TypeError::New(env, "Expected region.len to be a number");
-      double len = r.Get("len").As<Napi::Number>().DoubleValue();
-      if (!(len > 0) || len != double(uint64_t(len)) || len > double(1ull << 48)) {
-        throw Napi::RangeError::New(env, "Expected region.len to be a positive integer");
-      }
-      reg.len = uint64_t(len);
-      reg.hva = Ptr(env, r.Get("hva"), "region.hva");
+      reg.gva = xsw::napi::ReadBigU64(r.Get("gva"), "region.gva");
+      reg.len = xsw::napi::ReadUint(r.Get("len"), "region.len", 1, uint64_t(1) << 48);
+      reg.hva = ReadAddress(r.Get("hva"), "region.hva");
       reg.writable = r.Get("writable").ToBoolean();
       c.regions.push_back(reg);
     }
-    try {
-      return Napi::Number::New(env, sw.AddDevice(c));
-    } catch (const SysError& e) {
-      ThrowSys(env, e);
-    }
+    return Napi::Number::New(env, Guard(env, [&] { return sw.AddDevice(c); }));
   }
 
   Napi::Value RemoveDevice(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     xsw::Switch& sw = Sw(env);
-    try {
-      sw.RemoveDevice(U32(env, info[0], "slot", 0xFFFF));
-    } catch (const SysError& e) {
-      ThrowSys(env, e);
-    }
+    const uint32_t slot = ReadU32(info[0], "slot", 0, 0xFFFF);
+    Guard(env, [&] { sw.RemoveDevice(slot); });
     return env.Undefined();
   }
 
@@ -260,13 +210,9 @@ class NicPortProbe : public Napi::ObjectWrap<NicPortProbe> {
   // new NicPortProbe(spec, mtu)
   explicit NicPortProbe(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NicPortProbe>(info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsString()) throw Napi::TypeError::New(env, "Expected port to be a string");
-    uint32_t mtu = U32(env, info[1], "mtu", 9000);
-    try {
-      port_ = xsw::OpenNicPort(info[0].As<Napi::String>(), xsw::Switch::MaxFrame(mtu));
-    } catch (const SysError& e) {
-      ThrowSys(env, e);
-    }
+    const std::string spec = xsw::napi::ReadString(info[0], "port");
+    const uint32_t mtu = ReadU32(info[1], "mtu", 0, 9000);
+    port_ = Guard(env, [&] { return xsw::OpenNicPort(spec, xsw::Switch::MaxFrame(mtu)); });
   }
 
  private:
@@ -277,8 +223,7 @@ class NicPortProbe : public Napi::ObjectWrap<NicPortProbe> {
   // send(frame: Buffer) -> boolean (false: the transmit queue was full or the port refused it)
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsBuffer()) throw Napi::TypeError::New(env, "Expected frame to be a Buffer");
-    auto frame = info[0].As<Napi::Buffer<uint8_t>>();
+    auto frame = xsw::napi::ReadBuffer(info[0], "frame");
     xsw::NicPort& port = Port(env);
     if (frame.Length() > port.TxCapacity()) throw Napi::RangeError::New(env, "frame is longer than the port carries");
     uint8_t* buf = port.TxReserve();
@@ -313,46 +258,12 @@ class NicPortProbe : public Napi::ObjectWrap<NicPortProbe> {
   std::unique_ptr<xsw::NicPort> port_;
 };
 
-// ---------------------------------------------------------------------------
-// Test memory: page-aligned anonymous shared mappings, as a guest's granted
-// pages would be. unmapPages detaches the buffer first, so JS cannot touch
-// the bytes afterwards.
-
-Napi::Value AllocPages(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint32_t pages = U32(env, info[0], "pages", 1u << 18);
-  if (pages == 0) throw Napi::RangeError::New(env, "Expected pages to be at least 1");
-  size_t bytes = size_t(pages) * xsw::kPageSize;
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw Napi::Error::New(env, std::string("cannot map test pages: ") + std::strerror(errno));
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("buffer", Napi::ArrayBuffer::New(env, p, bytes));  // no finalizer: unmapPages or process exit frees it
-  out.Set("addr", Napi::BigInt::New(env, uint64_t(uintptr_t(p))));
-  return out;
-}
-
-Napi::Value UnmapPages(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "Expected buffer to be an ArrayBuffer from allocPages");
-  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
-  void* p = ab.Data();
-  size_t bytes = ab.ByteLength();
-  if (p == nullptr || bytes == 0) throw Napi::Error::New(env, "these pages are already unmapped");
-  ab.Detach();
-  munmap(p, bytes);
-  return env.Undefined();
-}
-
-void InitSwitch(Napi::Env env, Napi::Object exports) {
-  exports.Set("NativeSwitch", NativeSwitch::Define(env));
-  exports.Set("NicPortProbe", NicPortProbe::Define(env));
+void InitSwitch(Napi::Env env, Napi::Object group) {
+  group.Set("NativeSwitch", NativeSwitch::Define(env));
+  group.Set("NicPortProbe", NicPortProbe::Define(env));
   Napi::Array names = Napi::Array::New(env, xsw::kDropCount);
   for (uint32_t r = 0; r < xsw::kDropCount; ++r) names.Set(r, xsw::DropName(r));
-  exports.Set("switchDropNames", names);
-  Napi::Object testing = Napi::Object::New(env);
-  testing.Set("allocPages", Napi::Function::New(env, AllocPages, "allocPages"));
-  testing.Set("unmapPages", Napi::Function::New(env, UnmapPages, "unmapPages"));
-  exports.Set("switchTesting", testing);
+  group.Set("dropNames", names);
 }
 
 }  // namespace

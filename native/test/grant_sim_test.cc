@@ -16,10 +16,10 @@
 #include <string>
 #include <thread>
 
-#include "core/grant.h"
-#include "core/grant_sim.h"
-#include "core/sim_domain.h"
-#include "core/sim_layout.h"
+#include "grant/provider.h"
+#include "grant/sim_domain.h"
+#include "grant/sim_layout.h"
+#include "grant/sim_provider.h"
 
 using namespace xsw;
 
@@ -175,6 +175,5 @@ int main() {
   MapperSlots(dirs[2]);
   RebuildAfterCrash(dirs[3]);
   for (const std::string& d : dirs) (void)!system(("rm -rf " + d).c_str());
-  std::printf("grant_sim_test: %s\n", failures ? "FAIL" : "ok");
-  return failures ? 1 : 0;
+  return xsw::test::Finish("grant_sim_test");
 }

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/gref_list.h"
+#include "shm/gref_list.h"
 
 using namespace xsw;
 
@@ -122,6 +122,5 @@ int main() {
   MoreEntriesThanTheBoundIsRejected();
   ReservedGrefIsRejectedNamingTheEntry();
   PageCountIsBounded();
-  std::printf("gref_list_test: %s\n", failures ? "FAIL" : "ok");
-  return failures ? 1 : 0;
+  return xsw::test::Finish("gref_list_test");
 }

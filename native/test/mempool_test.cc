@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "core/mempool.h"
+#include "shm/mempool.h"
 
 using namespace xsw;
 
@@ -92,6 +92,5 @@ int main() {
   BufIndexRejectsGapsAndThePastEnd();
   RefusesImpossibleLayouts();
   StackIsLifoAndRefusesDoubleFree();
-  std::printf("mempool_test: %s\n", failures ? "FAIL" : "ok");
-  return failures ? 1 : 0;
+  return xsw::test::Finish("mempool_test");
 }

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "core/regions.h"
+#include "shm/regions.h"
 
 using namespace xsw;
 
@@ -80,6 +80,5 @@ static void TranslateTable() {
 int main() {
   AddRejectsBadRegions();
   TranslateTable();
-  std::printf("regions_test: %s\n", failures ? "FAIL" : "ok");
-  return failures ? 1 : 0;
+  return xsw::test::Finish("regions_test");
 }

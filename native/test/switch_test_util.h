@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "abi.h"
-#include "core/frame_eth.h"
-#include "core/port_nic.h"
-#include "core/switch_device.h"
+#include "abi/abi.h"
+#include "common/ethernet.h"
+#include "switch/device.h"
+#include "switch/nic_port.h"
 
 namespace xsw::test {
 

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/vring.h"
+#include "shm/vring.h"
 
 using namespace xsw;
 
@@ -423,6 +423,5 @@ int main() {
   ChainAtTheLimitsIsAccepted();
   AvailIndexJumpIsClamped();
   DriverSkipsBadUsedEntries();
-  std::printf("vring_test: %s\n", failures ? "FAIL" : "ok");
-  return failures ? 1 : 0;
+  return xsw::test::Finish("vring_test");
 }

@@ -1,0 +1,259 @@
+#include "pmd/engine.h"
+
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "common/adaptive_poll.h"
+#include "pmd/test_frame.h"
+
+namespace xsw {
+namespace {
+
+struct ModeName {
+  FwdMode mode;
+  const char* name;
+};
+constexpr ModeName kModes[] = {{FwdMode::kIo, "io"},         {FwdMode::kMac, "mac"},
+                               {FwdMode::kMacSwap, "macswap"}, {FwdMode::kRxOnly, "rxonly"},
+                               {FwdMode::kTxOnly, "txonly"},   {FwdMode::kTap, "tap"}};
+
+}  // namespace
+
+bool ParseFwdMode(const std::string& name, FwdMode* mode) {
+  for (const ModeName& m : kModes) {
+    if (name == m.name) {
+      *mode = m.mode;
+      return true;
+    }
+  }
+  return false;
+}
+
+const char* FwdModeName(FwdMode mode) {
+  for (const ModeName& m : kModes) {
+    if (m.mode == mode) return m.name;
+  }
+  return "unknown";
+}
+
+FrontEngine::FrontEngine(FrontPort* port, const EngineConfig& config)
+    : port_(port), cfg_(config), scratch_(new uint8_t[kMaxFrameLen]) {
+  if (port == nullptr) throw std::invalid_argument("an engine needs a device");
+  if (cfg_.burst < 1 || cfg_.burst > kBurst) {
+    throw std::invalid_argument("burst " + std::to_string(cfg_.burst) + " is outside [1, 32]: use --burst 32");
+  }
+  if (cfg_.mode == FwdMode::kTxOnly &&
+      (cfg_.txpkts < kTestFrameMinLen || cfg_.txpkts > port->max_pkt_len())) {
+    throw std::invalid_argument("txpkts " + std::to_string(cfg_.txpkts) + " is outside [" +
+                                std::to_string(kTestFrameMinLen) + ", " + std::to_string(port->max_pkt_len()) +
+                                "]: pick a frame size in range (raise --max-pkt-len for jumbo frames)");
+  }
+  if (cfg_.mode == FwdMode::kTap && cfg_.tap_fd < 0) {
+    throw std::invalid_argument("tap mode needs a TAP interface: give --tap NAME");
+  }
+  if (cfg_.rate < 0) throw std::invalid_argument("a negative --rate makes no sense: give frames per second");
+}
+
+FrontEngine::~FrontEngine() { Stop(); }
+
+void FrontEngine::Start() {
+  if (thread_.joinable()) return;
+  stop_.store(false, std::memory_order_relaxed);
+  last_refill_ns_ = NowNs();
+  tokens_ = 0;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void FrontEngine::Stop() {
+  if (!thread_.joinable()) return;
+  stop_.store(true, std::memory_order_relaxed);
+  thread_.join();
+}
+
+uint64_t FrontEngine::NowNs() const {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+void FrontEngine::Run() {
+  AdaptivePoll backoff(cfg_.poll == PollMode::kBusy);
+  while (!stop_.load(std::memory_order_relaxed)) backoff.After(PollOnce() > 0);
+  port_->ReclaimTx();
+}
+
+uint32_t FrontEngine::PollOnce() {
+  switch (cfg_.mode) {
+    case FwdMode::kIo:
+    case FwdMode::kMac:
+    case FwdMode::kMacSwap: return Forward();
+    case FwdMode::kRxOnly: return RxOnly();
+    case FwdMode::kTxOnly: return TxOnly();
+    case FwdMode::kTap: return Tap();
+  }
+  return 0;
+}
+
+uint32_t FrontEngine::Forward() {
+  uint32_t pkts[kBurst];
+  const uint32_t n = port_->RxBurst(pkts, cfg_.burst);
+  if (n == 0) {
+    port_->ReclaimTx();
+    return 0;
+  }
+  if (cfg_.mode != FwdMode::kIo) {
+    for (uint32_t i = 0; i < n; i++) {
+      uint8_t* eth = port_->SegData(pkts[i]);  // RxBurst guarantees >= 14 bytes here
+      if (cfg_.mode == FwdMode::kMac) {
+        std::memcpy(eth, cfg_.peer_mac, 6);
+        std::memcpy(eth + 6, cfg_.own_mac, 6);
+      } else {
+        uint8_t tmp[6];
+        std::memcpy(tmp, eth, 6);
+        std::memcpy(eth, eth + 6, 6);
+        std::memcpy(eth + 6, tmp, 6);
+      }
+    }
+  }
+  const uint32_t sent = port_->TxBurst(pkts, n);
+  if (sent < n) {
+    port_->FreeBurst(pkts + sent, n - sent);
+    Bump(port_->stats().tx_dropped, n - sent);
+  }
+  return n;
+}
+
+void FrontEngine::Verify(uint32_t pkt) {
+  const uint8_t* frame = port_->SegData(pkt);
+  uint32_t len = port_->PktLen(pkt);
+  if (port_->SegLen(pkt) < len) {
+    len = port_->CopyOut(pkt, scratch_.get(), kMaxFrameLen);
+    frame = scratch_.get();
+  }
+  uint64_t seq = 0;
+  if (CheckTestFrame(frame, len, &seq) != FrameCheck::kOk) {
+    Bump(port_->stats().rx_bad, 1);
+    return;
+  }
+  if (have_seq_ && seq != next_seq_) Bump(port_->stats().rx_out_of_order, 1);
+  have_seq_ = true;
+  next_seq_ = seq + 1;
+}
+
+uint32_t FrontEngine::RxOnly() {
+  uint32_t pkts[kBurst];
+  const uint32_t n = port_->RxBurst(pkts, cfg_.burst);
+  for (uint32_t i = 0; i < n; i++) {
+    if (cfg_.verify) Verify(pkts[i]);
+    port_->Free(pkts[i]);
+  }
+  return n;
+}
+
+uint32_t FrontEngine::TxOnly() {
+  // What comes back (frames looped through other guests) is drained as
+  // rxonly does, so the sender can count and verify its own frames.
+  const uint32_t received = RxOnly();
+  return received + TxBurstOfTestFrames();
+}
+
+uint32_t FrontEngine::TxBurstOfTestFrames() {
+  port_->ReclaimTx();
+  uint32_t want = cfg_.burst;
+  if (cfg_.count > 0) {
+    if (seq_ >= cfg_.count) return 0;
+    want = uint32_t(std::min<uint64_t>(want, cfg_.count - seq_));
+  }
+  if (cfg_.rate > 0) {
+    const uint64_t now = NowNs();
+    tokens_ = std::min(double(cfg_.burst), tokens_ + double(now - last_refill_ns_) * cfg_.rate / 1e9);
+    last_refill_ns_ = now;
+    want = std::min<uint32_t>(want, uint32_t(tokens_));
+  }
+  // Never build more than the ring takes, so the sequence has no gaps.
+  const uint32_t segs = (cfg_.txpkts + port_->data_room() - 1) / port_->data_room();
+  want = std::min(want, port_->TxFreeDescs() / segs);
+  uint32_t pkts[kBurst];
+  uint32_t n = 0;
+  for (; n < want; n++) {
+    if (!port_->Alloc(cfg_.txpkts, &pkts[n])) break;
+    if (segs == 1) {
+      BuildTestFrame(port_->SegData(pkts[n]), cfg_.txpkts, cfg_.peer_mac, cfg_.own_mac, seq_ + n);
+    } else {
+      BuildTestFrame(scratch_.get(), cfg_.txpkts, cfg_.peer_mac, cfg_.own_mac, seq_ + n);
+      uint32_t copied = 0;
+      for (uint32_t seg = pkts[n]; seg != kNoBuf; seg = port_->NextSeg(seg)) {
+        std::memcpy(port_->SegData(seg), scratch_.get() + copied, port_->SegLen(seg));
+        copied += port_->SegLen(seg);
+      }
+    }
+  }
+  if (n == 0) return 0;
+  const uint32_t sent = port_->TxBurst(pkts, n);
+  if (sent < n) port_->FreeBurst(pkts + sent, n - sent);  // not stamped as sent: reused next burst
+  seq_ += sent;
+  if (cfg_.rate > 0) tokens_ -= sent;
+  if (cfg_.count > 0 && seq_ >= cfg_.count) port_->stats().tx_done.store(1, std::memory_order_relaxed);
+  return sent;
+}
+
+uint32_t FrontEngine::Tap() {
+  uint32_t pkts[kBurst];
+  iovec iov[kMaxChainSegs];
+  uint32_t moved = 0;
+
+  // Kernel -> TX ring: read whole frames into fresh buffer chains.
+  uint32_t n = 0, dropped = 0;
+  while (n < cfg_.burst) {
+    uint32_t pkt;
+    if (!port_->Alloc(port_->max_pkt_len(), &pkt)) break;
+    uint32_t niov = 0;
+    for (uint32_t seg = pkt; seg != kNoBuf && niov < kMaxChainSegs; seg = port_->NextSeg(seg)) {
+      iov[niov++] = iovec{port_->SegData(seg), port_->SegLen(seg)};
+    }
+    const ssize_t got = readv(cfg_.tap_fd, iov, int(niov));
+    if (got < ssize_t(kEthHdrLen)) {
+      port_->Free(pkt);
+      if (got >= 0) {
+        dropped++;  // a runt from the kernel
+        continue;
+      }
+      break;  // EAGAIN: nothing more to read (or the interface went away)
+    }
+    port_->Trim(pkt, uint32_t(got));
+    pkts[n++] = pkt;
+  }
+  if (n > 0) {
+    const uint32_t sent = port_->TxBurst(pkts, n);
+    if (sent < n) {
+      port_->FreeBurst(pkts + sent, n - sent);
+      dropped += n - sent;
+    }
+    moved += n;
+  } else {
+    port_->ReclaimTx();
+  }
+  if (dropped > 0) Bump(port_->stats().tx_dropped, dropped);
+
+  // RX ring -> kernel.
+  const uint32_t r = port_->RxBurst(pkts, cfg_.burst);
+  uint32_t refused = 0;
+  for (uint32_t i = 0; i < r; i++) {
+    uint32_t niov = 0;
+    for (uint32_t seg = pkts[i]; seg != kNoBuf && niov < kMaxChainSegs; seg = port_->NextSeg(seg)) {
+      iov[niov++] = iovec{port_->SegData(seg), port_->SegLen(seg)};
+    }
+    if (writev(cfg_.tap_fd, iov, int(niov)) < 0) refused++;  // down, or the kernel queue is full
+    port_->Free(pkts[i]);
+  }
+  if (refused > 0) Bump(port_->stats().rx_dropped, refused);
+  return moved + r;
+}
+
+}  // namespace xsw

@@ -1,0 +1,44 @@
+// gva -> hva translation for the back end: each region is one guest mapping
+// (a mempool, a ring) that dom0 has mapped at `hva`. Fixed capacity, no
+// allocation, so Translate can run per descriptor in the data plane.
+#pragma once
+
+#include <cstdint>
+
+#include "shm/violation.h"
+
+namespace xsw {
+
+struct Region {
+  uint64_t gva = 0;    // guest virtual address of the first byte
+  uint64_t len = 0;    // bytes; > 0
+  uint8_t* hva = nullptr;  // where dom0 has the same bytes mapped
+  bool writable = false;   // dom0's mapping may be written
+};
+
+class RegionTable {
+ public:
+  static constexpr uint32_t kCapacity = 32;  // 16 mempools + rings, with room to spare
+
+  // Adds a region. Returns false (table unchanged) when len is 0, hva is null,
+  // gva+len or hva+len overflows, the gva range overlaps an existing region,
+  // or the table is full. Control path.
+  bool Add(const Region& r);
+  // Removes every region.
+  void Clear() { count_ = 0; }
+  uint32_t size() const { return count_; }
+  const Region& at(uint32_t i) const { return regions_[i]; }
+
+  // Host pointer for [gva, gva+len) iff that range lies wholly inside one
+  // region (len 0 is allowed only at an address inside a region) and, when
+  // `for_write`, that region is writable. Otherwise returns nullptr and sets
+  // *why (if non-null) to kLenOverflow (gva+len wraps), kAddrOutsideRegion, or
+  // kWriteToReadOnly. Overflow-safe; never allocates, locks or logs.
+  uint8_t* Translate(uint64_t gva, uint64_t len, bool for_write, Violation* why) const;
+
+ private:
+  Region regions_[kCapacity];
+  uint32_t count_ = 0;
+};
+
+}  // namespace xsw

@@ -1,0 +1,239 @@
+#include "shm/vring.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace xsw {
+
+namespace {
+
+// Shared-memory words are read through these so that one load is one load:
+// the compiler may neither split nor repeat it (the peer may change the
+// memory between two reads). may_alias: the ring is raw bytes to us.
+using SharedU64 = uint64_t __attribute__((may_alias));
+using SharedU32 = uint32_t __attribute__((may_alias));
+
+uint64_t LoadOnce(const SharedU64* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+uint32_t LoadOnce(const SharedU32* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+// Returns num - 1 (the index mask) or throws for a ring we cannot use.
+uint32_t CheckRing(uint8_t* base, uint32_t num) {
+  if (!VringSizeValid(num)) {
+    throw std::invalid_argument("vring size " + std::to_string(num) +
+                                " is not a power of two between 1 and 32768: pick e.g. 256");
+  }
+  if (base == nullptr || reinterpret_cast<uintptr_t>(base) % kVringAlign != 0) {
+    throw std::invalid_argument("vring memory is not 4096-byte aligned: map whole pages for the ring");
+  }
+  return num - 1;
+}
+
+}  // namespace
+
+bool VringSizeValid(uint32_t num) { return num != 0 && num <= kMaxRingSize && (num & (num - 1)) == 0; }
+
+VringView VringView::At(uint8_t* base, uint32_t num) {
+  VringView v;
+  v.desc = reinterpret_cast<VringDesc*>(base);
+  v.avail = reinterpret_cast<VringAvail*>(base + VringAvailOffset(num));
+  v.used = reinterpret_cast<VringUsed*>(base + VringUsedOffset(num));
+  v.num = num;
+  return v;
+}
+
+// ---------------------------------------------------------------------------
+// Driver (guest side).
+
+VringDriver::VringDriver(uint8_t* ring_base, uint32_t num)
+    : mask_(CheckRing(ring_base, num)),
+      next_(new uint16_t[num]),
+      cookie_(new uint64_t[num]()),
+      chain_len_(new uint16_t[num]()),
+      in_len_(new uint32_t[num]()) {
+  view_ = VringView::At(ring_base, num);
+  for (uint32_t i = 0; i < num; ++i) next_[i] = uint16_t(i + 1);
+  num_free_ = num;
+}
+
+void VringDriver::Init() {
+  uint32_t num = view_.num;
+  std::memset(view_.desc, 0, VringSize(num));
+  for (uint32_t i = 0; i < num; ++i) {
+    next_[i] = uint16_t(i + 1);
+    chain_len_[i] = 0;
+  }
+  free_head_ = 0;
+  num_free_ = num;
+  in_flight_ = 0;
+  avail_idx_ = 0;
+  published_idx_ = 0;
+  last_used_ = 0;
+}
+
+int VringDriver::Add(const DriverBuf* bufs, uint32_t n_out, uint32_t n_in, uint64_t cookie) {
+  uint64_t n = uint64_t(n_out) + n_in;
+  if (n == 0 || n > num_free_) return -1;
+  uint32_t head = free_head_;
+  uint32_t i = head;
+  uint64_t in_len = 0;
+  for (uint32_t k = 0; k < n; ++k) {
+    bool last = k + 1 == n;
+    bool device_writes = k >= n_out;
+    VringDesc& d = view_.desc[i];
+    d.addr = bufs[k].gva;
+    d.len = bufs[k].len;
+    d.flags = uint16_t((device_writes ? VRING_DESC_F_WRITE : 0) | (last ? 0 : VRING_DESC_F_NEXT));
+    d.next = last ? 0 : next_[i];
+    if (device_writes) in_len += bufs[k].len;
+    i = next_[i];  // after the last one, this is the new free-list head
+  }
+  free_head_ = i;
+  num_free_ -= uint32_t(n);
+  cookie_[head] = cookie;
+  chain_len_[head] = uint16_t(n);
+  in_len_[head] = in_len > UINT32_MAX ? UINT32_MAX : uint32_t(in_len);
+  view_.avail->ring[avail_idx_ & mask_] = uint16_t(head);
+  ++avail_idx_;
+  ++in_flight_;
+  return int(head);
+}
+
+void VringDriver::Publish() {
+  __atomic_store_n(&view_.avail->idx, avail_idx_, __ATOMIC_RELEASE);
+  published_idx_ = avail_idx_;
+}
+
+uint32_t VringDriver::Harvest(UsedEntry* out, uint32_t max) {
+  uint16_t used_idx = __atomic_load_n(&view_.used->idx, __ATOMIC_ACQUIRE);
+  uint32_t pending = uint16_t(used_idx - last_used_);
+  // Only published chains can be completed; the device claiming more is lying.
+  uint32_t published_in_flight = in_flight_ - uint16_t(avail_idx_ - published_idx_);
+  if (pending > published_in_flight) {
+    ++bad_used_;
+    pending = published_in_flight;
+  }
+  uint32_t written = 0;
+  for (uint32_t taken = 0; taken < pending && written < max; ++taken) {
+    const VringUsedElem* e = &view_.used->ring[last_used_ & mask_];
+    uint32_t id = LoadOnce(reinterpret_cast<const SharedU32*>(&e->id));
+    uint32_t len = LoadOnce(reinterpret_cast<const SharedU32*>(&e->len));
+    ++last_used_;
+    if (id >= view_.num || chain_len_[id] == 0) {
+      ++bad_used_;  // not a head we have in flight: never trust it
+      continue;
+    }
+    uint32_t tail = id;
+    for (uint32_t k = 1; k < chain_len_[id]; ++k) tail = next_[tail];
+    next_[tail] = uint16_t(free_head_);
+    free_head_ = id;
+    num_free_ += chain_len_[id];
+    chain_len_[id] = 0;
+    --in_flight_;
+    if (len > in_len_[id]) {
+      if (in_len_[id] != 0) ++bad_used_;
+      len = in_len_[id];
+    }
+    out[written++] = UsedEntry{cookie_[id], len};
+  }
+  return written;
+}
+
+// ---------------------------------------------------------------------------
+// Device (dom0 side).
+
+VringDevice::VringDevice(uint8_t* ring_base, uint32_t num, const RegionTable* regions,
+                         uint32_t max_chain_len, RingDirection direction)
+    : mask_(CheckRing(ring_base, num)),
+      regions_(regions),
+      max_chain_(max_chain_len < 1 ? 1 : max_chain_len > kMaxChainSegs ? kMaxChainSegs : max_chain_len),
+      direction_(direction),
+      stamp_(new uint32_t[num]()) {
+  if (regions == nullptr) throw std::invalid_argument("a vring device needs a region table");
+  view_ = VringView::At(ring_base, num);
+  Resume();
+}
+
+void VringDevice::Resume() {
+  used_idx_ = __atomic_load_n(&view_.used->idx, __ATOMIC_ACQUIRE);
+  last_avail_ = used_idx_;
+  avail_seen_ = used_idx_;
+  generation_ = 0;
+  std::memset(stamp_.get(), 0, sizeof(uint32_t) * view_.num);
+}
+
+Violation VringDevice::Avail(uint32_t* count) {
+  uint16_t idx = __atomic_load_n(&view_.avail->idx, __ATOMIC_ACQUIRE);
+  uint32_t pending = uint16_t(idx - last_avail_);
+  if (pending > view_.num) {
+    *count = 0;
+    return Violation::kAvailIdxJump;
+  }
+  avail_seen_ = idx;
+  *count = pending;
+  return Violation::kNone;
+}
+
+Violation VringDevice::Pop(Chain* out) {
+  out->nseg = 0;
+  if (last_avail_ == avail_seen_) return Violation::kNone;
+  uint32_t idx = __atomic_load_n(&view_.avail->ring[last_avail_ & mask_], __ATOMIC_RELAXED);
+  if (idx >= view_.num) return Violation::kDescIndex;
+  if (++generation_ == 0) {  // wrapped: old stamps could collide with new ones
+    std::memset(stamp_.get(), 0, sizeof(uint32_t) * view_.num);
+    generation_ = 1;
+  }
+  out->head = uint16_t(idx);
+  out->out_len = 0;
+  out->in_len = 0;
+  uint32_t nseg = 0;
+  bool seen_writable = false;
+  for (;;) {
+    if (stamp_[idx] == generation_) return Violation::kChainLoop;
+    stamp_[idx] = generation_;
+    if (nseg == max_chain_) return Violation::kChainTooLong;
+    // The one and only read of this descriptor (little-endian layout:
+    // addr, then len | flags << 32 | next << 48).
+    const auto* words = reinterpret_cast<const SharedU64*>(&view_.desc[idx]);
+    uint64_t addr = LoadOnce(words);
+    uint64_t rest = LoadOnce(words + 1);
+    uint32_t len = uint32_t(rest);
+    uint16_t flags = uint16_t(rest >> 32);
+    uint16_t next = uint16_t(rest >> 48);
+
+    if (flags & VRING_DESC_F_INDIRECT) return Violation::kIndirect;
+    bool writable = (flags & VRING_DESC_F_WRITE) != 0;
+    if (direction_ == RingDirection::kDeviceReads && writable) return Violation::kReadFromWriteOnly;
+    if (direction_ == RingDirection::kDeviceWrites && !writable) return Violation::kWriteToReadOnly;
+    if (!writable && seen_writable) return Violation::kOutAfterIn;
+    if (len > kMaxSegmentLen) return Violation::kLenOverflow;
+    Violation why = Violation::kNone;
+    uint8_t* hva = regions_->Translate(addr, len, writable, &why);
+    if (hva == nullptr) return why;
+
+    out->seg[nseg++] = Segment{hva, len, writable};
+    if (writable) {
+      out->in_len += len;
+      seen_writable = true;
+    } else {
+      out->out_len += len;
+    }
+    if (!(flags & VRING_DESC_F_NEXT)) break;
+    idx = next;
+    if (idx >= view_.num) return Violation::kDescIndex;
+  }
+  out->nseg = uint16_t(nseg);
+  ++last_avail_;
+  return Violation::kNone;
+}
+
+void VringDevice::PushUsed(uint16_t head, uint32_t len) {
+  VringUsedElem* e = &view_.used->ring[used_idx_ & mask_];
+  __atomic_store_n(reinterpret_cast<SharedU32*>(&e->id), uint32_t(head), __ATOMIC_RELAXED);
+  __atomic_store_n(reinterpret_cast<SharedU32*>(&e->len), len, __ATOMIC_RELAXED);
+  ++used_idx_;
+}
+
+void VringDevice::PublishUsed() { __atomic_store_n(&view_.used->idx, used_idx_, __ATOMIC_RELEASE); }
+
+}  // namespace xsw

@@ -1,0 +1,184 @@
+// Legacy split virtqueues over shared memory (native/abi/abi.h layout).
+//
+// VringDriver is the guest's side (the front end PMD): it owns the descriptor
+// table and the avail ring, and keeps its free list and in-flight state in
+// private memory, so nothing the device writes can corrupt it.
+// VringDevice is dom0's side (the back-end switch): it trusts nothing in the
+// ring. It reads the peer's avail index once (acquire) and clamps it, copies
+// each descriptor out of shared memory exactly once, validates the copy
+// (index, loop, chain length, INDIRECT, direction, region bounds), and only
+// then hands out host pointers. A bad ring yields a named Violation.
+//
+// Ordering: the peer's index is loaded with acquire and ours stored with
+// release, once per batch, so producer and consumer may be separate processes
+// on separate cores (x86 and arm64).
+//
+// Constructors and Init/Resume are control path (they may allocate or throw
+// std::invalid_argument). Every other method is data path: no allocation, no
+// lock, no logging, no exception. Each object is used by one thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "abi/abi.h"
+#include "shm/regions.h"
+#include "shm/violation.h"
+
+namespace xsw {
+
+constexpr uint32_t kMaxChainSegs = 16;        // a 9018-byte jumbo in 2 KiB buffers + a header
+constexpr uint32_t kMaxSegmentLen = 65536;    // longer is kLenOverflow
+
+// True when num is a power of two in [1, kMaxRingSize].
+bool VringSizeValid(uint32_t num);
+
+// Typed pointers into a ring at `base` (4096-aligned, VringSize(num) bytes).
+struct VringView {
+  VringDesc* desc = nullptr;
+  VringAvail* avail = nullptr;
+  VringUsed* used = nullptr;
+  uint32_t num = 0;
+  static VringView At(uint8_t* base, uint32_t num);
+};
+
+// ---------------------------------------------------------------------------
+// Guest side.
+
+struct DriverBuf {
+  uint64_t gva;  // what goes into desc.addr
+  uint32_t len;
+};
+
+struct UsedEntry {
+  uint64_t cookie;  // the cookie given to Add
+  uint32_t len;     // bytes the device wrote (clamped to the chain's in-buffer total; 0 for out-only chains)
+};
+
+class VringDriver {
+ public:
+  // ring_base: 4096-aligned, VringSize(num) bytes, shared with the device.
+  // Throws std::invalid_argument for a bad num or a misaligned base.
+  VringDriver(uint8_t* ring_base, uint32_t num);
+
+  // Zeroes the ring memory and makes every descriptor free. Control path.
+  void Init();
+
+  uint32_t FreeDescs() const { return num_free_; }
+  // Chains added (published or not) and not yet harvested.
+  uint32_t InFlight() const { return in_flight_; }
+  uint32_t num() const { return view_.num; }
+
+  // Adds one chain: n_out device-readable buffers then n_in device-writable
+  // ones (VRING_DESC_F_WRITE). Returns the head descriptor index, or -1 when
+  // n_out + n_in is 0 or more than FreeDescs(). Not visible to the device
+  // until Publish().
+  int Add(const DriverBuf* bufs, uint32_t n_out, uint32_t n_in, uint64_t cookie);
+
+  // Makes every chain added since the last Publish visible: one release store
+  // of avail->idx.
+  void Publish();
+
+  // Takes up to `max` completed chains from the used ring (used->idx read
+  // once, acquire), returns their descriptors to the free list and writes
+  // their cookies and lengths to out. A used entry whose id is not an
+  // in-flight head, or a used index claiming more than is in flight, is
+  // counted in BadUsed() and skipped, never trusted. Returns the count written.
+  uint32_t Harvest(UsedEntry* out, uint32_t max);
+
+  // Used entries from the device that were out of range, not in flight, or
+  // claimed more bytes than the chain could hold.
+  uint64_t BadUsed() const { return bad_used_; }
+
+ private:
+  VringView view_;
+  uint32_t mask_;
+  uint16_t avail_idx_ = 0;   // our next avail slot (shadow of avail->idx)
+  uint16_t published_idx_ = 0;  // avail->idx as last stored by Publish
+  uint16_t last_used_ = 0;   // next used slot to read
+  uint32_t free_head_ = 0;
+  uint32_t num_free_ = 0;
+  uint32_t in_flight_ = 0;
+  uint64_t bad_used_ = 0;
+  std::unique_ptr<uint16_t[]> next_;      // private free-list / chain links
+  std::unique_ptr<uint64_t[]> cookie_;    // per head
+  std::unique_ptr<uint16_t[]> chain_len_; // per head; 0 = not an in-flight head
+  std::unique_ptr<uint32_t[]> in_len_;    // per head: sum of device-writable lengths
+};
+
+// ---------------------------------------------------------------------------
+// Device side.
+
+// Which descriptors this ring may carry (legacy virtio-net: the guest's TX
+// ring is device-readable only, its RX ring device-writable only).
+enum class RingDirection : uint8_t {
+  kAny,           // both, out buffers first (kOutAfterIn otherwise)
+  kDeviceReads,   // a F_WRITE descriptor is kReadFromWriteOnly
+  kDeviceWrites,  // a descriptor without F_WRITE is kWriteToReadOnly
+};
+
+struct Segment {
+  uint8_t* hva;  // translated, bounds-checked host pointer
+  uint32_t len;
+  bool device_writable;
+};
+
+struct Chain {
+  uint16_t head;
+  uint16_t nseg;             // 0 only when Pop had nothing to take
+  uint32_t out_len, in_len;  // sums of device-readable / device-writable lengths
+  Segment seg[kMaxChainSegs];
+};
+
+class VringDevice {
+ public:
+  // ring_base: dom0's mapping of the ring (VringSize(num) bytes, 4096-aligned).
+  // regions: where descriptor addresses may point; must outlive this object.
+  // max_chain_len is clamped to [1, kMaxChainSegs]. Throws
+  // std::invalid_argument for a bad num, base or null regions.
+  VringDevice(uint8_t* ring_base, uint32_t num, const RegionTable* regions, uint32_t max_chain_len,
+              RingDirection direction = RingDirection::kAny);
+
+  // Starts from the ring's own state: last_avail = used->idx, which is also
+  // where our used entries continue. Never resets the shared indexes (a
+  // restarted back end loses nothing the guest queued). Control path.
+  void Resume();
+
+  // Reads avail->idx once (acquire). Sets *count to the chains available
+  // beyond those already popped. If the peer claims more than num pending,
+  // returns kAvailIdxJump with *count = 0.
+  Violation Avail(uint32_t* count);
+
+  // Takes the next available chain (as seen by the last Avail) into *out:
+  // every descriptor is loaded once, validated, then translated. Returns
+  // kNone with out->nseg = 0 when nothing is available. On a violation
+  // nothing is consumed and *out is unspecified: the ring is broken and the
+  // caller quarantines the device. A chain that would be longer than the ring
+  // necessarily revisits a descriptor and is reported as kChainLoop.
+  Violation Pop(Chain* out);
+
+  // Writes one used element (head, bytes written) after the last one; not
+  // visible until PublishUsed.
+  void PushUsed(uint16_t head, uint32_t len);
+
+  // One release store of used->idx for everything pushed since the last call.
+  void PublishUsed();
+
+  uint16_t LastAvail() const { return last_avail_; }
+  uint16_t UsedIdx() const { return used_idx_; }
+  uint32_t num() const { return view_.num; }
+
+ private:
+  VringView view_;
+  uint32_t mask_;
+  const RegionTable* regions_;
+  uint32_t max_chain_;
+  RingDirection direction_;
+  uint16_t last_avail_ = 0;  // next avail slot to pop
+  uint16_t avail_seen_ = 0;  // avail->idx as read (and checked) by the last Avail
+  uint16_t used_idx_ = 0;    // our next used slot (shadow of used->idx)
+  uint32_t generation_ = 0;  // per-Pop stamp for loop detection
+  std::unique_ptr<uint32_t[]> stamp_;  // per descriptor: generation that last visited it
+};
+
+}  // namespace xsw

@@ -1,0 +1,298 @@
+// The switch's data path: everything here runs on the data thread (or in
+// PollOnce) and never allocates, locks, logs or throws.
+//
+// Copy-once rule: a guest's frame is read from its buffer exactly once, into
+// its destination. The 14-byte Ethernet header is the exception that makes
+// the rule safe: it is gathered once into a local copy, classified and
+// checked (source MAC) on that copy, and the copy - not the guest's buffer,
+// which the guest may rewrite meanwhile - is what the destination receives.
+#include <cstring>
+#include <utility>
+
+#include "common/ethernet.h"
+#include "shm/chain_copy.h"
+#include "switch/switch.h"
+
+namespace xsw {
+
+namespace {
+const uint8_t kZeroNetHdr[kVirtioNetHdrLen] = {};
+}
+
+uint32_t Switch::Poll() {
+  // seq_cst pairs with the control thread's exchange + epoch read (WaitQuiescent).
+  const Snapshot* s = snap_.load(std::memory_order_seq_cst);
+  uint32_t work = 0;
+  for (uint16_t slot : s->slots) {
+    Device& d = devices_[slot];
+    if (d.state.load(std::memory_order_acquire) != DeviceState::kActive) continue;
+    if (__atomic_load_n(d.cfg.flag, __ATOMIC_ACQUIRE) == kVringFlagDead) {
+      MarkDead(d);
+      ++work;
+      continue;
+    }
+    work += ServiceGuestTx(*s, d);
+  }
+  if (nic_) {
+    work += ServiceNicRx(*s);
+    nic_->TxFlush();
+  }
+  epoch_.fetch_add(1, std::memory_order_seq_cst);
+  return work;
+}
+
+uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d) {
+  uint32_t avail = 0;
+  Violation v = d.tx->Avail(&avail);
+  if (v != Violation::kNone) {
+    Quarantine(d, v);
+    return 1;
+  }
+  if (avail > kBurst) avail = kBurst;
+  // Pipelined by one chain: the next chain is popped and its frame's first
+  // bytes prefetched before the current one is switched, so the miss on the
+  // next frame (a line the guest's CPU just wrote) overlaps the copy of this one.
+  Chain* cur = &tx_chains_[0];
+  Chain* next = &tx_chains_[1];
+  cur->nseg = 0;
+  if (avail != 0) {
+    v = d.tx->Pop(cur);
+    if (v == Violation::kNone) PrefetchFrame(*cur);
+  }
+  uint32_t done = 0;
+  while (done < avail && v == Violation::kNone && cur->nseg != 0) {
+    next->nseg = 0;
+    if (done + 1 < avail) {
+      v = d.tx->Pop(next);
+      if (v == Violation::kNone) PrefetchFrame(*next);
+    }
+    SwitchGuestFrame(s, d, *cur);
+    d.tx->PushUsed(cur->head, 0);
+    ++done;
+    std::swap(cur, next);
+  }
+  // Chains already switched go back to the guest even if the next one was
+  // bad: that is the last write to a ring we are about to stop touching.
+  if (done != 0) d.tx->PublishUsed();
+  FlushTouched();
+  if (v != Violation::kNone) {
+    Quarantine(d, v);
+    ++done;
+  }
+  return done;
+}
+
+void Switch::PrefetchFrame(const Chain& c) {
+  if (c.nseg == 0) return;
+  const uint8_t* p = c.seg[0].hva;
+  __builtin_prefetch(p);
+  if (c.seg[0].len > 64) __builtin_prefetch(p + 64);
+}
+
+void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
+  DeviceCounters& k = src.counters;
+  k.tx_total.Add();
+  auto drop = [&k](Drop why) {
+    k.drops[DropIndex(why)].Add();
+    k.tx_dropped.Add();
+  };
+  // The chain holds a virtio_net_hdr (ignored, never trusted) then the frame.
+  uint32_t frame_len = c.out_len > kVirtioNetHdrLen ? c.out_len - kVirtioNetHdrLen : 0;
+  if (frame_len < kEthHdrLen) return drop(Drop::kRunt);
+  if (frame_len > cfg_.mtu + kEthHdrLen) return drop(Drop::kMtuExceeded);
+  uint8_t hdr[kEthHdrLen];
+  GatherFromSegments(c.seg, c.nseg, kVirtioNetHdrLen, hdr, kEthHdrLen);
+  if (MacAt(hdr + 6) != src.cfg.mac) return drop(Drop::kSpoofedSrcMac);
+  const FrameBody body{c.seg, c.nseg, kVirtioNetHdrLen + kEthHdrLen, frame_len - kEthHdrLen};
+  uint64_t dst = MacAt(hdr);
+
+  bool delivered = false;
+  if (MacIsGroup(dst)) {
+    bool any_destination = nic_ != nullptr;
+    if (nic_) delivered = SendToNic(src, hdr, body);
+    if (cfg_.vm2vm) {
+      for (uint16_t slot : s.slots) {
+        Device& d = devices_[slot];
+        if (&d == &src || d.state.load(std::memory_order_acquire) != DeviceState::kActive) continue;
+        any_destination = true;
+        delivered |= DeliverToGuest(d, hdr, body);
+      }
+    }
+    if (!any_destination) return drop(Drop::kNoNic);
+  } else {
+    Device* local = nullptr;
+    if (cfg_.vm2vm) {
+      for (uint16_t slot : s.slots) {
+        if (devices_[slot].cfg.mac == dst) {
+          local = &devices_[slot];
+          break;
+        }
+      }
+    }
+    if (local == &src) return drop(Drop::kSameDevice);
+    if (local != nullptr) {
+      if (local->state.load(std::memory_order_acquire) != DeviceState::kActive) return drop(Drop::kDstDown);
+      delivered = DeliverToGuest(*local, hdr, body);  // a failure is counted on the receiver
+    } else if (nic_ == nullptr) {
+      return drop(Drop::kNoNic);
+    } else {
+      delivered = SendToNic(src, hdr, body);
+    }
+  }
+  if (delivered) {
+    k.tx_bytes.Add(frame_len);
+  } else {
+    k.tx_dropped.Add();
+  }
+}
+
+bool Switch::SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body) {
+  uint32_t tag = src.cfg.vlan != 0 ? kVlanHdrLen : 0;
+  uint32_t len = kEthHdrLen + tag + body.len;
+  uint8_t* out = nic_->TxReserve();
+  if (out == nullptr) {
+    src.counters.drops[DropIndex(Drop::kNicTxFull)].Add();
+    NicDrop(Drop::kNicTxFull);
+    return false;
+  }
+  std::memcpy(out, hdr, 12);  // destination and source MAC
+  if (tag != 0) {
+    PutBe16(out + 12, kEthPVlan);
+    PutBe16(out + 14, src.cfg.vlan);
+  }
+  std::memcpy(out + 12 + tag, hdr + 12, 2);  // the frame's own ethertype
+  GatherFromSegments(body.seg, body.nseg, body.offset, out + kEthHdrLen + tag, body.len);
+  if (!nic_->TxCommit(len)) {
+    src.counters.drops[DropIndex(Drop::kNicTxError)].Add();
+    NicDrop(Drop::kNicTxError);
+    return false;
+  }
+  nic_counters_.tx.Add();
+  return true;
+}
+
+bool Switch::DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& body) {
+  DeviceCounters& k = dst.counters;
+  k.rx_total.Add();
+  if (dst.rx_avail == 0) {
+    Violation v = dst.rx->Avail(&dst.rx_avail);
+    if (v != Violation::kNone) {
+      Quarantine(dst, v);
+      k.rx_dropped.Add();
+      return false;
+    }
+  }
+  if (dst.rx_avail == 0) {
+    k.drops[DropIndex(Drop::kRxNoBuffer)].Add();
+    k.rx_dropped.Add();
+    return false;
+  }
+  Violation v = dst.rx->Pop(&rx_chain_);
+  if (v != Violation::kNone || rx_chain_.nseg == 0) {
+    if (v != Violation::kNone) Quarantine(dst, v);
+    k.rx_dropped.Add();
+    return false;
+  }
+  --dst.rx_avail;
+  uint32_t frame_len = kEthHdrLen + body.len;
+  uint32_t need = kVirtioNetHdrLen + frame_len;
+  if (rx_chain_.in_len < need) {
+    dst.rx->PushUsed(rx_chain_.head, 0);  // the guest gets its buffer back, empty
+    Touch(dst);
+    k.drops[DropIndex(Drop::kRxTooBig)].Add();
+    k.rx_dropped.Add();
+    return false;
+  }
+  ScatterToSegments(rx_chain_.seg, rx_chain_.nseg, 0, kZeroNetHdr, kVirtioNetHdrLen);
+  ScatterToSegments(rx_chain_.seg, rx_chain_.nseg, kVirtioNetHdrLen, hdr, kEthHdrLen);
+  CopySegments(body.seg, body.nseg, body.offset, rx_chain_.seg, rx_chain_.nseg, kVirtioNetHdrLen + kEthHdrLen,
+               body.len);
+  dst.rx->PushUsed(rx_chain_.head, need);
+  Touch(dst);
+  k.rx_bytes.Add(frame_len);
+  return true;
+}
+
+uint32_t Switch::ServiceNicRx(const Snapshot& s) {
+  uint32_t n = nic_->RxBurst(nic_frames_, kBurst);
+  for (uint32_t i = 0; i < n; ++i) SwitchNicFrame(s, nic_frames_[i]);
+  nic_->RxRelease();
+  FlushTouched();
+  return n;
+}
+
+void Switch::SwitchNicFrame(const Snapshot& s, const NicRxFrame& f) {
+  nic_counters_.rx.Add();
+  if (f.len < f.wire_len) return NicDrop(Drop::kMtuExceeded);  // truncated by the port
+  if (f.len < kEthHdrLen) return NicDrop(Drop::kRunt);
+  // The software VMDQ: the pool is (destination MAC, VLAN); the tag, in the
+  // port's metadata or in the frame, is stripped before the guest sees it.
+  uint8_t hdr[kEthHdrLen];
+  std::memcpy(hdr, f.data, 12);
+  uint16_t vid = 0;
+  uint32_t body_off = kEthHdrLen;
+  if (f.vlan_valid) {
+    vid = f.vlan_tci & kVlanIdMask;
+  } else if (IsVlanTpid(Be16At(f.data + 12))) {
+    if (f.len < kEthHdrLen + kVlanHdrLen) return NicDrop(Drop::kRunt);
+    vid = Be16At(f.data + 14) & kVlanIdMask;
+    body_off += kVlanHdrLen;
+  }
+  std::memcpy(hdr + 12, f.data + body_off - 2, 2);
+  uint32_t body_len = f.len - body_off;
+  if (body_len > cfg_.mtu) return NicDrop(Drop::kMtuExceeded);
+
+  const Segment seg{const_cast<uint8_t*>(f.data), f.len, false};
+  const FrameBody body{&seg, 1, body_off, body_len};
+  uint64_t dst = MacAt(hdr);
+  bool group = MacIsGroup(dst);
+  bool matched = false, active = false, delivered = false;
+  for (uint16_t slot : s.slots) {
+    Device& d = devices_[slot];
+    if (d.cfg.vlan != vid || (!group && d.cfg.mac != dst)) continue;
+    matched = true;
+    if (d.state.load(std::memory_order_acquire) == DeviceState::kActive) {
+      active = true;
+      delivered |= DeliverToGuest(d, hdr, body);
+    }
+    if (!group) break;  // MACs are unique
+  }
+  if (!matched) return NicDrop(Drop::kUnknownDst);
+  if (!active) return NicDrop(Drop::kDstDown);
+  if (!delivered) NicDrop(Drop::kGuestRxFailed);
+}
+
+void Switch::Touch(Device& d) {
+  if (d.rx_touched) return;
+  d.rx_touched = true;
+  touched_[n_touched_++] = d.slot;
+}
+
+void Switch::FlushTouched() {
+  for (uint32_t i = 0; i < n_touched_; ++i) {
+    Device& d = devices_[touched_[i]];
+    d.rx_touched = false;
+    if (d.state.load(std::memory_order_acquire) == DeviceState::kActive) d.rx->PublishUsed();
+  }
+  n_touched_ = 0;
+}
+
+void Switch::Quarantine(Device& d, Violation v) {
+  d.counters.drops[DropIndex(v)].Add();
+  d.fault_reason.store(uint8_t(v), std::memory_order_relaxed);
+  d.fault_kind.store(FaultKind::kQuarantine, std::memory_order_release);
+  d.state.store(DeviceState::kQuarantined, std::memory_order_release);
+}
+
+void Switch::MarkDead(Device& d) {
+  d.fault_reason.store(0, std::memory_order_relaxed);
+  d.fault_kind.store(FaultKind::kDead, std::memory_order_release);
+  d.state.store(DeviceState::kDead, std::memory_order_release);
+}
+
+void Switch::NicDrop(Drop why) {
+  nic_counters_.drops[DropIndex(why)].Add();
+  nic_counters_.dropped.Add();
+}
+
+}  // namespace xsw

@@ -1,0 +1,74 @@
+// One device slot of the switch: a guest's virtio-net device as dom0 sees it
+// (its TX and RX rings, its flag page, its regions, its MAC + VLAN pool) and
+// its counters.
+//
+// Ownership of the fields: the control thread fills the configuration while
+// the slot is not in the published snapshot; the data thread then reads it
+// and owns the rings, the per-batch scratch and every counter (it is the only
+// writer; the control thread reads counters with relaxed loads). `state` and
+// the fault fields are the only ones both threads write, each as an atomic.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "shm/regions.h"
+#include "shm/vring.h"
+#include "switch/drops.h"
+
+namespace xsw {
+
+enum class DeviceState : uint8_t { kFree, kActive, kQuarantined, kDead, kRemoved };
+const char* DeviceStateName(DeviceState s);  // "free", "active", "quarantined", "dead", "removed"
+
+enum class FaultKind : uint8_t { kNone, kQuarantine, kDead };
+
+// What the control plane hands over for a device.
+struct DeviceConfig {
+  uint16_t domid = 0;
+  uint32_t dev = 0;
+  uint64_t mac = 0;     // 48 bits, see common/ethernet.h
+  uint16_t vlan = 0;    // 0: untagged on the NIC; 1..4095: the tag of its pool
+  uint8_t* tx_ring = nullptr;  // the guest's TX ring (we read its buffers)
+  uint32_t tx_num = 0;
+  uint8_t* rx_ring = nullptr;  // the guest's RX ring (we write its buffers)
+  uint32_t rx_num = 0;
+  const uint8_t* flag = nullptr;  // byte 0: kVringFlagLive while the guest lives
+  std::vector<Region> regions;    // where the guest's descriptors may point
+};
+
+// A counter written by one thread and read by another: relaxed, no RMW needed.
+struct Counter {
+  std::atomic<uint64_t> v{0};
+  void Add(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  uint64_t Get() const { return v.load(std::memory_order_relaxed); }
+  void Reset() { v.store(0, std::memory_order_relaxed); }
+};
+
+struct DeviceCounters {
+  Counter tx_total, tx_dropped, rx_total, rx_dropped, tx_bytes, rx_bytes;
+  Counter drops[kDropCount];
+  void Reset();
+};
+
+struct Device {
+  uint16_t slot = 0;  // this device's index in the switch, fixed at construction
+  std::atomic<DeviceState> state{DeviceState::kFree};
+  DeviceConfig cfg;
+  RegionTable regions;
+  std::unique_ptr<VringDevice> tx, rx;
+  DeviceCounters counters;
+
+  // Written once by the data thread (reason first, then kind with release).
+  std::atomic<uint8_t> fault_reason{0};
+  std::atomic<FaultKind> fault_kind{FaultKind::kNone};
+  bool fault_reported = false;  // control thread only
+
+  // Data-thread scratch, valid within one poll loop.
+  uint32_t rx_avail = 0;   // RX chains seen by the last Avail and not popped yet
+  bool rx_touched = false; // used entries pushed, PublishUsed pending
+};
+
+}  // namespace xsw

@@ -1,0 +1,52 @@
+// The switch's NIC: one port to the outside world, either an AF_PACKET
+// socket on a Linux netdev (afpacket_port.h) or a TAP into dom0's kernel
+// (tap_port.h). The switch talks to both through this interface, and tests
+// plug in an in-memory one.
+//
+// Open and close are control path (they throw SysError with one sentence).
+// RxBurst/RxRelease/TxReserve/TxCommit/TxFlush are data path: called by the
+// switch's one data thread, no allocation, no lock, no logging, no throw.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace xsw {
+
+struct NicRxFrame {
+  const uint8_t* data;   // the frame from its destination MAC on; valid until RxRelease
+  uint32_t len;          // bytes at data
+  uint32_t wire_len;     // bytes on the wire; > len when the port had to truncate
+  uint16_t vlan_tci;     // the tag the kernel stripped, when vlan_valid
+  bool vlan_valid;       // false: the frame may still carry an in-frame 802.1Q tag
+};
+
+class NicPort {
+ public:
+  virtual ~NicPort() = default;
+  virtual const char* kind() const = 0;  // "af_packet", "tap", or a test's own
+  virtual const std::string& name() const = 0;
+
+  // Up to max received frames into out; they stay valid until RxRelease.
+  virtual uint32_t RxBurst(NicRxFrame* out, uint32_t max) = 0;
+  // Gives the frames of the last RxBurst back to the port.
+  virtual void RxRelease() = 0;
+
+  // A buffer of TxCapacity() bytes for the next outgoing frame, or nullptr
+  // when the transmit queue is full. Must be followed by TxCommit before the
+  // next TxReserve.
+  virtual uint8_t* TxReserve() = 0;
+  virtual uint32_t TxCapacity() const = 0;
+  // Queues the reserved buffer's first len bytes. False: the port lost it.
+  virtual bool TxCommit(uint32_t len) = 0;
+  // Hands everything committed since the last flush to the kernel.
+  virtual void TxFlush() = 0;
+};
+
+// Opens a port from its command-line spelling: "IFNAME" (AF_PACKET) or
+// "tap:NAME". max_frame is the longest frame to carry, tag included.
+// Throws SysError (ENODEV, EPERM, EINVAL, ...) with one clear sentence.
+std::unique_ptr<NicPort> OpenNicPort(const std::string& spec, uint32_t max_frame);
+
+}  // namespace xsw

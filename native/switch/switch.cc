@@ -1,0 +1,239 @@
+// The switch's control side: configuration, device slots, the snapshot
+// handshake, the data thread's lifecycle, stats and events. The per-packet
+// code is in datapath.cc.
+#include "switch/switch.h"
+
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+
+#include "common/adaptive_poll.h"
+#include "common/errors.h"
+#include "common/ethernet.h"
+
+namespace xsw {
+
+namespace {
+
+constexpr uint32_t kMinMtu = 68;
+constexpr uint32_t kMaxMtu = 9000;
+constexpr uint32_t kMaxDevicesLimit = 4096;
+
+std::string Who(const DeviceConfig& c) {
+  return "domain " + std::to_string(c.domid) + " device " + std::to_string(c.dev);
+}
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+void Switch::Validate(const SwitchConfig& cfg) {
+  if (cfg.mtu < kMinMtu || cfg.mtu > kMaxMtu) {
+    throw SysError(EINVAL, "mtu " + std::to_string(cfg.mtu) + " is out of range: give " + std::to_string(kMinMtu) +
+                               ".." + std::to_string(kMaxMtu));
+  }
+  if (cfg.max_devices < 1 || cfg.max_devices > kMaxDevicesLimit) {
+    throw SysError(EINVAL, "maxDevices " + std::to_string(cfg.max_devices) + " is out of range: give 1.." +
+                               std::to_string(kMaxDevicesLimit));
+  }
+}
+
+Switch::Switch(const SwitchConfig& cfg, std::unique_ptr<NicPort> nic)
+    : cfg_(cfg), nic_(std::move(nic)), snap_(nullptr) {
+  Validate(cfg);
+  if (nic_ && nic_->TxCapacity() < MaxFrame(cfg.mtu)) {
+    throw SysError(EINVAL, "port " + nic_->name() + " carries frames of at most " +
+                               std::to_string(nic_->TxCapacity()) + " bytes, less than mtu " +
+                               std::to_string(cfg.mtu) + " needs: open it for a larger frame");
+  }
+  devices_.reset(new Device[cfg.max_devices]);
+  for (uint32_t i = 0; i < cfg.max_devices; ++i) devices_[i].slot = uint16_t(i);
+  in_use_.assign(cfg.max_devices, false);
+  touched_.reset(new uint16_t[cfg.max_devices]);
+  snap_.store(new Snapshot(), std::memory_order_release);
+}
+
+Switch::~Switch() {
+  Stop();
+  delete snap_.load();
+}
+
+uint32_t Switch::AddDevice(const DeviceConfig& c) {
+  if (c.mac == 0 || c.mac > 0xFFFFFFFFFFFFull || MacIsGroup(c.mac)) {
+    throw SysError(EINVAL, "MAC " + FormatMac(c.mac) + " of " + Who(c) + " is not a unicast address: give a unicast MAC");
+  }
+  if (c.vlan > kMaxVlanId) {
+    throw SysError(EINVAL, "VLAN " + std::to_string(c.vlan) + " of " + Who(c) + " is out of range: give 0..4095");
+  }
+  if (!c.tx_ring || !c.rx_ring || !c.flag) {
+    throw SysError(EINVAL, Who(c) + " is missing its TX ring, RX ring or flag page: map all three first");
+  }
+  if (c.regions.empty()) {
+    throw SysError(EINVAL, Who(c) + " has no memory region: map its mempools before adding it");
+  }
+  int free_slot = -1;
+  for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
+    const Device& o = devices_[i];
+    if (in_use_[i] && o.cfg.mac == c.mac) {
+      throw SysError(EEXIST, "MAC " + FormatMac(c.mac) + " is already registered by " + Who(o.cfg));
+    }
+    if (!in_use_[i] && free_slot < 0) free_slot = int(i);
+  }
+  if (free_slot < 0) {
+    throw SysError(ENOSPC, "no free device slot for " + Who(c) + ": the switch is full (maxDevices " +
+                               std::to_string(cfg_.max_devices) + ")");
+  }
+
+  // The slot is not in the snapshot: the data thread does not look at it.
+  Device& d = devices_[free_slot];
+  d.regions.Clear();
+  for (size_t i = 0; i < c.regions.size(); ++i) {
+    if (!d.regions.Add(c.regions[i])) {
+      d.regions.Clear();
+      throw SysError(EINVAL, "region " + std::to_string(i) + " of " + Who(c) + " (gva " + Hex(c.regions[i].gva) +
+                                 ", " + std::to_string(c.regions[i].len) +
+                                 " bytes) is empty, overlaps another or is one too many (at most " +
+                                 std::to_string(RegionTable::kCapacity) + ")");
+    }
+  }
+  try {
+    d.tx = std::make_unique<VringDevice>(c.tx_ring, c.tx_num, &d.regions, kMaxChainSegs, RingDirection::kDeviceReads);
+    d.rx = std::make_unique<VringDevice>(c.rx_ring, c.rx_num, &d.regions, kMaxChainSegs, RingDirection::kDeviceWrites);
+  } catch (const std::invalid_argument& e) {
+    d.tx.reset();
+    d.rx.reset();
+    d.regions.Clear();
+    throw SysError(EINVAL, "the rings of " + Who(c) + " are unusable (" + e.what() +
+                               "): give 4096-aligned rings of a power-of-two size");
+  }
+  d.cfg = c;
+  d.counters.Reset();
+  d.fault_reason.store(0, std::memory_order_relaxed);
+  d.fault_kind.store(FaultKind::kNone, std::memory_order_relaxed);
+  d.fault_reported = false;
+  d.rx_avail = 0;
+  d.rx_touched = false;
+  d.state.store(DeviceState::kActive, std::memory_order_release);
+  in_use_[free_slot] = true;
+  PublishSnapshot();
+  return uint32_t(free_slot);
+}
+
+void Switch::RemoveDevice(uint32_t slot) {
+  if (slot >= cfg_.max_devices || !in_use_[slot]) {
+    throw SysError(ENOENT, "no device in slot " + std::to_string(slot) + ": it was never added or is already removed");
+  }
+  Device& d = devices_[slot];
+  in_use_[slot] = false;
+  PublishSnapshot();  // returns once the data thread cannot see the device any more
+  d.state.store(DeviceState::kRemoved, std::memory_order_release);
+  d.tx.reset();
+  d.rx.reset();
+  d.regions.Clear();
+  d.cfg.tx_ring = d.cfg.rx_ring = nullptr;
+  d.cfg.flag = nullptr;
+  d.cfg.regions.clear();
+}
+
+void Switch::PublishSnapshot() {
+  auto next = std::make_unique<Snapshot>();
+  for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
+    if (in_use_[i]) next->slots.push_back(uint16_t(i));
+  }
+  const Snapshot* old = snap_.exchange(next.release(), std::memory_order_seq_cst);
+  WaitQuiescent();
+  delete old;
+}
+
+void Switch::WaitQuiescent() {
+  if (!running()) return;  // PollOnce runs on this thread: nothing else can hold a snapshot
+  uint64_t seen = epoch_.load(std::memory_order_seq_cst);
+  while (epoch_.load(std::memory_order_seq_cst) == seen) {
+    std::this_thread::sleep_for(std::chrono::microseconds(AdaptivePoll::kMinSleepUs));
+  }
+}
+
+void Switch::Start() {
+  if (running()) return;
+  running_.store(true, std::memory_order_seq_cst);
+  thread_ = std::thread(&Switch::Run, this);
+}
+
+void Switch::Stop() {
+  if (!running()) return;
+  running_.store(false, std::memory_order_seq_cst);
+  thread_.join();
+}
+
+uint32_t Switch::PollOnce() {
+  if (running()) throw std::logic_error("PollOnce while the data-plane thread runs: stop it first");
+  return Poll();
+}
+
+void Switch::Run() {
+  AdaptivePoll backoff(cfg_.busy_poll);
+  while (running_.load(std::memory_order_relaxed)) backoff.After(Poll() != 0);
+}
+
+std::vector<DeviceStatsSnapshot> Switch::Stats() const {
+  std::vector<DeviceStatsSnapshot> out;
+  for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
+    const Device& d = devices_[i];
+    DeviceState state = d.state.load(std::memory_order_acquire);
+    if (state == DeviceState::kFree) continue;
+    DeviceStatsSnapshot s;
+    s.slot = i;
+    s.domid = d.cfg.domid;
+    s.dev = d.cfg.dev;
+    s.mac = d.cfg.mac;
+    s.vlan = d.cfg.vlan;
+    s.state = state;
+    const DeviceCounters& k = d.counters;
+    s.tx_total = k.tx_total.Get();
+    s.tx_dropped = k.tx_dropped.Get();
+    s.rx_total = k.rx_total.Get();
+    s.rx_dropped = k.rx_dropped.Get();
+    s.tx_bytes = k.tx_bytes.Get();
+    s.rx_bytes = k.rx_bytes.Get();
+    for (uint32_t r = 0; r < kDropCount; ++r) s.drops[r] = k.drops[r].Get();
+    out.push_back(s);
+  }
+  return out;
+}
+
+NicStatsSnapshot Switch::NicStats() const {
+  NicStatsSnapshot s;
+  s.present = nic_ != nullptr;
+  s.rx = nic_counters_.rx.Get();
+  s.tx = nic_counters_.tx.Get();
+  s.dropped = nic_counters_.dropped.Get();
+  for (uint32_t r = 0; r < kDropCount; ++r) s.drops[r] = nic_counters_.drops[r].Get();
+  return s;
+}
+
+std::vector<SwitchEventRecord> Switch::DrainEvents() {
+  std::vector<SwitchEventRecord> out;
+  for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
+    Device& d = devices_[i];
+    if (d.fault_reported) continue;
+    FaultKind kind = d.fault_kind.load(std::memory_order_acquire);
+    if (kind == FaultKind::kNone) continue;
+    d.fault_reported = true;
+    SwitchEventRecord e;
+    e.slot = i;
+    e.domid = d.cfg.domid;
+    e.dev = d.cfg.dev;
+    e.kind = kind;
+    e.reason = kind == FaultKind::kDead
+                   ? "vring_flag_cleared"
+                   : DropName(d.fault_reason.load(std::memory_order_relaxed));
+    out.push_back(e);
+  }
+  return out;
+}
+
+}  // namespace xsw

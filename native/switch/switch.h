@@ -1,0 +1,157 @@
+// The back end's switch: device slots, the data-plane thread, and the poll
+// loop that moves frames between guests' vrings and the NIC.
+//
+// Threads. One data thread (Start/Stop) runs PollOnce in a loop and is the
+// only one that touches rings, frames and counters. The control thread (JS)
+// adds and removes devices by publishing a new immutable Snapshot of the
+// slots in use (one atomic pointer swap); the data thread loads it once per
+// loop and bumps `epoch_` at the end of each loop. After a swap the control
+// thread waits for the epoch to move: from then on the data thread cannot
+// hold the old snapshot, so the old snapshot can be freed and a removed
+// device's memory unmapped. No lock is taken on the data path.
+//
+// Per loop, for each active device: check its flag byte (0 -> dead), take at
+// most kBurst chains from its TX ring and switch each frame (copying it once
+// from the guest's buffer into its destination: another guest's RX buffer or
+// a NIC transmit slot), then publish its used index and those of the RX
+// rings it wrote into, once. Then one NIC receive burst. A ring fault
+// quarantines only the device at fault; bad frames are dropped and counted
+// under a named reason (drops.h). Nothing is logged per packet.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "switch/device.h"
+#include "switch/nic_port.h"
+
+namespace xsw {
+
+struct SwitchConfig {
+  bool vm2vm = true;        // switch guest-to-guest frames locally
+  bool busy_poll = false;   // never sleep (benchmarks); else adaptive
+  uint32_t mtu = 1500;      // 68..9000; a frame is at most mtu + 14 bytes (+4 tagged on the NIC)
+  uint32_t max_devices = 64;  // 1..4096
+};
+
+struct DeviceStatsSnapshot {
+  uint32_t slot = 0;
+  uint16_t domid = 0;
+  uint32_t dev = 0;
+  uint64_t mac = 0;
+  uint16_t vlan = 0;
+  DeviceState state = DeviceState::kFree;
+  uint64_t tx_total = 0, tx_dropped = 0, rx_total = 0, rx_dropped = 0, tx_bytes = 0, rx_bytes = 0;
+  uint64_t drops[kDropCount] = {};
+};
+
+struct NicStatsSnapshot {
+  bool present = false;
+  uint64_t rx = 0, tx = 0, dropped = 0;
+  uint64_t drops[kDropCount] = {};
+};
+
+struct SwitchEventRecord {
+  uint32_t slot = 0;
+  uint16_t domid = 0;
+  uint32_t dev = 0;
+  FaultKind kind = FaultKind::kNone;
+  std::string reason;  // a ViolationName, or "vring_flag_cleared"
+};
+
+class Switch {
+ public:
+  // The longest frame the NIC must carry for this MTU (header and a VLAN tag included).
+  static uint32_t MaxFrame(uint32_t mtu) { return mtu + kEthHdrLen + kVlanHdrLen; }
+  // Throws SysError(EINVAL) naming the bad setting.
+  static void Validate(const SwitchConfig& cfg);
+
+  // nic may be null: vm2vm only. Throws SysError(EINVAL) for a bad config or
+  // a NIC whose transmit buffers are smaller than MaxFrame(mtu).
+  Switch(const SwitchConfig& cfg, std::unique_ptr<NicPort> nic);
+  ~Switch();  // stops the thread
+  Switch(const Switch&) = delete;
+  Switch& operator=(const Switch&) = delete;
+
+  // Validates and registers a device; returns its slot. Throws SysError:
+  // EEXIST (MAC already registered), ENOSPC (no free slot), EINVAL (bad
+  // MAC, VLAN, ring or region). The switch resumes from the rings' indexes.
+  uint32_t AddDevice(const DeviceConfig& cfg);
+  // Unregisters a device; returns once the data thread has let go of it, so
+  // its memory may be unmapped right after. Its final counters stay readable
+  // (state "removed") until the slot is reused. Throws SysError(ENOENT) for
+  // a slot that holds no device.
+  void RemoveDevice(uint32_t slot);
+
+  void Start();
+  void Stop();
+  bool running() const { return running_.load(std::memory_order_relaxed); }
+  // One iteration of the data-plane loop on the calling thread (tests and
+  // tools, while the thread is stopped). Returns the work done (frames moved
+  // or dropped, faults found). Throws std::logic_error while running.
+  uint32_t PollOnce();
+
+  std::vector<DeviceStatsSnapshot> Stats() const;
+  NicStatsSnapshot NicStats() const;
+  // Quarantines and deaths not reported yet, each once.
+  std::vector<SwitchEventRecord> DrainEvents();
+
+  const SwitchConfig& config() const { return cfg_; }
+  const NicPort* nic() const { return nic_.get(); }
+
+ private:
+  struct Snapshot {
+    std::vector<uint16_t> slots;  // slots in use, in slot order
+  };
+  // A frame's payload after its Ethernet header: `len` bytes from byte `offset` of the segments.
+  struct FrameBody {
+    const Segment* seg;
+    uint32_t nseg;
+    uint32_t offset;
+    uint32_t len;
+  };
+  struct NicCounters {
+    Counter rx, tx, dropped;
+    Counter drops[kDropCount];
+  };
+
+  void Run();
+  uint32_t Poll();
+  void PublishSnapshot();
+  void WaitQuiescent();
+
+  uint32_t ServiceGuestTx(const Snapshot& s, Device& d);
+  static void PrefetchFrame(const Chain& c);
+  void SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c);
+  bool SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body);
+  bool DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& body);
+  uint32_t ServiceNicRx(const Snapshot& s);
+  void SwitchNicFrame(const Snapshot& s, const NicRxFrame& f);
+  void Touch(Device& d);
+  void FlushTouched();
+  void Quarantine(Device& d, Violation v);
+  void MarkDead(Device& d);
+  void NicDrop(Drop why);
+
+  SwitchConfig cfg_;
+  std::unique_ptr<NicPort> nic_;
+  std::unique_ptr<Device[]> devices_;
+  std::vector<bool> in_use_;  // control thread only: slots in the snapshot
+  std::atomic<const Snapshot*> snap_;
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<bool> running_{false};
+  std::thread thread_;
+  NicCounters nic_counters_;
+
+  // Data-thread scratch, allocated once.
+  std::unique_ptr<uint16_t[]> touched_;
+  uint32_t n_touched_ = 0;
+  Chain tx_chains_[2]{}, rx_chain_{};  // TX: the chain being switched and the next one
+  NicRxFrame nic_frames_[kBurst]{};
+};
+
+}  // namespace xsw

@@ -1,0 +1,176 @@
+// The guest PMD against a device side played with VringDevice on the same
+// memory: RX refill layout, receive, transmit and reclaim, a full TX ring,
+// jumbo chains in both directions, and a lying used ring (ASan + UBSan).
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "pmd_test_util.h"
+
+using namespace xsw;
+using namespace pmdtest;
+
+static const uint8_t kA[6] = {0, 0, 0, 0, 0, 0x11};
+static const uint8_t kB[6] = {0, 0, 0, 0, 0, 0x22};
+
+static void RefillPostsOneWritableBufferPerDescriptorInsideThePool() {
+  Rig rig(1024, 256);
+  CHECK_EQ(rig.port->RefillRx(), 256u);
+  CHECK_EQ(rig.port->RefillRx(), 0u);  // full
+  CHECK_EQ(rig.port->rx_in_flight(), 256u);
+  uint32_t avail = 0;
+  CHECK(rig.dev_rx->Avail(&avail) == Violation::kNone);
+  CHECK_EQ(avail, 256u);
+  for (uint32_t i = 0; i < avail; i++) {
+    Chain c;
+    CHECK(rig.dev_rx->Pop(&c) == Violation::kNone);
+    CHECK_EQ(c.nseg, 1u);
+    CHECK(c.seg[0].device_writable);
+    CHECK_EQ(c.seg[0].len, kVirtioNetHdrLen + kMbufDataRoom);
+    // headroom - 10 into a page-aligned buffer: one mbuf per page.
+    const uint64_t off = uint64_t(c.seg[0].hva - rig.pool.p);
+    CHECK_EQ(off % kPageSize, uint64_t(kMbufHeadroom - kVirtioNetHdrLen));
+    CHECK(off + c.seg[0].len <= rig.pool.size);
+  }
+}
+
+static void ReceivedFramesComeOutIntactAndTheRingIsRefilled() {
+  Rig rig(1024, 256);
+  rig.port->RefillRx();
+  const std::vector<uint32_t> lens = {14, 60, 1514, 2048, 5};
+  for (size_t i = 0; i + 1 < lens.size(); i++) CHECK(rig.Deliver(EthFrame(kA, kB, lens[i], uint8_t(i))));
+  CHECK(rig.Deliver(std::vector<uint8_t>(5, 0xAB)));  // a runt
+  uint32_t pkts[32];
+  const uint32_t n = rig.port->RxBurst(pkts, 32);
+  CHECK_EQ(n, 4u);  // the 5-byte runt is dropped
+  CHECK_EQ(rig.port->stats().rx_dropped.load(), 1u);
+  CHECK_EQ(rig.port->stats().rx_packets.load(), 4u);
+  CHECK_EQ(rig.port->stats().rx_bytes.load(), 14u + 60 + 1514 + 2048);
+  for (uint32_t i = 0; i < n; i++) {
+    const std::vector<uint8_t> want = EthFrame(kA, kB, lens[i], uint8_t(i));
+    CHECK_EQ(rig.port->PktLen(pkts[i]), want.size());
+    CHECK_EQ(rig.port->NumSegs(pkts[i]), 1u);
+    CHECK(std::memcmp(rig.port->SegData(pkts[i]), want.data(), want.size()) == 0);
+    rig.port->Free(pkts[i]);
+  }
+  CHECK_EQ(rig.RxPosted(), 256u);  // back to a full ring
+  CHECK_EQ(rig.port->free_bufs(), 1024u - 256);
+}
+
+static void TransmittedFramesCarryAZeroHeaderAndAreReclaimed() {
+  Rig rig(1024, 256);
+  rig.port->RefillRx();
+  const uint32_t before = rig.port->free_bufs();
+  uint32_t pkts[3];
+  const std::vector<uint32_t> lens = {60, 1514, 2048};
+  for (int i = 0; i < 3; i++) {
+    const std::vector<uint8_t> f = EthFrame(kB, kA, lens[i], uint8_t(0x30 + i));
+    CHECK(rig.port->CopyIn(f.data(), uint32_t(f.size()), &pkts[i]));
+    std::memset(rig.port->SegData(pkts[i]) - kVirtioNetHdrLen, 0xEE, kVirtioNetHdrLen);  // dirty headroom
+  }
+  CHECK_EQ(rig.port->TxBurst(pkts, 3), 3u);
+  CHECK_EQ(rig.port->stats().tx_packets.load(), 3u);
+  const auto frames = rig.DrainTx();  // also checks the headers are zero
+  CHECK_EQ(frames.size(), 3u);
+  for (int i = 0; i < 3 && i < int(frames.size()); i++) {
+    CHECK(frames[i] == EthFrame(kB, kA, lens[i], uint8_t(0x30 + i)));
+  }
+  CHECK_EQ(rig.port->free_bufs(), before - 3);
+  CHECK_EQ(rig.port->ReclaimTx(), 3u);
+  CHECK_EQ(rig.port->free_bufs(), before);
+}
+
+static void AFullTxRingLeavesTheRestToTheCaller() {
+  Rig rig(256, 16);
+  uint32_t pkts[20];
+  for (uint32_t i = 0; i < 20; i++) CHECK(rig.port->Alloc(60, &pkts[i]));
+  CHECK_EQ(rig.port->TxBurst(pkts, 20), 16u);
+  CHECK_EQ(rig.port->TxBurst(pkts + 16, 4), 0u);  // nothing reclaimed yet
+  CHECK_EQ(rig.DrainTx().size(), 16u);
+  CHECK_EQ(rig.port->TxBurst(pkts + 16, 4), 4u);  // reclaims first
+  CHECK_EQ(rig.DrainTx().size(), 4u);
+}
+
+static void JumboFramesSpanChainsBothWays() {
+  Rig rig(1024, 256, 9018);
+  CHECK_EQ(rig.port->rx_segs(), 5u);  // ceil((9018 + 10) / 2058)
+  CHECK_EQ(rig.port->RefillRx(), 51u);  // 256 / 5
+  const std::vector<uint8_t> big = EthFrame(kA, kB, 9000, 3);
+  CHECK(rig.Deliver(big));
+  uint32_t pkt;
+  CHECK_EQ(rig.port->RxBurst(&pkt, 1), 1u);
+  CHECK_EQ(rig.port->PktLen(pkt), 9000u);
+  CHECK_EQ(rig.port->NumSegs(pkt), 5u);
+  std::vector<uint8_t> got(9018);
+  CHECK_EQ(rig.port->CopyOut(pkt, got.data(), 9018), 9000u);
+  got.resize(9000);
+  CHECK(got == big);
+  CHECK_EQ(rig.port->TxBurst(&pkt, 1), 1u);  // forwarded as it is, zero copy
+  auto frames = rig.DrainTx();
+  CHECK_EQ(frames.size(), 1u);
+  if (!frames.empty()) CHECK(frames[0] == big);
+  // A jumbo built by the guest goes out as a chain too.
+  CHECK(rig.port->CopyIn(big.data(), 9000, &pkt));
+  CHECK_EQ(rig.port->NumSegs(pkt), 5u);
+  CHECK_EQ(rig.port->TxBurst(&pkt, 1), 1u);
+  frames = rig.DrainTx();
+  CHECK_EQ(frames.size(), 1u);
+  if (!frames.empty()) CHECK(frames[0] == big);
+  // A short frame in a jumbo chain gives back the unused buffers.
+  rig.port->ReclaimTx();
+  const uint32_t free_before = rig.port->free_bufs();
+  CHECK(rig.Deliver(EthFrame(kA, kB, 100, 9)));
+  CHECK_EQ(rig.port->RxBurst(&pkt, 1), 1u);
+  CHECK_EQ(rig.port->NumSegs(pkt), 1u);
+  rig.port->Free(pkt);
+  CHECK_EQ(rig.port->free_bufs(), free_before);  // 5 out, 5 back, refill took 5
+}
+
+static void ALyingUsedRingIsCountedNotTrusted() {
+  Rig rig(1024, 256);
+  rig.port->RefillRx();
+  VringView v = VringView::At(rig.rx.p, 256);
+  v.used->ring[0].id = 9999;  // out of range
+  v.used->ring[0].len = 100;
+  v.used->ring[1].id = 3;     // a descriptor that is not... fine, but claims too much
+  v.used->ring[1].len = 1u << 30;
+  __atomic_store_n(&v.used->idx, uint16_t(2), __ATOMIC_RELEASE);
+  uint32_t pkts[32];
+  const uint32_t n = rig.port->RxBurst(pkts, 32);
+  CHECK(rig.port->bad_used() >= 2);
+  for (uint32_t i = 0; i < n; i++) {
+    CHECK(rig.port->PktLen(pkts[i]) <= kMbufDataRoom);  // clamped to the buffer
+    rig.port->Free(pkts[i]);
+  }
+  // A used index far ahead of what is in flight.
+  __atomic_store_n(&v.used->idx, uint16_t(40000), __ATOMIC_RELEASE);
+  rig.port->RxBurst(pkts, 32);
+  CHECK(rig.port->bad_used() >= 3);
+}
+
+static void BadConfigurationsAreRefusedWithAReason() {
+  auto refused = [](uint32_t nb, uint32_t ring, uint32_t max_pkt) {
+    try {
+      Rig rig(nb, ring, max_pkt);
+    } catch (const std::invalid_argument& e) {
+      return std::strlen(e.what()) > 20;
+    }
+    return false;
+  };
+  CHECK(refused(1024, 100, 0));    // not a power of two
+  CHECK(refused(200, 256, 0));     // fewer buffers than the RX ring + a burst
+  CHECK(refused(1024, 256, 10));   // max packet below an Ethernet header
+  CHECK(refused(1024, 256, 9019)); // above the jumbo limit
+  CHECK(!refused(1024, 256, 0));
+}
+
+int main() {
+  RefillPostsOneWritableBufferPerDescriptorInsideThePool();
+  ReceivedFramesComeOutIntactAndTheRingIsRefilled();
+  TransmittedFramesCarryAZeroHeaderAndAreReclaimed();
+  AFullTxRingLeavesTheRestToTheCaller();
+  JumboFramesSpanChainsBothWays();
+  ALyingUsedRingIsCountedNotTrusted();
+  BadConfigurationsAreRefusedWithAReason();
+  return xsw::test::Finish("pmd_port_test");
+}
