@@ -1,4 +1,4 @@
-// The DPDK peers, driven the way METHOD.md drove them: interactive
+// The DPDK peers (docs/PERFORMANCE.md describes each setup): interactive
 // dpdk-testpmd processes fed commands on stdin, each with one forwarding
 // lcore on a fixed CPU and its main lcore floating, hugepages reserved for
 // the run and given back afterwards.
