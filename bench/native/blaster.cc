@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "bench/pin.h"
 #include "common/errors.h"
 
 namespace xsw::bench {
@@ -60,12 +61,7 @@ uint64_t Blaster::Stop() {
 }
 
 void Blaster::Run() {
-  if (cpu_ >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu_, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-  }
+  if (cpu_ >= 0) (void)PinThisThread(cpu_);  // best effort: an unpinned sender still sends
   iovec iov[kBurst];
   mmsghdr msgs[kBurst];
   std::memset(msgs, 0, sizeof(msgs));

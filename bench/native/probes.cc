@@ -14,19 +14,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench/pin.h"
 #include "common/errors.h"
 
 namespace xsw::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int Pin(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
 
 void CheckCpu(int cpu) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -57,7 +51,7 @@ CrossingResult MeasureCrossing(int cpu_a, int cpu_b, uint32_t round_trips, uint3
 
   // The responder answers every odd value v with v + 1.
   std::thread responder([&] {
-    if (int e = Pin(cpu_b)) {
+    if (int e = PinThisThread(cpu_b)) {
       pin_err.store(e);
       abort.store(true);
       return;
@@ -79,7 +73,7 @@ CrossingResult MeasureCrossing(int cpu_a, int cpu_b, uint32_t round_trips, uint3
   one_way.reserve(batches);
   bool timed_out = false;
   std::thread initiator([&] {
-    if (int e = Pin(cpu_a)) {
+    if (int e = PinThisThread(cpu_a)) {
       pin_err.store(e);
       abort.store(true);
       return;
@@ -136,7 +130,7 @@ CopyResult MeasureMemcpy(size_t copy_len, size_t arena_bytes, size_t stride, uin
   double best_ns = 0;
   int pin_err = 0;
   std::thread worker([&] {
-    if ((pin_err = Pin(cpu)) != 0) return;
+    if ((pin_err = PinThisThread(cpu)) != 0) return;
     for (uint32_t r = 0; r < rounds; r++) {
       size_t slot = 0;
       const auto t0 = Clock::now();

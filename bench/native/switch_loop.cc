@@ -9,6 +9,7 @@
 #include <string>
 
 #include "abi/abi.h"
+#include "bench/pin.h"
 #include "common/errors.h"
 #include "common/ethernet.h"
 #include "pmd/device.h"
@@ -19,10 +20,7 @@ namespace xsw::bench {
 namespace {
 
 void PinSelf(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (int e = pthread_setaffinity_np(pthread_self(), sizeof(set), &set)) {
+  if (int e = PinThisThread(cpu)) {
     throw SysError(e, "cannot pin a thread to CPU " + std::to_string(cpu) + ": the switch harness needs CPUs 0 and 1");
   }
 }
