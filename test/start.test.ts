@@ -14,6 +14,7 @@ import { tagFrame, untagFrame, WireSpec, WireTally, wireFrame, wirePassed } from
 import { parseArgs } from '../frontend/options';
 import { parseDemoOptions } from '../demo/options';
 import { lastTable } from '../demo/stats-table';
+import { readableCopy } from './fixtures/readable-copy';
 
 const START = path.join(__dirname, '..', 'demo', 'main.js');
 const mac = (last: number): Buffer => Buffer.from([0, 0, 0, 0, 0, last]);
@@ -157,15 +158,24 @@ interface RunOptions {
 }
 
 async function runDemo(args: string[], opts: RunOptions = {}): Promise<DemoRun> {
-  const cmd = opts.asNobody ? 'setpriv' : process.execPath;
-  const argv = opts.asNobody
-    ? ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, START, ...args]
-    : [START, ...args];
+  if (!opts.asNobody) return runDemoAs([process.execPath, START, ...args], opts);
+  // nobody may not be able to enter this checkout: it runs a world-readable copy of the product.
+  const copy = readableCopy();
+  try {
+    const start = path.join(copy.root, path.relative(path.join(__dirname, '..', '..'), START));
+    return await runDemoAs(['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, start, ...args], { ...opts, cwd: copy.root });
+  } finally {
+    copy.remove();
+  }
+}
+
+async function runDemoAs([cmd, ...argv]: string[], opts: RunOptions & { cwd?: string }): Promise<DemoRun> {
   const started = Date.now();
   let interrupted = false;
   let hooked = false;
   const child: Child = new Child(cmd, argv, {
     name: 'the demo',
+    cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     onStdout: () => {
       const out = child.stdout;
