@@ -8,7 +8,7 @@
 // only after the data plane let go; then the rings, the flag page and every
 // mempool no other device of the guest uses are unmapped.
 import { MappedDevice, MapContext, mapDevice, PoolMapping, PublishedDevice, Refusal, regionsOf } from './attach';
-import { deviceKeys } from './keys';
+import { deviceKeys } from '../schema/dpdk';
 import type { DataPlane, GrantMapper, SwitchDeviceStats } from './ports';
 import type { DeviceCounters, StatsSnapshot } from './stats';
 

@@ -2,6 +2,7 @@
 // counter → stop". xsw: the back end alone on CPU_SWITCH, the guests on
 // CPU_GUESTS. The DPDK peers use the same placement (the vhost switch's
 // forwarding lcore on CPU_SWITCH, the guests' on CPU_GUESTS).
+import { deviceKeys, dpdkDir } from '../schema/dpdk';
 import { XenStoreClient } from '../xenstore/client';
 import { BLAST, CPU_GUESTS, CPU_SWITCH, frontCounter, linkRxPackets, PINGER, rssBytes, SimRig } from './rig';
 import { Child, mustRun, run, sleep } from '../harness/child';
@@ -277,7 +278,7 @@ export async function xswAttach(rig: SimRig, reps: number): Promise<AttachResult
   const domid = await rig.domain('vm4');
   const be = await backendUp(rig, []);
   const xs = await XenStoreClient.connect({ path: rig.dom0Socket });
-  const startKey = `/local/domain/${domid}/control/dpdk/event_type_start_0`;
+  const startKey = `${dpdkDir(domid)}/${deviceKeys(0).start}`;
   const announced: number[] = [];
   xs.on('watch', (path: string) => {
     if (path === startKey) {

@@ -8,7 +8,7 @@
 //                :33, src :22, vm2's VLAN (1001)
 //  guests only:  vm3 (txonly, dst :11) --> vm1 --> vm2 --> vm3 (:33): vm3
 //                receives and verifies exactly the frames it sent, in order
-import { parseMac } from '../frontend/mac';
+import { parseDeviceMac } from '../frontend/mac';
 import { BackendTable, lastTable } from './stats-table';
 import { WireResult, wirePassed } from './wire-frames';
 import { DemoWorld, FrontCounters, Guest, latestCounters } from './world';
@@ -71,11 +71,11 @@ async function wireScenario(
     {
       count: n,
       size: FRAME_SIZE,
-      dst: parseMac(vm1.mac),
-      src: parseMac(MAC.generator),
+      dst: parseDeviceMac(vm1.mac),
+      src: parseDeviceMac(MAC.generator),
       vlan: vm1.vlan,
-      expectDst: parseMac(expect.dst),
-      expectSrc: parseMac(expect.src),
+      expectDst: parseDeviceMac(expect.dst),
+      expectSrc: parseDeviceMac(expect.src),
       expectVlan: expect.vlan,
     },
     signal,

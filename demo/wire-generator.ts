@@ -6,7 +6,7 @@
 // prints one JSON WireResult on stdout.
 import { Command, InvalidArgumentError } from 'commander';
 import { sleep } from '../harness/child';
-import { parseMac } from '../frontend/mac';
+import { parseMac } from '../schema/mac';
 import { NicPortProbe } from '../native/switch';
 import { WireSpec, WireTally, wireFrame } from './wire-frames';
 
@@ -20,11 +20,9 @@ function whole(min: number, max: number) {
 }
 
 function mac(text: string): Buffer {
-  try {
-    return parseMac(text, 'MAC');
-  } catch (err) {
-    throw new InvalidArgumentError(`${(err as Error).message}.`);
-  }
+  const r = parseMac(text, 'destination');
+  if (!r.ok) throw new InvalidArgumentError(`MAC '${text}' ${r.reason}.`);
+  return r.value;
 }
 
 interface WireOptions extends WireSpec {
