@@ -4,7 +4,7 @@
 // synchronous so that nothing can interleave between the data plane letting
 // go of a device and its pages being unmapped.
 //
-// Detach order (DESIGN.md section 8): dataPlane.removeDevice(slot) returns
+// Detach order (docs/architecture.md, Lifecycle): dataPlane.removeDevice(slot) returns
 // only after the data plane let go; then the rings, the flag page and every
 // mempool no other device of the guest uses are unmapped.
 import { MappedDevice, MapContext, mapDevice, PoolMapping, PublishedDevice, Refusal, regionsOf } from './attach';

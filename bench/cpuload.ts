@@ -1,7 +1,7 @@
 // Foreign load: CPU time used on this machine by processes that are not the
 // bench's (this process and its descendants; ksoftirqd counts as ours, since
 // it runs our veth traffic). A window in which others used ≥ 10 % of one CPU
-// is noisy and is repeated (METHOD.md's quiet gate).
+// is noisy and is repeated (the quiet gate of docs/PERFORMANCE.md's Method).
 import fs from 'node:fs';
 import os from 'node:os';
 import { sleep } from '../harness/child';

@@ -50,7 +50,7 @@ export function valueOf(f: Figure, w: WindowResult): number {
   return f.unit === 'Mpps' ? w.pps / 1e6 : (w.pps * f.frameBytes * 8) / 1e9;
 }
 
-/** The windows a summary uses: the clean ones (METHOD.md), or all of them when every one was noisy. */
+/** The windows a summary uses: the clean ones (docs/PERFORMANCE.md, Method), or all of them when every one was noisy. */
 export function usedWindows(s: Series): WindowResult[] {
   const ok = s.windows.filter((w) => Number.isFinite(w.pps));
   const clean = ok.filter((w) => !w.noisy);

@@ -1,7 +1,7 @@
-// The DPDK peers, driven the way METHOD.md drove them: interactive
-// dpdk-testpmd processes fed commands on stdin, each with one forwarding
-// lcore on a fixed CPU and its main lcore floating, hugepages reserved for
-// the run and given back afterwards.
+// The DPDK peers (docs/PERFORMANCE.md): interactive dpdk-testpmd processes
+// fed commands on stdin, each with one forwarding lcore on a fixed CPU and
+// its main lcore floating, hugepages reserved for the run and given back
+// afterwards.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

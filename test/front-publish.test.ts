@@ -1,5 +1,5 @@
 // xsw-front as a process in a simulated domain, checked from dom0: the keys
-// of DESIGN.md section 6 with their exact formats and order, what they point
+// of the XenStore schema (docs/architecture.md) with their exact formats and order, what they point
 // to (gref lists, mempool, rings with 256 posted RX buffers, the 0xA5 flag),
 // several devices, stale keys, clean exits and crashes.
 import test from 'ava';
