@@ -9,7 +9,7 @@
 // devices of a guest: a pool whose keys are unchanged is reused, not remapped.
 import { DEFAULT_RING_SIZE, MAX_GREF_LIST_PAGES, PAGE_SIZE, VRING_FLAG_LIVE, vringLayout } from '../native/abi';
 import { deviceKeys, dpdkDir, mempoolKeys, parseEtherAddr, parseGref, parseGrefList, parseVa, Parsed } from '../schema/dpdk';
-import type { GrantMapper, GrefListDecoder, Mapping, Store } from './ports';
+import type { GrantMapper, GrefListDecoder, Mapping, Store } from './dependencies';
 
 /** DPDK's MAX_XENVIRT_MEMPOOL: mempools looked for per guest. */
 export const MAX_MEMPOOLS = 16;

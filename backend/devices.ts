@@ -9,7 +9,7 @@
 // mempool no other device of the guest uses are unmapped.
 import { MappedDevice, MapContext, mapDevice, PoolMapping, PublishedDevice, Refusal, regionsOf } from './attach';
 import { deviceKeys } from '../schema/dpdk';
-import type { DataPlane, GrantMapper, SwitchDeviceStats } from './ports';
+import type { DataPlane, GrantMapper, SwitchDeviceStats } from './dependencies';
 import type { DeviceCounters, StatsSnapshot } from './stats';
 
 /** DPDK's vlan_tags[]: VLAN 1000 + switch slot. */

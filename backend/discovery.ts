@@ -11,7 +11,7 @@ import { domainPath, matchDomainPath, parseDomid } from '../schema/domain';
 import { deviceKeys, dpdkDir, matchStartPath, parseStart } from '../schema/dpdk';
 import { readDevice, Refusal } from './attach';
 import { Device, DeviceRegistry, DetachWhy } from './devices';
-import type { DataPlane, Store } from './ports';
+import type { DataPlane, Store } from './dependencies';
 
 export const WATCH_TOKEN = 'xsw';
 /** Spoofing is checked every this many polls (about once a second). */

@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Child, mustRun, sleep } from '../harness/child';
 import { Netns } from '../harness/netns';
-import { CLI, simEnv } from '../harness/programs';
+import { CLI } from '../harness/cli-paths';
+import { parseStatsJson } from '../frontend/stats';
 import * as toolstack from '../xenstore/sim/toolstack';
 import { onCleanup, start } from './cleanup';
 
@@ -53,7 +54,7 @@ export class SimRig {
   }
 
   private env(): NodeJS.ProcessEnv {
-    return simEnv(this.dir, this.dom0Socket);
+    return toolstack.simEnv(this.dir, this.dom0Socket);
   }
 
   /** xsw-backend --poll busy pinned to CPU_SWITCH, in namespace `ns` when given. */
@@ -91,10 +92,9 @@ export async function frontCounter(p: Child, timeoutMs = 5000): Promise<FrontCou
   const from = p.out.length;
   await p.waitLine('out', /^\{"time"/, { from, timeoutMs });
   for (let i = p.out.length - 1; i >= from; i--) {
-    if (!p.out[i].startsWith('{"time"')) continue;
-    const j = JSON.parse(p.out[i]) as { time: string; devices: { rx_packets: number; tx_packets: number }[] };
-    const d = j.devices[0];
-    return { t: Date.parse(j.time), rx: d.rx_packets, tx: d.tx_packets };
+    const s = parseStatsJson(p.out[i]);
+    const d = s?.devices[0];
+    if (s && d) return { t: s.time, rx: d.rx_packets, tx: d.tx_packets };
   }
   throw new Error(`${p.name} printed no stats line`);
 }

@@ -31,7 +31,9 @@ export interface Verdict {
   line: string;
 }
 
-const ZERO: FrontCounters = { time: 0, rx_packets: 0, rx_dropped: 0, tx_packets: 0, tx_dropped: 0, rx_bad: 0, rx_out_of_order: 0, tx_done: 0 };
+const ZERO: FrontCounters = {
+  time: 0, rx_packets: 0, rx_bytes: 0, rx_dropped: 0, tx_packets: 0, tx_bytes: 0, tx_dropped: 0, rx_nombuf: 0, rx_bad: 0, rx_out_of_order: 0, tx_done: 0,
+};
 
 function verdict(name: string, passed: boolean, text: string): Verdict {
   return { name, passed, line: `${name}: ${text} — ${passed ? 'PASS' : 'FAIL'}` };

@@ -8,9 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Child, ChildOptions, exitStatus, logRecord, run, sleep, WaitError } from '../harness/child';
 import { Netns } from '../harness/netns';
-import { CLI, simEnv } from '../harness/programs';
+import { CLI } from '../harness/cli-paths';
 import { formatMac } from '../frontend/mac';
-import { simPaths } from '../xenstore/sim/toolstack';
+import { parseStatsJson } from '../frontend/stats';
+import type { DeviceStats } from '../native/front';
+import { simEnv, simPaths } from '../xenstore/sim/toolstack';
 import type { WireResult, WireSpec } from './wire-frames';
 
 const WIRE_GENERATOR = path.join(__dirname, 'wire-generator.js');
@@ -22,17 +24,8 @@ export const NIC = 'xsw0';
 const GEN = 'gen0';
 const STOP_GRACE_MS = 5000;
 
-/** xsw-front's per-device counters (its --json stats line). */
-export interface FrontCounters {
-  time: number;
-  rx_packets: number;
-  rx_dropped: number;
-  tx_packets: number;
-  tx_dropped: number;
-  rx_bad: number;
-  rx_out_of_order: number;
-  tx_done: number;
-}
+/** A guest's device 0 counters, and when xsw-front printed them (ms). */
+export type FrontCounters = DeviceStats & { time: number };
 
 export interface Guest {
   name: string;
@@ -43,34 +36,12 @@ export interface Guest {
   proc: Child;
 }
 
-/** The counters of device 0 in one of xsw-front's --json stats lines. */
-export function parseFrontStats(line: string): FrontCounters | undefined {
-  if (!line.startsWith('{')) return undefined;
-  try {
-    const o = JSON.parse(line) as { time?: string; devices?: Record<string, number>[] };
-    const d = o.devices?.[0];
-    if (!d || typeof o.time !== 'string') return undefined;
-    const n = (k: string): number => (typeof d[k] === 'number' ? d[k] : 0);
-    return {
-      time: Date.parse(o.time),
-      rx_packets: n('rx_packets'),
-      rx_dropped: n('rx_dropped'),
-      tx_packets: n('tx_packets'),
-      tx_dropped: n('tx_dropped'),
-      rx_bad: n('rx_bad'),
-      rx_out_of_order: n('rx_out_of_order'),
-      tx_done: n('tx_done'),
-    };
-  } catch {
-    return undefined;
-  }
-}
-
-/** The guest's latest stats line at or after `since` (ms), if any. */
+/** The guest's latest stats line (device 0) at or after `since` (ms), if any. */
 export function latestCounters(g: Guest, since = 0): FrontCounters | undefined {
   for (let i = g.proc.out.length - 1; i >= 0; i--) {
-    const c = parseFrontStats(g.proc.out[i]);
-    if (c) return c.time >= since ? c : undefined;
+    const s = parseStatsJson(g.proc.out[i]);
+    const d = s?.devices[0];
+    if (s && d) return s.time >= since ? { ...d, time: s.time } : undefined;
   }
   return undefined;
 }

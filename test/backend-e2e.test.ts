@@ -4,7 +4,7 @@
 // AF_PACKET).
 import test from 'ava';
 import { Child } from '../harness/child';
-import { CLI } from '../harness/programs';
+import { CLI } from '../harness/cli-paths';
 import { lastJson, Rig } from './fixtures/backend-rig';
 
 const G1 = '00:00:00:00:00:11';

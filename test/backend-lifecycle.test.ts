@@ -7,8 +7,8 @@ import { PAGE_SIZE, VRING_FLAG_LIVE, vringLayout } from '../native/abi';
 import { Grants } from '../native/grants';
 import { vringNative } from '../native/vring';
 import { XenStoreClient } from '../xenstore/client';
-import type { Child } from '../harness/child';
-import { Rig, sleep } from './fixtures/backend-rig';
+import { sleep, type Child } from '../harness/child';
+import { Rig } from './fixtures/backend-rig';
 
 const G1 = '00:00:00:00:00:11';
 const G2 = '00:00:00:00:00:22';

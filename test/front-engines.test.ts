@@ -3,7 +3,7 @@
 import test from 'ava';
 import { buildTestFrame, checkTestFrame } from '../frontend/frame';
 import { Dom0Device } from './fixtures/front-dom0';
-import type { Child } from '../harness/child';
+import { sleep, type Child } from '../harness/child';
 import { FrontSim } from './fixtures/front-sim';
 
 const OWN = Buffer.from([0, 0, 0, 0, 0, 0x11]);
@@ -19,7 +19,6 @@ function frame(dst: Buffer, src: Buffer, len: number, fill: number): Buffer {
   return f;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function collect(dev: Dom0Device, want: number, timeoutMs = 10000): Promise<Buffer[]> {
   return exchange(dev, [], want, timeoutMs);

@@ -6,7 +6,7 @@ import { deriveMac, formatMac, parseDeviceMac, parseEthPeer } from '../frontend/
 import { buildProgram, checkConfig, peerFor } from '../frontend/options';
 import { canWrite } from '../frontend/publish';
 import { deviceEntries, mempoolEntries } from '../schema/dpdk';
-import { statsJson, statsLine } from '../frontend/stats';
+import { parseStatsJson, statsJson, statsLine } from '../frontend/stats';
 import type { Perm } from '../xenstore/client';
 
 test('MACs parse in either case, print lower-case, and bad ones are refused', (t) => {
@@ -87,4 +87,16 @@ test('stats: the human line and the JSON object', (t) => {
   t.is(statsLine({ dev: 0, mac: '00:00:00:00:00:11', stats }), 'dev 0 00:00:00:00:00:11  RX pkts 1 bytes 64 drops 2  TX pkts 3 bytes 192 drops 4');
   const obj = JSON.parse(statsJson([{ dev: 0, mac: '00:00:00:00:00:11', stats }], new Date(0)));
   t.deepEqual(obj, { time: '1970-01-01T00:00:00.000Z', devices: [{ dev: 0, mac: '00:00:00:00:00:11', ...stats }] });
+});
+
+test('stats: a JSON line reads back as it was written; other lines do not', (t) => {
+  const stats = { rx_packets: 1, rx_bytes: 64, rx_dropped: 2, tx_packets: 3, tx_bytes: 192, tx_dropped: 4, rx_nombuf: 5, rx_bad: 6, rx_out_of_order: 7, tx_done: 1 };
+  const line = statsJson([{ dev: 0, mac: '00:00:00:00:00:11', stats }, { dev: 1, mac: '00:00:00:00:00:12', stats }], new Date(5000), true);
+  t.deepEqual(parseStatsJson(line), {
+    time: 5000,
+    final: true,
+    devices: [{ dev: 0, mac: '00:00:00:00:00:11', ...stats }, { dev: 1, mac: '00:00:00:00:00:12', ...stats }],
+  });
+  t.is(parseStatsJson(statsJson([], new Date(0)))?.devices.length, 0);
+  for (const other of ['dev 0 00:00:00:00:00:11  RX pkts 1', '{"level":30,"msg":"x"}', '{"time":', '']) t.is(parseStatsJson(other), undefined, other);
 });

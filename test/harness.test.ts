@@ -6,7 +6,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Child, exitStatus, mustRun, run, WaitError } from '../harness/child';
-import { CLI } from '../harness/programs';
+import { CLI } from '../harness/cli-paths';
 
 const node = (script: string): [string, string[]] => [process.execPath, ['-e', script]];
 

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Child, run } from '../harness/child';
-import { CLI } from '../harness/programs';
+import { CLI } from '../harness/cli-paths';
 import { XenStoreClient } from '../xenstore/client';
 
 interface Run {
