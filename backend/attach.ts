@@ -8,8 +8,8 @@
 // guest, so pools created later were never mapped) and shared between the
 // devices of a guest: a pool whose keys are unchanged is reused, not remapped.
 import { DEFAULT_RING_SIZE, MAX_GREF_LIST_PAGES, PAGE_SIZE, VRING_FLAG_LIVE, vringLayout } from '../native/abi';
-import { deviceKeys, dpdkDir, mempoolKeys, parseGref, parseGrefList, parseMac, parseVa, Parsed } from './keys';
-import type { GrantMapper, GrefListDecoder, Mapping, Store } from './ports';
+import { deviceKeys, dpdkDir, mempoolKeys, parseEtherAddr, parseGref, parseGrefList, parseVa, Parsed } from '../schema/dpdk';
+import type { GrantMapper, GrefListDecoder, Mapping, Store } from './dependencies';
 
 /** DPDK's MAX_XENVIRT_MEMPOOL: mempools looked for per guest. */
 export const MAX_MEMPOOLS = 16;
@@ -69,7 +69,7 @@ export async function readDevice(store: Store, domid: number, dev: number): Prom
   raw.push(rxValue, txValue, macValue, flagValue);
   const rxList = need(k.rx, parseGrefList(rxValue));
   const txList = need(k.tx, parseGrefList(txValue));
-  const mac = need(k.mac, parseMac(macValue));
+  const mac = need(k.mac, parseEtherAddr(macValue));
   const flagRef = need(k.flag, parseGref(flagValue));
 
   const pools: PublishedPool[] = [];
@@ -83,7 +83,7 @@ export async function readDevice(store: Store, domid: number, dev: number): Prom
     const va = need(pk.va, parseVa(vaValue));
     pools.push({ index: m, listRefs, va, key: `${listValue}@${vaValue}` });
   }
-  if (pools.length === 0) throw new Refusal('no_mempool', `0_mempool_gref is missing; the front end must publish at least one mempool`);
+  if (pools.length === 0) throw new Refusal('no_mempool', `${mempoolKeys(0).gref} is missing; the front end must publish at least one mempool`);
   return { domid, dev, mac, rxList, txList, flagRef, pools, fingerprint: JSON.stringify(raw) };
 }
 

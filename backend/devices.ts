@@ -4,12 +4,12 @@
 // synchronous so that nothing can interleave between the data plane letting
 // go of a device and its pages being unmapped.
 //
-// Detach order (DESIGN.md section 8): dataPlane.removeDevice(slot) returns
+// Detach order (docs/architecture.md, Lifecycle): dataPlane.removeDevice(slot) returns
 // only after the data plane let go; then the rings, the flag page and every
 // mempool no other device of the guest uses are unmapped.
 import { MappedDevice, MapContext, mapDevice, PoolMapping, PublishedDevice, Refusal, regionsOf } from './attach';
-import { deviceKeys } from './keys';
-import type { DataPlane, GrantMapper, SwitchDeviceStats } from './ports';
+import { deviceKeys } from '../schema/dpdk';
+import type { DataPlane, GrantMapper, SwitchDeviceStats } from './dependencies';
 import type { DeviceCounters, StatsSnapshot } from './stats';
 
 /** DPDK's vlan_tags[]: VLAN 1000 + switch slot. */

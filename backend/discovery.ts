@@ -7,10 +7,11 @@
 // timer that polls switch events and flag bytes is synchronous and runs
 // between queued steps.
 import type { Logger } from 'pino';
+import { domainPath, matchDomainPath, parseDomid } from '../schema/domain';
+import { deviceKeys, dpdkDir, matchStartPath, parseStart } from '../schema/dpdk';
 import { readDevice, Refusal } from './attach';
 import { Device, DeviceRegistry, DetachWhy } from './devices';
-import { deviceKeys, dpdkDir, matchDomainPath, matchStartPath, parseDomid, parseStart } from './keys';
-import type { DataPlane, Store } from './ports';
+import type { DataPlane, Store } from './dependencies';
 
 export const WATCH_TOKEN = 'xsw';
 /** Spoofing is checked every this many polls (about once a second). */
@@ -170,7 +171,7 @@ export class Discovery {
    */
   private async provision(domid: number): Promise<void> {
     if (this.provisioned.has(domid)) return;
-    if ((await this.store.tryRead(`/local/domain/${domid}`)) === undefined) return;
+    if ((await this.store.tryRead(domainPath(domid))) === undefined) return;
     const dir = dpdkDir(domid);
     await this.store.mkdir(dir);
     await this.store.setPerms(dir, ['n0', `b${domid}`]);
@@ -179,7 +180,7 @@ export class Discovery {
   }
 
   private async onDomainNode(domid: number): Promise<void> {
-    if ((await this.store.tryRead(`/local/domain/${domid}`)) === undefined) {
+    if ((await this.store.tryRead(domainPath(domid))) === undefined) {
       this.forget(domid, `its XenStore directory was removed`);
       return;
     }

@@ -11,7 +11,7 @@ import { defaultXenStorePath, XenStoreClient } from '../xenstore/client';
 import { DeviceRegistry } from './devices';
 import { Discovery } from './discovery';
 import type { BackendOptions } from './options';
-import type { GrefListDecoder } from './ports';
+import type { GrefListDecoder } from './dependencies';
 import { formatJson, formatTable } from './stats';
 
 export class StartupError extends Error {

@@ -4,7 +4,7 @@
 // is noisy and is repeated (the quiet gate of docs/PERFORMANCE.md's Method).
 import fs from 'node:fs';
 import os from 'node:os';
-import { sleep } from './procs';
+import { sleep } from '../harness/child';
 
 const HZ = 100; // USER_HZ on Linux
 

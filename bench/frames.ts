@@ -1,7 +1,11 @@
 // Frames the bench's own generators send.
+import { parseMac } from '../schema/mac';
 
-export function macBytes(mac: string): Buffer {
-  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+/** A MAC the bench sends to or from (any address). */
+function macBytes(mac: string): Buffer {
+  const r = parseMac(mac, 'destination');
+  if (!r.ok) throw new Error(`MAC '${mac}' ${r.reason}`);
+  return r.value;
 }
 
 /**

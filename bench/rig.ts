@@ -4,13 +4,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Child, mustRun, sleep } from '../harness/child';
+import { Netns } from '../harness/netns';
+import { CLI } from '../harness/cli-paths';
+import { parseStatsJson } from '../frontend/stats';
 import * as toolstack from '../xenstore/sim/toolstack';
-import { onCleanup, Proc, run, sleep, start } from './procs';
+import { onCleanup, start } from './cleanup';
 
-const DIST = path.join(__dirname, '..');
-export const BACKEND_CLI = path.join(DIST, 'backend', 'cli.js');
-export const FRONT_CLI = path.join(DIST, 'frontend', 'cli.js');
-export const SIM_CLI = path.join(DIST, 'xenstore', 'sim', 'cli.js');
 export const PINGER = path.join(__dirname, 'pinger.js');
 export const BLAST = path.join(__dirname, 'blast.js');
 
@@ -54,89 +54,79 @@ export class SimRig {
   }
 
   private env(): NodeJS.ProcessEnv {
-    return { ...process.env, XSW_SIM_DIR: this.dir, XENSTORED_PATH: this.dom0Socket, XSW_PLATFORM: 'sim' };
+    return toolstack.simEnv(this.dir, this.dom0Socket);
   }
 
-  /** xsw-backend --poll busy pinned to CPU_SWITCH, in netns `ns` when given. */
-  backend(args: string[], ns?: string): Proc {
-    const cmd = ['taskset', '-c', String(CPU_SWITCH), process.execPath, BACKEND_CLI, '--platform', 'sim', '--poll', 'busy', ...args];
+  /** xsw-backend --poll busy pinned to CPU_SWITCH, in namespace `ns` when given. */
+  backend(args: string[], ns?: string): Child {
+    const cmd = ['taskset', '-c', String(CPU_SWITCH), process.execPath, CLI.backend, '--platform', 'sim', '--poll', 'busy', ...args];
     const full = ns ? ['ip', 'netns', 'exec', ns, ...cmd] : cmd;
     return start('xsw-backend', full[0], full.slice(1), { env: this.env() });
   }
 
-  /** Waits until the back end has registered `count` devices (counting log lines from `from`). */
-  async registered(be: Proc, count: number, timeoutMs = 20000, from = 0): Promise<number[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
+  /** Waits until the back end has registered `count` devices (counting log lines from `from`); returns their line indexes. */
+  registered(be: Child, count: number, timeoutMs = 20000, from = 0): Promise<number[]> {
+    return be.waitFor(`xsw-backend to register ${count} device(s)`, () => {
       const hits: number[] = [];
       for (let i = from; i < be.err.length; i++) if (/MAC_ADDRESS .* registered/.test(be.err[i])) hits.push(i);
-      if (hits.length >= count) return hits;
-      if (!be.alive) throw new Error(`xsw-backend exited: ${be.tail()}`);
-      if (Date.now() > deadline) throw new Error(`xsw-backend registered ${hits.length} of ${count} devices within ${timeoutMs} ms: ${be.tail()}`);
-      await be.next(100);
-    }
+      return hits.length >= count ? hits : undefined;
+    }, timeoutMs);
   }
 
   /** A program run as domain `name` under `xsw-sim exec`, pinned to `cpu`. */
-  async guest(name: string, cpu: number, program: string, args: string[]): Promise<Proc> {
+  async guest(name: string, cpu: number, program: string, args: string[]): Promise<Child> {
     await this.domain(name);
-    return start(`${name}`, 'taskset', ['-c', String(cpu), process.execPath, SIM_CLI, 'exec', name, '--', process.execPath, program, ...args], {
-      env: { ...process.env, XSW_SIM_DIR: this.dir },
+    return start(`${name}`, 'taskset', ['-c', String(cpu), process.execPath, CLI.sim, 'exec', name, '--', process.execPath, program, ...args], {
+      env: this.env(),
     });
   }
 
   /** xsw-front with stats every 0.5 s as JSON (the receiver's counters are the figure). */
-  front(name: string, cpu: number, args: string[]): Promise<Proc> {
-    return this.guest(name, cpu, FRONT_CLI, ['--poll', 'busy', '--stats', '0.5', '--json', '--log-level', 'warn', ...args]);
+  front(name: string, cpu: number, args: string[]): Promise<Child> {
+    return this.guest(name, cpu, CLI.front, ['--poll', 'busy', '--stats', '0.5', '--json', '--log-level', 'warn', ...args]);
   }
 }
 
 /** The newest stats line a front end printed after line `from`, waiting for one if needed. */
-export async function frontCounter(p: Proc, timeoutMs = 5000): Promise<FrontCounter> {
+export async function frontCounter(p: Child, timeoutMs = 5000): Promise<FrontCounter> {
   const from = p.out.length;
-  await p.waitFor(/^\{"time"/, timeoutMs, 'out', from);
+  await p.waitLine('out', /^\{"time"/, { from, timeoutMs });
   for (let i = p.out.length - 1; i >= from; i--) {
-    if (!p.out[i].startsWith('{"time"')) continue;
-    const j = JSON.parse(p.out[i]) as { time: string; devices: { rx_packets: number; tx_packets: number }[] };
-    const d = j.devices[0];
-    return { t: Date.parse(j.time), rx: d.rx_packets, tx: d.tx_packets };
+    const s = parseStatsJson(p.out[i]);
+    const d = s?.devices[0];
+    if (s && d) return { t: s.time, rx: d.rx_packets, tx: d.tx_packets };
   }
   throw new Error(`${p.name} printed no stats line`);
 }
 
 /** Resident memory of a process (bytes), from /proc/<pid>/status. */
-export function rssBytes(pid: number): number {
+export function rssBytes(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
-/** A network namespace holding one veth pair, removed at cleanup. */
-export async function vethNamespace(ns: string, a: string, b: string, opts: { addrs?: [string, string]; peerNs?: string } = {}): Promise<() => Promise<void>> {
-  await run('ip', ['netns', 'del', ns], false);
-  if (opts.peerNs) await run('ip', ['netns', 'del', opts.peerNs], false);
-  const undo = onCleanup(`delete network namespace ${ns}`, async () => {
-    await run('ip', ['netns', 'del', ns], false);
-    if (opts.peerNs) await run('ip', ['netns', 'del', opts.peerNs], false);
-  });
-  await run('ip', ['netns', 'add', ns]);
-  const nsB = opts.peerNs ?? ns;
-  if (opts.peerNs) await run('ip', ['netns', 'add', nsB]);
-  await run('ip', ['-n', ns, 'link', 'add', a, 'type', 'veth', 'peer', 'name', b, 'netns', nsB]);
-  for (const [n, dev] of [[ns, a], [nsB, b]]) {
-    await run('ip', ['netns', 'exec', n, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1'], false);
-    await run('ip', ['-n', n, 'link', 'set', dev, 'up']);
+/**
+ * A network namespace holding one veth pair (its far end in `peerNs` when
+ * given, with addresses when given), deleted at cleanup.
+ */
+export async function vethNamespace(ns: string, a: string, b: string, opts: { addrs?: [string, string]; peerNs?: string } = {}): Promise<Netns> {
+  const near = await Netns.add(ns, { replace: true });
+  onCleanup(`delete network namespace ${ns}`, () => near.remove());
+  let far: Netns | undefined;
+  if (opts.peerNs) {
+    const f = await Netns.add(opts.peerNs, { replace: true });
+    onCleanup(`delete network namespace ${opts.peerNs}`, () => f.remove());
+    far = f;
   }
-  if (opts.addrs) {
-    await run('ip', ['-n', ns, 'addr', 'add', opts.addrs[0], 'dev', a]);
-    await run('ip', ['-n', nsB, 'addr', 'add', opts.addrs[1], 'dev', b]);
-  }
+  await near.addVeth(a, b, { peer: far, addrs: opts.addrs });
   await sleep(100);
-  return undo;
+  return near;
 }
 
 /** rx_packets of an interface in a namespace, with the time it was read (ms, this process's clock). */
 export async function linkRxPackets(ns: string, dev: string): Promise<{ t: number; rx: number }> {
-  const r = await run('ip', ['-n', ns, '-j', '-s', 'link', 'show', 'dev', dev]);
+  const r = await mustRun('ip', ['-n', ns, '-j', '-s', 'link', 'show', 'dev', dev]);
   const t = performance.now();
   const j = JSON.parse(r.out) as { stats64: { rx: { packets: number } } }[];
   return { t, rx: j[0].stats64.rx.packets };

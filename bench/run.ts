@@ -8,7 +8,8 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadAverage } from './cpuload';
 import { benchAddon } from './native';
-import { cleanupAll, run } from './procs';
+import { run } from '../harness/child';
+import { cleanupAll } from './cleanup';
 import { Figure, markdown, ratios, Report, Series, seriesSummary, Target } from './report';
 import { CPU_GUESTS, CPU_SWITCH, SimRig, vethNamespace } from './rig';
 import * as sc from './scenarios';
@@ -245,7 +246,7 @@ async function main(): Promise<number> {
 
   const targets = computeTargets(figures, pool.gbytesPerS, attach);
   if (root) {
-    const ver = (await run('dpkg-query', ['-W', '-f=${Version}', 'dpdk-dev'], false)).out.trim();
+    const ver = (await run('dpkg-query', ['-W', '-f=${Version}', 'dpdk-dev'])).out.trim();
     if (tp && ver) notes.push(`Peers: DPDK (Debian dpdk-dev ${ver}), dpdk-testpmd with one forwarding lcore per process, split rings, 1 queue, default descriptors.`);
   }
   const report: Report = {

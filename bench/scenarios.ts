@@ -2,9 +2,11 @@
 // counter → stop". xsw: the back end alone on CPU_SWITCH, the guests on
 // CPU_GUESTS. The DPDK peers use the same placement (the vhost switch's
 // forwarding lcore on CPU_SWITCH, the guests' on CPU_GUESTS).
+import { deviceKeys, dpdkDir } from '../schema/dpdk';
 import { XenStoreClient } from '../xenstore/client';
 import { BLAST, CPU_GUESTS, CPU_SWITCH, frontCounter, linkRxPackets, PINGER, rssBytes, SimRig } from './rig';
-import { onCleanup, Proc, run, sleep, start } from './procs';
+import { Child, mustRun, run, sleep } from '../harness/child';
+import { onCleanup, start } from './cleanup';
 import { Hugepages, socketDir, Testpmd } from './testpmd';
 import { benchAddon } from './native';
 import { crossingNs, placementOf, Traffic, Placement } from './window';
@@ -19,13 +21,13 @@ export const NS_NIC = `xswb${process.pid}-nic`; // xsw's NIC: xswbn0 (back end) 
 export const NS_P1 = `xswb${process.pid}-p1`; // the kernel peer: xswbp1 in p1 ↔ xswbp2 in p2
 export const NS_P2 = `xswb${process.pid}-p2`;
 
-async function stopAll(procs: (Proc | undefined)[]): Promise<void> {
+async function stopAll(procs: (Child | undefined)[]): Promise<void> {
   for (const p of procs) await p?.stop(3000);
 }
 
-async function backendUp(rig: SimRig, args: string[], ns?: string): Promise<Proc> {
+async function backendUp(rig: SimRig, args: string[], ns?: string): Promise<Child> {
   const be = rig.backend(['--log-level', 'info', ...args], ns);
-  await be.waitFor(/watching \/local\/domain/, 20000, 'err');
+  await be.waitLine('err', /watching \/local\/domain/, { timeoutMs: 20000 });
   return be;
 }
 
@@ -33,8 +35,8 @@ async function backendUp(rig: SimRig, args: string[], ns?: string): Promise<Proc
 export async function xswGuestToGuest(rig: SimRig, size: number): Promise<Traffic> {
   const be = await backendUp(rig, []);
   const rssBase = rssBytes(be.pid);
-  let rx: Proc | undefined;
-  let tx: Proc | undefined;
+  let rx: Child | undefined;
+  let tx: Child | undefined;
   try {
     rx = await rig.front('vm2', CPU_GUESTS, ['--mac', MAC2, '--fwd', 'rxonly']);
     tx = await rig.front('vm1', CPU_GUESTS, ['--mac', MAC1, '--fwd', 'txonly', '--txpkts', String(size), '--eth-peer', MAC2]);
@@ -151,7 +153,7 @@ export async function vhostLink(huge: Hugepages, size: number): Promise<Traffic>
   };
 }
 
-function blaster(ns: string, dev: string, size: number, dst: string, vlan: number | undefined, cpu: number): Proc {
+function blaster(ns: string, dev: string, size: number, dst: string, vlan: number | undefined, cpu: number): Child {
   return start('generator', 'ip', ['netns', 'exec', ns, process.execPath, BLAST, dev, String(size), dst, MAC_WIRE, vlan === undefined ? '-' : String(vlan), String(cpu)]);
 }
 
@@ -159,7 +161,7 @@ function blaster(ns: string, dev: string, size: number, dst: string, vlan: numbe
 export async function kernelVeth(size: number): Promise<Traffic> {
   const gen = blaster(NS_P1, 'xswbp1', size, MAC_UNKNOWN, undefined, CPU_GUESTS);
   await sleep(200);
-  if (!gen.alive) throw new Error(`the frame generator exited: ${gen.tail()}`);
+  if (!gen.running) throw new Error(`the frame generator exited: ${gen.tail()}`);
   return {
     read: async () => {
       const c = await linkRxPackets(NS_P2, 'xswbp2');
@@ -172,8 +174,8 @@ export async function kernelVeth(size: number): Promise<Traffic> {
 /** NIC → guest: the generator sends to vm1's MAC with VLAN 1000 on the veth; the back end (AF_PACKET) switches into vm1 (rxonly). */
 export async function xswNicToGuest(rig: SimRig, size: number): Promise<Traffic> {
   const be = await backendUp(rig, ['-p', 'xswbn0'], NS_NIC);
-  let rx: Proc | undefined;
-  let gen: Proc | undefined;
+  let rx: Child | undefined;
+  let gen: Child | undefined;
   try {
     // The generator and the receiver share CPU_GUESTS: the receiver sleeps when its ring is empty (adaptive).
     rx = await rig.front('vm1', CPU_GUESTS, ['--mac', MAC1, '--fwd', 'rxonly', '--poll', 'adaptive']);
@@ -196,7 +198,7 @@ export async function xswNicToGuest(rig: SimRig, size: number): Promise<Traffic>
 /** Guest → NIC: vm1 txonly to an unknown MAC; the back end sends it out of the veth (tagged); counted at the far end. */
 export async function xswGuestToNic(rig: SimRig, size: number): Promise<Traffic> {
   const be = await backendUp(rig, ['-p', 'xswbn0'], NS_NIC);
-  let tx: Proc | undefined;
+  let tx: Child | undefined;
   try {
     tx = await rig.front('vm1', CPU_GUESTS, ['--mac', MAC1, '--fwd', 'txonly', '--txpkts', String(size), '--eth-peer', MAC_UNKNOWN]);
     await rig.registered(be, 1);
@@ -226,11 +228,11 @@ export interface LatencyResult {
 export async function xswLatency(rig: SimRig, count: number, warmup: number): Promise<LatencyResult> {
   const crossBeforeNs = crossingNs();
   const be = await backendUp(rig, []);
-  let pinger: Proc | undefined;
+  let pinger: Child | undefined;
   try {
     pinger = await rig.guest('vm3', CPU_GUESTS, PINGER, [String(count), String(warmup), '64']);
-    const code = await pinger.exited;
-    if (code !== 0) throw new Error(`the latency pinger failed: ${pinger.tail()}`);
+    const exit = await pinger.exited;
+    if (exit.code !== 0) throw new Error(`the latency pinger failed: ${pinger.tail()}`);
   } finally {
     await stopAll([pinger, be]);
   }
@@ -257,9 +259,8 @@ export async function xswCoreLatency(ms: number): Promise<LatencyResult> {
 /** The kernel's round trip: ping (ICMP echo, answered by the kernel) between the two veth namespaces. */
 export async function vethLatency(count: number): Promise<LatencyResult> {
   const crossBeforeNs = crossingNs();
-  const r = await run('ip', ['netns', 'exec', NS_P1, 'taskset', '-c', String(CPU_GUESTS), 'ping', '-n', '-q', '-c', '50', '-i', '0.01', '10.211.0.2'], false);
-  void r; // warm-up (ARP, caches)
-  const p = await run('ip', ['netns', 'exec', NS_P1, 'taskset', '-c', String(CPU_GUESTS), 'ping', '-n', '-c', String(count), '-i', '0.002', '10.211.0.2']);
+  await run('ip', ['netns', 'exec', NS_P1, 'taskset', '-c', String(CPU_GUESTS), 'ping', '-n', '-q', '-c', '50', '-i', '0.01', '10.211.0.2']); // warm-up (ARP, caches)
+  const p = await mustRun('ip', ['netns', 'exec', NS_P1, 'taskset', '-c', String(CPU_GUESTS), 'ping', '-n', '-c', String(count), '-i', '0.002', '10.211.0.2']);
   const rtt = [...p.out.matchAll(/time=([0-9.]+) ms/g)].map((m) => Number(m[1]) * 1000);
   const crossAfterNs = crossingNs();
   return { system: 'kernel veth (ping)', rttUs: rtt, lost: count - rtt.length, crossBeforeNs, crossAfterNs, placement: placementOf(crossBeforeNs, crossAfterNs) };
@@ -277,7 +278,7 @@ export async function xswAttach(rig: SimRig, reps: number): Promise<AttachResult
   const domid = await rig.domain('vm4');
   const be = await backendUp(rig, []);
   const xs = await XenStoreClient.connect({ path: rig.dom0Socket });
-  const startKey = `/local/domain/${domid}/control/dpdk/event_type_start_0`;
+  const startKey = `${dpdkDir(domid)}/${deviceKeys(0).start}`;
   const announced: number[] = [];
   xs.on('watch', (path: string) => {
     if (path === startKey) {
@@ -302,7 +303,7 @@ export async function xswAttach(rig: SimRig, reps: number): Promise<AttachResult
       } finally {
         const detachFrom = be.err.length;
         await guest.stop(5000);
-        await be.waitFor(/detached domain/, 5000, 'err', detachFrom).catch(() => undefined);
+        await be.waitLine('err', /detached domain/, { from: detachFrom, timeoutMs: 5000 }).catch(() => undefined);
       }
     }
   } finally {

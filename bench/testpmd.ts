@@ -1,11 +1,12 @@
-// The DPDK peers (docs/PERFORMANCE.md describes each setup): interactive
-// dpdk-testpmd processes fed commands on stdin, each with one forwarding
-// lcore on a fixed CPU and its main lcore floating, hugepages reserved for
-// the run and given back afterwards.
+// The DPDK peers (docs/PERFORMANCE.md): interactive dpdk-testpmd processes
+// fed commands on stdin, each with one forwarding lcore on a fixed CPU and
+// its main lcore floating, hugepages reserved for the run and given back
+// afterwards.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { onCleanup, Proc, run, sleep, start } from './procs';
+import { Child, mustRun, run, sleep } from '../harness/child';
+import { onCleanup, start } from './cleanup';
 
 export const TESTPMD = 'dpdk-testpmd';
 export const NOT_INSTALLED = 'not measured: apt-get install dpdk-dev';
@@ -33,9 +34,9 @@ export class Hugepages {
     }
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-bench-huge-'));
     onCleanup(`remove ${dir}`, () => fs.rmSync(dir, { recursive: true, force: true }));
-    await run('mount', ['-t', 'hugetlbfs', 'nodev', dir]);
+    await mustRun('mount', ['-t', 'hugetlbfs', 'nodev', dir]);
     onCleanup(`unmount ${dir}`, async () => {
-      await run('umount', [dir], false);
+      await run('umount', [dir]);
     });
     return new Hugepages(dir);
   }
@@ -45,7 +46,7 @@ let prefixes = 0;
 
 /** One interactive testpmd. `lcore` pins its forwarding lcore; its main lcore floats over both CPUs. */
 export class Testpmd {
-  private constructor(readonly proc: Proc) {}
+  private constructor(readonly proc: Child) {}
 
   static start(name: string, huge: Hugepages, fwdCpu: number, vdevs: string[], appArgs: string[], sockDir: string, autoStart = true): Testpmd {
     const prefix = `xswb${process.pid}-${prefixes++}`;
@@ -63,15 +64,15 @@ export class Testpmd {
   async ready(timeoutMs = 20000): Promise<void> {
     const from = this.proc.out.length;
     this.proc.write('show port info all\n');
-    await this.proc.waitFor(/Infos for port|No port/, timeoutMs, 'out', from);
+    await this.proc.waitLine('out', /Infos for port|No port/, { from, timeoutMs });
   }
 
   /** RX-packets of a port (testpmd's own NIC counter), and when the answer arrived. */
   async rxPackets(port: number, timeoutMs = 5000): Promise<{ t: number; rx: number }> {
     const from = this.proc.out.length;
     this.proc.write(`show port stats ${port}\n`);
-    const head = await this.proc.waitFor(new RegExp(`NIC statistics for port ${port}`), timeoutMs, 'out', from);
-    const line = await this.proc.waitFor(/RX-packets:\s*\d+/, timeoutMs, 'out', head);
+    const head = await this.proc.waitLine('out', new RegExp(`NIC statistics for port ${port}`), { from, timeoutMs });
+    const line = await this.proc.waitLine('out', /RX-packets:\s*\d+/, { from: head, timeoutMs });
     const t = performance.now();
     return { t, rx: Number(/RX-packets:\s*(\d+)/.exec(this.proc.out[line])![1]) };
   }
@@ -80,8 +81,8 @@ export class Testpmd {
   async rxPacketsAll(ports: number, timeoutMs = 5000): Promise<{ t: number; rx: number }> {
     const from = this.proc.out.length;
     this.proc.write('show port stats all\n');
-    const last = await this.proc.waitFor(new RegExp(`NIC statistics for port ${ports - 1}`), timeoutMs, 'out', from);
-    await this.proc.waitFor(/RX-packets:\s*\d+/, timeoutMs, 'out', last);
+    const last = await this.proc.waitLine('out', new RegExp(`NIC statistics for port ${ports - 1}`), { from, timeoutMs });
+    await this.proc.waitLine('out', /RX-packets:\s*\d+/, { from: last, timeoutMs });
     const t = performance.now();
     let rx = 0;
     for (const l of this.proc.out.slice(from)) {
@@ -96,7 +97,7 @@ export class Testpmd {
   }
 
   async stop(): Promise<void> {
-    if (!this.proc.alive) return;
+    if (!this.proc.running) return;
     this.proc.write('quit\n');
     await Promise.race([this.proc.exited, sleep(5000)]);
     await this.proc.stop(1000);

@@ -3,7 +3,7 @@
 // after. A window with too much foreign load is repeated.
 import { foreignCpus, NOISY_CPUS, sampleLoad, waitQuiet } from './cpuload';
 import { benchAddon } from './native';
-import { sleep } from './procs';
+import { sleep } from '../harness/child';
 
 export type Placement = 'fast' | 'slow' | 'changed' | 'unknown';
 

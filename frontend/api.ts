@@ -12,7 +12,7 @@
 import type { Logger } from 'pino';
 import type { DeviceStats } from '../native/front';
 import { FrontError } from './errors';
-import { formatMac, parseMac } from './mac';
+import { formatMac, parseDeviceMac } from './mac';
 import { DeviceHandle, FrontSession, PoolHandle, SessionOptions } from './session';
 
 export interface FrontDeviceOptions {
@@ -66,7 +66,7 @@ export class FrontDevice {
 
   /** Grants a mempool and the device's rings, fills the RX ring and publishes the device. */
   static async open(opts: FrontDeviceOptions): Promise<FrontDevice> {
-    const mac = parseMac(opts.mac);
+    const mac = parseDeviceMac(opts.mac);
     const nbMbuf = opts.nbMbuf ?? 8192;
     if (!Number.isInteger(nbMbuf) || nbMbuf < 1) throw new FrontError(`nbMbuf ${nbMbuf} is not a positive integer: use e.g. 8192`);
     const session = await acquireSession({ platform: opts.platform, simDir: opts.simDir, logger: opts.logger });

@@ -5,6 +5,6 @@ export type { FrontDeviceOptions } from './api';
 export { FrontError } from './errors';
 export { buildTestFrame, checkTestFrame, crc32, TEST_ETHERTYPE, TEST_FRAME_MIN_LEN } from './frame';
 export type { FrameCheck } from './frame';
-export { deriveMac, formatMac, parseEthPeer, parseMac } from './mac';
+export { deriveMac, formatMac, parseDeviceMac, parseEthPeer } from './mac';
 export { FrontSession } from './session';
 export type { DeviceStats } from '../native/front';

@@ -1,24 +1,16 @@
-// MAC addresses as xsw-front reads and writes them: `xx:xx:xx:xx:xx:xx`,
-// lower-case in XenStore (`V_ether_addr`), as DPDK printed them.
+// MAC addresses as xsw-front takes them: a device's own (--mac, the API's
+// `mac`) under schema/mac.ts's rule, a peer to send to (--eth-peer) as any
+// address, and the addresses it derives for devices --mac did not name.
+import { formatMac, parseMac } from '../schema/mac';
 import { FrontError } from './errors';
 
-const MAC_RE = /^([0-9a-fA-F]{2})(:[0-9a-fA-F]{2}){5}$/;
+export { formatMac };
 
-/** Parses `xx:xx:xx:xx:xx:xx` (either case) into 6 bytes; throws FrontError otherwise. */
-export function parseMac(text: string, what = 'MAC address'): Buffer {
-  if (!MAC_RE.test(text)) {
-    throw new FrontError(`${what} '${text}' is not six hex byte pairs separated by colons: write it like 00:16:3e:00:00:01`);
-  }
-  const mac = Buffer.from(text.split(':').map((h) => parseInt(h, 16)));
-  if (mac[0] & 1) {
-    throw new FrontError(`${what} '${text}' is a multicast address (lowest bit of the first byte set): pick a unicast one like 00:16:3e:00:00:01`);
-  }
-  return mac;
-}
-
-/** Lower-case `xx:xx:xx:xx:xx:xx`. */
-export function formatMac(mac: Uint8Array): string {
-  return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join(':');
+/** A device's own MAC (either case) as 6 bytes; throws FrontError naming `what` otherwise. */
+export function parseDeviceMac(text: string, what = 'MAC address'): Buffer {
+  const r = parseMac(text);
+  if (!r.ok) throw new FrontError(`${what} '${text}' ${r.reason}`);
+  return r.value;
 }
 
 /**
@@ -49,8 +41,7 @@ export function parseEthPeer(text: string): EthPeer {
 
 // A peer may be any address (broadcast included), unlike a device's own MAC.
 function parseEthPeerMac(text: string): Buffer {
-  if (!MAC_RE.test(text)) {
-    throw new FrontError(`--eth-peer MAC '${text}' is not six hex byte pairs separated by colons: write it like 00:00:00:00:00:22`);
-  }
-  return Buffer.from(text.split(':').map((h) => parseInt(h, 16)));
+  const r = parseMac(text, 'destination');
+  if (!r.ok) throw new FrontError(`--eth-peer MAC '${text}' ${r.reason}`);
+  return r.value;
 }

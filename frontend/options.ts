@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { FWD_MODES, FwdMode, PollMode } from '../native/front';
 import { FrontError } from './errors';
-import { EthPeer, parseEthPeer, parseMac } from './mac';
+import { EthPeer, parseDeviceMac, parseEthPeer } from './mac';
 
 export interface FrontConfig {
   macs: Buffer[];
@@ -50,7 +50,7 @@ function seconds(name: string) {
 
 function collectMac(text: string, prev: Buffer[]): Buffer[] {
   try {
-    return [...prev, parseMac(text, '--mac')];
+    return [...prev, parseDeviceMac(text, '--mac')];
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message + '.');
   }

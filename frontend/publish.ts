@@ -1,14 +1,15 @@
-// Device publication in XenStore, DPDK-compatible (DESIGN.md section 6):
-// everything lives under the guest's own `control/dpdk/` (relative paths),
-// written in the order of DPDK's guide with `event_type_start_V = 1` last.
+// Device publication in XenStore, DPDK-compatible (schema/dpdk.ts; see
+// docs/architecture.md): everything lives under the guest's own
+// `control/dpdk/` (relative paths), written in the schema's order with
+// `event_type_start_V = 1` last.
 //
 // Under libxl `~/control` is read-only to guests, so dom0's back end (or
 // xsw-sim) provisions `control/dpdk` writable for the guest; the front end
 // therefore clears its stale children but never removes the node itself.
+import { parseDomid } from '../schema/domain';
+import { DPDK_NODE, Entry, isStartKey } from '../schema/dpdk';
 import type { Perm, XenStoreClient } from '../xenstore/client';
 import { FrontError } from './errors';
-
-export const DPDK_NODE = 'control/dpdk';
 
 /** The subset of the XenStore client publication uses (a test may fake it). */
 export type XenStore = Pick<XenStoreClient, 'tryRead' | 'write' | 'rm' | 'directory' | 'getPerms' | 'getDomainPath'>;
@@ -31,12 +32,12 @@ export async function findSelf(xs: XenStore): Promise<Self> {
     raw = undefined;
     if (code(err) !== 'EACCES' && code(err) !== 'ENOENT') throw err;
   }
-  if (raw === undefined || !/^(0|[1-9]\d{0,4})$/.test(raw.trim())) {
+  const domid = raw === undefined ? null : parseDomid(raw.trim());
+  if (domid === null) {
     throw new FrontError(
       "cannot find this guest's domain id (the XenStore key 'domid' is missing): run xsw-front inside a Xen guest, or under the simulation with 'xsw-sim exec NAME -- xsw-front ...'",
     );
   }
-  const domid = Number(raw.trim());
   return { domid, domainPath: await xs.getDomainPath(domid) };
 }
 
@@ -82,28 +83,8 @@ export async function clearStaleKeys(xs: XenStore, self: Self): Promise<string[]
   return children;
 }
 
-export type Key = [name: string, value: string];
-
-export function poolKeys(m: number, pool: { gref: string; va: string }): Key[] {
-  return [
-    [`${m}_mempool_gref`, pool.gref],
-    [`${m}_mempool_va`, pool.va],
-  ];
-}
-
-/** A device's keys in the guide's order; `event_type_start_V = 1` is last. */
-export function deviceKeys(v: number, dev: { rxGref: string; txGref: string; mac: string; flagGref: number }): Key[] {
-  return [
-    [`${v}_rx_vring_gref`, dev.rxGref],
-    [`${v}_tx_vring_gref`, dev.txGref],
-    [`${v}_ether_addr`, dev.mac],
-    [`${v}_vring_flag`, String(dev.flagGref)],
-    [`event_type_start_${v}`, '1'],
-  ];
-}
-
 /** Writes keys one by one, in order (each write is what a watching back end may see next). */
-export async function writeKeys(xs: XenStore, self: Self, keys: Key[]): Promise<void> {
+export async function writeKeys(xs: XenStore, self: Self, keys: Entry[]): Promise<void> {
   for (const [name, value] of keys) {
     try {
       await xs.write(`${DPDK_NODE}/${name}`, value);
@@ -116,7 +97,7 @@ export async function writeKeys(xs: XenStore, self: Self, keys: Key[]): Promise<
 
 /** Removes keys, the start key first so a back end never re-attaches a half-removed device. */
 export async function removeKeys(xs: XenStore, names: string[]): Promise<void> {
-  const ordered = [...names.filter((n) => n.startsWith('event_type_start_')), ...names.filter((n) => !n.startsWith('event_type_start_'))];
+  const ordered = [...names.filter(isStartKey), ...names.filter((n) => !isStartKey(n))];
   for (const name of ordered) {
     try {
       await xs.rm(`${DPDK_NODE}/${name}`);

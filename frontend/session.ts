@@ -5,12 +5,11 @@
 // back on close. Used by the CLI and by the JS API (frontend/api.ts).
 import type { Logger } from 'pino';
 import { NativeDevice, NativePool, openDevice, openPool, PoolInfo } from '../native/front';
+import { deviceEntries, Entry, mempoolEntries } from '../schema/dpdk';
 import { XenStoreClient } from '../xenstore/client';
 import { FrontError } from './errors';
 import { formatMac } from './mac';
-import {
-  checkDpdkNode, clearStaleKeys, deviceKeys, findSelf, Key, poolKeys, removeKeys, Self, writeKeys, XenStore,
-} from './publish';
+import { checkDpdkNode, clearStaleKeys, findSelf, removeKeys, Self, writeKeys, XenStore } from './publish';
 
 export interface SessionOptions {
   /** Grant platform: auto (default: xen when /dev/xen/gntalloc exists, else sim), xen or sim. */
@@ -110,7 +109,7 @@ export class FrontSession {
     }
     const info = native.info();
     const index = this.nextPool++;
-    const keys = poolKeys(index, info);
+    const keys = mempoolEntries(index, info);
     const pool: PoolHandle = { index, native, info, keys: keys.map(([k]) => k) };
     this.pools.push(pool);
     await writeKeys(this.xs, this.self, keys);
@@ -138,7 +137,7 @@ export class FrontSession {
   async publish(dev: DeviceHandle): Promise<void> {
     dev.native.setLive(true);
     const info = dev.native.info();
-    const keys: Key[] = deviceKeys(dev.index, { ...info, mac: formatMac(dev.mac) });
+    const keys: Entry[] = deviceEntries(dev.index, { ...info, mac: formatMac(dev.mac) });
     dev.keys = keys.map(([k]) => k);
     await writeKeys(this.xs, this.self, keys);
     dev.published = true;

@@ -7,6 +7,7 @@ import { mapDevice, readDevice, Refusal, ringSizeForPages } from '../backend/att
 import { DeviceRegistry } from '../backend/devices';
 import { Discovery, WATCH_TOKEN } from '../backend/discovery';
 import { vringLayout } from '../native/abi';
+import { deviceKeys, dpdkDir } from '../schema/dpdk';
 import { FakeDataPlane, fakeDecode, FakeGrants, FakeStore, makeDevice, writeGrefList } from './fixtures/backend-fakes';
 
 function setup(o: { maxPagesPerGuest?: number; maxDevicesPerGuest?: number; maxDevices?: number } = {}) {
@@ -27,7 +28,7 @@ function setup(o: { maxPagesPerGuest?: number; maxDevicesPerGuest?: number; maxD
   const disc = new Discovery(store, registry, dp, log, { maxDevicesPerGuest: o.maxDevicesPerGuest ?? 32, pollMs: 1000 });
   const addDomain = (domid: number) => void store.write(`/local/domain/${domid}/name`, `vm${domid}`);
   const announce = async (domid: number, dev: number) => {
-    const path = `/local/domain/${domid}/control/dpdk/event_type_start_${dev}`;
+    const path = `${dpdkDir(domid)}/${deviceKeys(dev).start}`;
     await store.write(path, '1');
     disc.onWatch(path, WATCH_TOKEN);
     await disc.idle();

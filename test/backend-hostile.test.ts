@@ -4,7 +4,8 @@
 // domain, device and reason; its counter moves; guest 2 loses nothing; the
 // back end keeps running.
 import test, { ExecutionContext } from 'ava';
-import { FAKE_GUEST, lastJson, Proc, Rig } from './fixtures/backend-rig';
+import type { Child } from '../harness/child';
+import { FAKE_GUEST, lastJson, Rig } from './fixtures/backend-rig';
 
 const G2 = '00:00:00:00:00:22';
 const G3 = '00:00:00:00:00:33';
@@ -16,15 +17,15 @@ interface Stats {
   refused?: Record<string, number>;
 }
 
-async function withVictim(t: ExecutionContext, hostile: (rig: Rig, be: Proc) => Promise<void>): Promise<void> {
+async function withVictim(t: ExecutionContext, hostile: (rig: Rig, be: Child) => Promise<void>): Promise<void> {
   const rig = await Rig.start();
   try {
     await rig.createDomain(1);
     await rig.createDomain(2);
     const be = rig.backend(['--vm2vm', '--stats', '1', '--json']);
-    await be.waitFor(/watching/);
+    await be.waitLine('err', /watching/);
     rig.guest(2, ['--mac', G2, '--fwd', 'mac', '--eth-peer', G3, '--nb-mbuf', '512', '--log-level', 'warn']);
-    await be.waitFor(/MAC_ADDRESS 00:00:00:00:00:22 and VLAN_TAG 1000 registered/);
+    await be.waitLine('err', /MAC_ADDRESS 00:00:00:00:00:22 and VLAN_TAG 1000 registered/);
     await hostile(rig, be);
     const N = 200;
     const r = await rig.wire(['--dst', G2, '--src', GEN, '--vlan', '1000', '--count', String(N), '--gap-ms', '0.5']);
@@ -38,7 +39,7 @@ async function withVictim(t: ExecutionContext, hostile: (rig: Rig, be: Proc) => 
 }
 
 /** Waits for a stats line (printed after `from`) satisfying `ok`. */
-async function statsUntil(be: Proc, ok: (s: Stats) => boolean, timeoutMs = 4000): Promise<Stats> {
+async function statsUntil(be: Child, ok: (s: Stats) => boolean, timeoutMs = 4000): Promise<Stats> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = lastJson<Stats>(be);
@@ -48,7 +49,7 @@ async function statsUntil(be: Proc, ok: (s: Stats) => boolean, timeoutMs = 4000)
   }
 }
 
-const warnLines = (be: Proc, re: RegExp) => be.logs().filter((l) => l.level === 40 && re.test(l.msg));
+const warnLines = (be: Child, re: RegExp) => be.logs().filter((l) => l.level === 40 && re.test(l.msg));
 
 test.serial('a gref list naming an ungranted ref: refused as map_failed, once', async (t) => {
   await withVictim(t, async (rig, be) => {
@@ -97,7 +98,7 @@ test.serial('a MAC already registered by another guest is refused as mac_taken',
 test.serial('a ring whose avail index jumps: quarantined with one line, kept in stats', async (t) => {
   await withVictim(t, async (rig, be) => {
     rig.guest(1, [JSON.stringify({ mac: BAD, action: 'jump' })], FAKE_GUEST);
-    await be.waitFor(/MAC_ADDRESS 00:00:00:00:00:44 and VLAN_TAG 1001 registered/);
+    await be.waitLine('err', /MAC_ADDRESS 00:00:00:00:00:44 and VLAN_TAG 1001 registered/);
     const re = /^quarantined domain 1 device 0: avail_idx_jump$/;
     await be.waitLog(re);
     const s = await statsUntil(be, (x) => x.devices.some((d) => d.domid === 1 && d.state === 'quarantined'));
@@ -110,7 +111,7 @@ test.serial('a ring whose avail index jumps: quarantined with one line, kept in 
 test.serial('a guest spoofing its source MAC: frames dropped and counted, one warn line', async (t) => {
   await withVictim(t, async (rig, be) => {
     rig.guest(1, [JSON.stringify({ mac: BAD, action: 'spoof', spoofSrc: G2, dst: G3, frames: 10 })], FAKE_GUEST);
-    await be.waitFor(/MAC_ADDRESS 00:00:00:00:00:44/);
+    await be.waitLine('err', /MAC_ADDRESS 00:00:00:00:00:44/);
     const re = /^domain 1 device 0 sends frames with a source MAC that is not its own 00:00:00:00:00:44/;
     await be.waitLog(re, 5000);
     const s = await statsUntil(be, (x) => x.devices.some((d) => d.domid === 1 && d.drops.spoofed_src_mac === 10));

@@ -7,7 +7,8 @@ import { PAGE_SIZE, VRING_FLAG_LIVE, vringLayout } from '../native/abi';
 import { Grants } from '../native/grants';
 import { vringNative } from '../native/vring';
 import { XenStoreClient } from '../xenstore/client';
-import { Proc, Rig, sleep } from './fixtures/backend-rig';
+import { sleep, type Child } from '../harness/child';
+import { Rig } from './fixtures/backend-rig';
 
 const G1 = '00:00:00:00:00:11';
 const G2 = '00:00:00:00:00:22';
@@ -17,7 +18,7 @@ const FRONT = ['--nb-mbuf', '512', '--log-level', 'warn', '--json'];
 
 interface FrontStats { devices: { rx_packets: number; tx_packets: number; tx_dropped: number; rx_dropped: number }[] }
 
-async function finalFrontStats(p: Proc): Promise<FrontStats['devices'][0]> {
+async function finalFrontStats(p: Child): Promise<FrontStats['devices'][0]> {
   p.kill('SIGTERM');
   await p.exited;
   const line = p.out.filter((l) => l.startsWith('{')).at(-1);
@@ -25,9 +26,9 @@ async function finalFrontStats(p: Proc): Promise<FrontStats['devices'][0]> {
   return (JSON.parse(line) as FrontStats).devices[0];
 }
 
-const count = (p: Proc, re: RegExp): number => p.logs().filter((l) => re.test(l.msg)).length;
+const count = (p: Child, re: RegExp): number => p.logs().filter((l) => re.test(l.msg)).length;
 
-async function waitCount(p: Proc, re: RegExp, n: number, timeoutMs = 5000): Promise<void> {
+async function waitCount(p: Child, re: RegExp, n: number, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (count(p, re) < n) {
     if (Date.now() > deadline) throw new Error(`expected ${n} log lines matching ${re}, saw ${count(p, re)}`);
@@ -41,7 +42,7 @@ test.serial('kill -9 of the back end under traffic: guests keep their devices, n
     await rig.createDomain(1);
     await rig.createDomain(2);
     const be = rig.backend(['--vm2vm']);
-    await be.waitFor(/watching/);
+    await be.waitLine('err', /watching/);
     const f1 = rig.guest(1, ['--mac', G1, '--fwd', 'mac', '--eth-peer', G2, ...FRONT]);
     await be.waitLog(/MAC_ADDRESS 00:00:00:00:00:11 and VLAN_TAG 1000 registered/);
     const f2 = rig.guest(2, ['--mac', G2, '--fwd', 'mac', '--eth-peer', G3, ...FRONT]);
@@ -80,7 +81,7 @@ test.serial('a guest SIGKILLed under traffic is detached within 1 s and its page
   try {
     await rig.createDomain(1);
     const be = rig.backend(['--vm2vm']);
-    await be.waitFor(/watching/);
+    await be.waitLine('err', /watching/);
     const f1 = rig.guest(1, ['--mac', G1, '--fwd', 'mac', '--eth-peer', G2, ...FRONT]);
     await be.waitLog(/MAC_ADDRESS 00:00:00:00:00:11/);
     const framesFile = `${rig.dir}/dom1/frames`;
@@ -107,7 +108,7 @@ test.serial('200 attach/detach cycles leave no mapping, fd or thread behind', as
   try {
     await rig.createDomain(3);
     const be = rig.backend(['--vm2vm'], { nic: false });
-    await be.waitFor(/watching/);
+    await be.waitLine('err', /watching/);
     // This test process plays domain 3's front end.
     grants = Grants.open({ platform: 'sim', simDir: rig.dir, domid: 3 });
     xs = await XenStoreClient.connect({ path: rig.xenstored.domainSocketPath(3) });

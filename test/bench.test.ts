@@ -3,11 +3,11 @@
 // nothing behind — also when interrupted with Ctrl-C. No figure is asserted:
 // speed is the bench's business, not a test's.
 import test from 'ava';
-import { exitedAndDrained } from './fixtures/child-exit';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Child } from '../harness/child';
 
 const RUN = path.join(__dirname, '..', 'bench', 'run.js');
 const ROOT = path.join(__dirname, '..', '..');
@@ -88,16 +88,11 @@ function alive(pid: number): boolean {
   }
 }
 
-function runBench(args: string[], onStart?: (pid: number) => void): Promise<{ code: number | null; err: string; out: string; pid: number }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    let out = '';
-    c.stderr.on('data', (d) => (err += d));
-    c.stdout.on('data', (d) => (out += d));
-    onStart?.(c.pid!);
-    void exitedAndDrained(c).then(({ code }) => resolve({ code, err, out, pid: c.pid! }));
-  });
+async function runBench(args: string[], onStart?: (pid: number) => void): Promise<{ code: number | null; err: string; out: string; pid: number }> {
+  const c = new Child(process.execPath, [RUN, ...args], { name: 'the bench' });
+  onStart?.(c.pid!);
+  const { code } = await c.exited;
+  return { code, err: c.stderr, out: c.stdout, pid: c.pid! };
 }
 
 test.serial('--quick runs end to end and writes a well-formed report', async (t) => {

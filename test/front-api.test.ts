@@ -3,11 +3,11 @@
 // rxBurst/txBurst move batches both ways.
 import test from 'ava';
 import path from 'node:path';
+import { sleep } from '../harness/child';
 import { Dom0Device } from './fixtures/front-dom0';
 import { FrontSim } from './fixtures/front-sim';
 
 const APP = path.join(__dirname, 'fixtures', 'front-api-app.js');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('FrontDevice: open two devices, echo batches through rxBurst/txBurst, close', async (t) => {
   const sim = await FrontSim.start();

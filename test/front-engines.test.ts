@@ -3,7 +3,8 @@
 import test from 'ava';
 import { buildTestFrame, checkTestFrame } from '../frontend/frame';
 import { Dom0Device } from './fixtures/front-dom0';
-import { FrontProcess, FrontSim } from './fixtures/front-sim';
+import { sleep, type Child } from '../harness/child';
+import { FrontSim } from './fixtures/front-sim';
 
 const OWN = Buffer.from([0, 0, 0, 0, 0, 0x11]);
 const PEER = Buffer.from([0, 0, 0, 0, 0, 0x22]);
@@ -18,7 +19,6 @@ function frame(dst: Buffer, src: Buffer, len: number, fill: number): Buffer {
   return f;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function collect(dev: Dom0Device, want: number, timeoutMs = 10000): Promise<Buffer[]> {
   return exchange(dev, [], want, timeoutMs);
@@ -48,7 +48,7 @@ async function drained(dev: Dom0Device, timeoutMs = 10000): Promise<void> {
   while (dev.rx.pending() < dev.rx.num && Date.now() < deadline) await sleep(5);
 }
 
-async function withFront(args: string[], fn: (dev: Dom0Device, front: FrontProcess) => Promise<void>): Promise<FrontProcess> {
+async function withFront(args: string[], fn: (dev: Dom0Device, front: Child) => Promise<void>): Promise<Child> {
   const sim = await FrontSim.start();
   try {
     await sim.createDomain(1);
@@ -74,7 +74,7 @@ async function withFront(args: string[], fn: (dev: Dom0Device, front: FrontProce
   }
 }
 
-function finalJson(front: FrontProcess): { devices: Record<string, number | string>[] } {
+function finalJson(front: Child): { devices: Record<string, number | string>[] } {
   const last = front.stdout.trim().split('\n').pop() ?? '';
   const obj = JSON.parse(last);
   if (!obj.final) throw new Error(`not the final stats line: ${last}`);

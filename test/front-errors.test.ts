@@ -17,6 +17,7 @@ async function withSim(fn: (sim: FrontSim) => Promise<void>, opts?: { gntallocLi
 const badFlags: [string, string[], RegExp][] = [
   ['a bad MAC', ['--mac', '00:11:22:33:44'], /--mac '00:11:22:33:44' is not six hex byte pairs/],
   ['a multicast MAC', ['--mac', '01:00:5e:00:00:01'], /multicast address/],
+  ['the zero MAC', ['--mac', '00:00:00:00:00:00'], /--mac '00:00:00:00:00:00' is the zero MAC address, which no device may have/],
   ['an unknown option', ['--mac', '00:00:00:00:00:11', '--bogus'], /unknown option '--bogus'/],
   ['an unknown mode', ['--mac', '00:00:00:00:00:11', '--fwd', 'flowgen'], /argument 'flowgen' is invalid.*io, mac, macswap, rxonly, txonly, tap/],
   ['a ring size that is not a power of two', ['--mac', '00:00:00:00:00:11', '--ring-size', '300'], /--ring-size must be a power of two/],

@@ -1,10 +1,9 @@
 // xsw-front as a process in a simulated domain, checked from dom0: the keys
-// of DESIGN.md section 6 with their exact formats and order, what they point
+// of the XenStore schema (docs/architecture.md) with their exact formats and order, what they point
 // to (gref lists, mempool, rings with 256 posted RX buffers, the 0xA5 flag),
 // several devices, stale keys, clean exits and crashes.
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { mustRun } from '../harness/child';
 import { Dom0Device } from './fixtures/front-dom0';
 import { FrontSim } from './fixtures/front-sim';
 
@@ -72,9 +71,8 @@ test.serial('one device: dom0 reads every key in the guide order and maps what t
 
       // xenstore-ls (Debian's xenstore-utils) shows the guide's layout.
       // Asynchronously: xenstored runs in this process.
-      const { stdout: ls } = await promisify(execFile)('xenstore-ls', ['/local/domain/1/control/dpdk'], {
+      const { out: ls } = await mustRun('xenstore-ls', ['/local/domain/1/control/dpdk'], {
         env: { ...process.env, XENSTORED_PATH: sim.xenstored.socketPath },
-        encoding: 'utf8',
       });
       const lines = ls.trim().split('\n').map((l) => l.trim());
       t.is(lines.length, 7);

@@ -4,13 +4,10 @@
 // the far side on the shared rings, answers the ARP request and the ICMP echo.
 // Needs root and iproute2 (and ping from iputils-ping).
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { mustRun, run, sleep } from '../harness/child';
+import { Netns } from '../harness/netns';
 import { Dom0Device } from './fixtures/front-dom0';
 import { FrontSim } from './fixtures/front-sim';
-
-const run = promisify(execFile);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const GUEST_MAC = Buffer.from([0x02, 0, 0, 0, 0, 0x11]);
 const FAR_MAC = Buffer.from([0x02, 0, 0, 0, 0, 0x22]);
@@ -64,9 +61,8 @@ function answer(f: Buffer, seen: Set<string>): Buffer | undefined {
 }
 
 test('tap: a ping from the guest kernel goes out as ARP and ICMP frames and the replies reach it', async (t) => {
-  const ns = `xswfe${process.pid}`;
-  const inNs = ['ip', 'netns', 'exec', ns];
-  await run('ip', ['netns', 'add', ns]);
+  const ns = await Netns.add(`xswfe${process.pid}`);
+  const inNs = ns.prefix;
   const sim = await FrontSim.start();
   try {
     await sim.createDomain(9);
@@ -75,15 +71,14 @@ test('tap: a ping from the guest kernel goes out as ARP and ICMP frames and the 
       await sim.waitPublished(9);
       const dev = await Dom0Device.attach(sim.grants, sim.dom0, 9);
       try {
-        const { stdout: link } = await run(inNs[0], [...inNs.slice(1), 'ip', '-o', 'link', 'show', 'xswtap0']);
+        const { out: link } = await mustRun(...ns.wrap('ip', ['-o', 'link', 'show', 'xswtap0']));
         t.regex(link, /link\/ether 02:00:00:00:00:11/, 'the TAP has the device MAC');
-        await run(inNs[0], [...inNs.slice(1), 'ip', 'link', 'set', 'xswtap0', 'up']);
-        await run(inNs[0], [...inNs.slice(1), 'ip', 'addr', 'add', '10.99.0.1/24', 'dev', 'xswtap0']);
+        await mustRun(...ns.wrap('ip', ['link', 'set', 'xswtap0', 'up']));
+        await mustRun(...ns.wrap('ip', ['addr', 'add', '10.99.0.1/24', 'dev', 'xswtap0']));
 
         let done = false;
-        const ping = run(inNs[0], [...inNs.slice(1), 'ping', '-c', '1', '-W', '2', '10.99.0.2']).then(
-          (r) => ({ ok: true, out: r.stdout }),
-          (e: Error & { stdout?: string }) => ({ ok: false, out: `${e.message} ${e.stdout ?? ''}` }),
+        const ping = run(...ns.wrap('ping', ['-c', '1', '-W', '2', '10.99.0.2'])).then(
+          (r) => ({ ok: r.code === 0, out: r.code === 0 ? r.out : `ping failed (status ${r.code}): ${r.err} ${r.out}` }),
         ).finally(() => (done = true));
         const seen = new Set<string>();
         let fromGuest = 0;
@@ -112,6 +107,6 @@ test('tap: a ping from the guest kernel goes out as ARP and ICMP frames and the 
     }
   } finally {
     await sim.stop();
-    await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    await ns.remove().catch(() => undefined);
   }
 });

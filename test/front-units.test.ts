@@ -2,16 +2,17 @@
 // permission rule for control/dpdk, key order, test frames, stats lines.
 import test from 'ava';
 import { buildTestFrame, checkTestFrame, crc32 } from '../frontend/frame';
-import { deriveMac, formatMac, parseEthPeer, parseMac } from '../frontend/mac';
+import { deriveMac, formatMac, parseDeviceMac, parseEthPeer } from '../frontend/mac';
 import { buildProgram, checkConfig, peerFor } from '../frontend/options';
-import { canWrite, deviceKeys, poolKeys } from '../frontend/publish';
-import { statsJson, statsLine } from '../frontend/stats';
+import { canWrite } from '../frontend/publish';
+import { deviceEntries, mempoolEntries } from '../schema/dpdk';
+import { parseStatsJson, statsJson, statsLine } from '../frontend/stats';
 import type { Perm } from '../xenstore/client';
 
 test('MACs parse in either case, print lower-case, and bad ones are refused', (t) => {
-  t.is(formatMac(parseMac('00:16:3E:0a:Bc:01')), '00:16:3e:0a:bc:01');
-  for (const bad of ['', '00:11:22:33:44', '00:11:22:33:44:55:66', '00-11-22-33-44-55', '0:11:22:33:44:55', 'zz:11:22:33:44:55', '01:00:5e:00:00:01']) {
-    t.throws(() => parseMac(bad), { name: 'FrontError' }, bad);
+  t.is(formatMac(parseDeviceMac('00:16:3E:0a:Bc:01')), '00:16:3e:0a:bc:01');
+  for (const bad of ['', '00:11:22:33:44', '00:11:22:33:44:55:66', '00-11-22-33-44-55', '0:11:22:33:44:55', 'zz:11:22:33:44:55', '01:00:5e:00:00:01', '00:00:00:00:00:00']) {
+    t.throws(() => parseDeviceMac(bad), { name: 'FrontError' }, bad);
   }
   t.is(formatMac(deriveMac(0x1234, 7)), '00:16:3e:12:34:07');
 });
@@ -59,12 +60,12 @@ for (const [perms, domid, want] of permRows) {
 }
 
 test("keys come in the guide's order with event_type_start last", (t) => {
-  t.deepEqual(poolKeys(2, { gref: '10,11', va: '0x7f00' }), [
+  t.deepEqual(mempoolEntries(2, { gref: '10,11', va: '0x7f00' }), [
     ['2_mempool_gref', '10,11'],
     ['2_mempool_va', '0x7f00'],
   ]);
   t.deepEqual(
-    deviceKeys(1, { rxGref: '20', txGref: '21', mac: '00:00:00:00:00:11', flagGref: 22 }).map(([k]) => k),
+    deviceEntries(1, { rxGref: '20', txGref: '21', mac: '00:00:00:00:00:11', flagGref: 22 }).map(([k]) => k),
     ['1_rx_vring_gref', '1_tx_vring_gref', '1_ether_addr', '1_vring_flag', 'event_type_start_1'],
   );
 });
@@ -86,4 +87,16 @@ test('stats: the human line and the JSON object', (t) => {
   t.is(statsLine({ dev: 0, mac: '00:00:00:00:00:11', stats }), 'dev 0 00:00:00:00:00:11  RX pkts 1 bytes 64 drops 2  TX pkts 3 bytes 192 drops 4');
   const obj = JSON.parse(statsJson([{ dev: 0, mac: '00:00:00:00:00:11', stats }], new Date(0)));
   t.deepEqual(obj, { time: '1970-01-01T00:00:00.000Z', devices: [{ dev: 0, mac: '00:00:00:00:00:11', ...stats }] });
+});
+
+test('stats: a JSON line reads back as it was written; other lines do not', (t) => {
+  const stats = { rx_packets: 1, rx_bytes: 64, rx_dropped: 2, tx_packets: 3, tx_bytes: 192, tx_dropped: 4, rx_nombuf: 5, rx_bad: 6, rx_out_of_order: 7, tx_done: 1 };
+  const line = statsJson([{ dev: 0, mac: '00:00:00:00:00:11', stats }, { dev: 1, mac: '00:00:00:00:00:12', stats }], new Date(5000), true);
+  t.deepEqual(parseStatsJson(line), {
+    time: 5000,
+    final: true,
+    devices: [{ dev: 0, mac: '00:00:00:00:00:11', ...stats }, { dev: 1, mac: '00:00:00:00:00:12', ...stats }],
+  });
+  t.is(parseStatsJson(statsJson([], new Date(0)))?.devices.length, 0);
+  for (const other of ['dev 0 00:00:00:00:00:11  RX pkts 1', '{"level":30,"msg":"x"}', '{"time":', '']) t.is(parseStatsJson(other), undefined, other);
 });

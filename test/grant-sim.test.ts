@@ -1,18 +1,19 @@
 // The simulated platform's grant rules: each one is something the real
 // hypervisor or Linux driver would enforce. Every test has its own sim dir.
 import test from 'ava';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { Child } from '../harness/child';
 import { GTF_permit_access, GTF_readonly, GTF_reading, GTF_writing, PAGE_SIZE } from '../native/abi';
 import { Grants, defaultSimDir, detectPlatform, simDestroyDomain, simInit } from '../native/grants';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 const dirs: string[] = [];
-const children: ChildProcess[] = [];
+const children: Child[] = [];
 
 function tempSimDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-gnt-'));
@@ -21,7 +22,7 @@ function tempSimDir(): string {
 }
 
 test.after.always(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const c of children) c.kill('SIGKILL');
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
@@ -46,38 +47,27 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   }
 }
 
-interface Child<T> {
-  proc: ChildProcess;
+interface Fixture<T> {
+  proc: Child;
   report: Promise<T>;
-  exited: Promise<void>;
 }
 
 // Runs test/fixtures/<name>.js as simulated domain `domid`; `report` is the
 // first JSON line it prints.
-function fixture<T>(name: string, args: (string | number)[], dir: string, domid: number): Child<T> {
-  const proc = spawn(process.execPath, [path.join(FIXTURES, `${name}.js`), ...args.map(String)], {
+function fixture<T>(name: string, args: (string | number)[], dir: string, domid: number): Fixture<T> {
+  const proc = new Child(process.execPath, [path.join(FIXTURES, `${name}.js`), ...args.map(String)], {
+    name,
     env: { ...process.env, XSW_SIM_DIR: dir, XSW_SIM_DOMID: String(domid) },
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdin: true,
   });
   children.push(proc);
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
-  const report = new Promise<T>((resolve, reject) => {
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as T);
-    });
-    proc.on('exit', (code, signal) => reject(new Error(`${name} exited (${code ?? signal}) before reporting: ${stderr}`)));
-  });
-  return { proc, report, exited };
+  const report = proc.waitFor('its report', () => (proc.out.length > 0 ? (JSON.parse(proc.out[0]) as T) : undefined), 60_000);
+  return { proc, report };
 }
 
-async function endChild(c: Child<unknown>): Promise<void> {
-  c.proc.stdin!.end();
-  await c.exited;
+async function endChild(c: Fixture<unknown>): Promise<void> {
+  c.proc.closeStdin();
+  await c.proc.exited;
 }
 
 test('a grant mapped by the domain it names shares the page both ways, with GTF_reading/GTF_writing while mapped', (t) => {
@@ -293,7 +283,7 @@ test('a SIGKILLed allocator: the mapper sees its unmap-notify byte go to 0 withi
   const flag = new Uint8Array(m.buffer);
   t.is(flag[0], 0xa5);
   child.proc.kill('SIGKILL');
-  await child.exited;
+  await child.proc.exited;
   const killedAt = Date.now();
   t.true(await waitFor(() => flag[0] === 0, 1000), 'byte cleared within 1 s');
   t.log(`cleared ${Date.now() - killedAt} ms after the kill`);
@@ -315,7 +305,7 @@ test('a SIGKILLed mapper: its mappings are released and a deferred free complete
   guest.free(a);
   t.is(entry(simDir, 1, a.grefs[1]).flags & GTF_permit_access, GTF_permit_access, 'free deferred while mapped');
   mapper.proc.kill('SIGKILL');
-  await mapper.exited;
+  await mapper.proc.exited;
   t.true(await waitFor(() => entry(simDir, 1, a.grefs[0]).flags === 0 && entry(simDir, 1, a.grefs[1]).flags === 0, 1000));
   guest.close();
 });
@@ -352,7 +342,7 @@ test('simDestroyDomain ends the grants, clears notify bytes, keeps mapped pages 
   const dom0 = Grants.open({ platform: 'sim', simDir, domid: 0 });
   const m = dom0.map(9, [grefs[0]], { writable: false });
   child.proc.kill('SIGKILL');
-  await child.exited;
+  await child.proc.exited;
   simDestroyDomain(simDir, 9);
   const seen = new Uint8Array(m.buffer);
   t.is(seen[0], 0, 'notify byte cleared');

@@ -3,13 +3,12 @@
 // first test points XSW_ADDON at a recording stand-in to check exactly what
 // the toolstack asks of it, the last one uses the real addon.
 import test from 'ava';
-import { ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Child, run } from '../harness/child';
+import { CLI } from '../harness/cli-paths';
 import { XenStoreClient } from '../xenstore/client';
-
-const CLI = path.join(__dirname, '..', 'xenstore', 'sim', 'cli.js');
 
 interface Run {
   code: number;
@@ -17,12 +16,9 @@ interface Run {
   stderr: string;
 }
 
-function sim(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
+async function sim(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
+  const r = await run(process.execPath, [CLI.sim, ...args], { env: { ...process.env, ...env }, timeoutMs: 30_000 });
+  return { code: r.code, stdout: r.out, stderr: r.err };
 }
 
 function tempDir(t: { teardown(fn: () => void): void }): string {
@@ -93,8 +89,8 @@ test('up / create / list / exec / destroy / down round trip', async (t) => {
   t.not(refused.code, 0);
 
   // A process running as d2 is killed by destroy, like xl destroy kills a VM.
-  const long: ChildProcess = spawn(process.execPath, [CLI, 'exec', 'd2', '--', 'sleep', '60'], { env: { ...process.env, ...env }, stdio: 'ignore' });
-  const longExit = new Promise<number | null>((resolve) => long.on('exit', (code) => resolve(code)));
+  const long = new Child(process.execPath, [CLI.sim, 'exec', 'd2', '--', 'sleep', '60'], { env: { ...process.env, ...env } });
+  const longExit = long.exited.then((e) => e.code);
   for (let i = 0; i < 200 && fs.readdirSync(path.join(dir, 'domains', '2')).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
   t.is(fs.readdirSync(path.join(dir, 'domains', '2')).length, 1);
   t.deepEqual(await sim(env, 'destroy', 'd2'), { code: 0, stdout: '', stderr: '' });

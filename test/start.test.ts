@@ -1,20 +1,22 @@
-// `npm start` (scripts/start.ts): the demo's pure parts (wire frames, the
+// `npm start` (demo/main.ts): the demo's pure parts (wire frames, the
 // stats table reader, options), then the entry point itself run as a process:
 // as root with the veth wire, as user nobody (the guests-only path), and cut
 // short by SIGINT; each time nothing may be left behind.
 import test from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatTable } from '../backend/stats';
+import { Child } from '../harness/child';
 import { buildTestFrame } from '../frontend/frame';
-import { tagFrame, untagFrame, WireSpec, WireTally, wireFrame, wirePassed } from '../scripts/demo-frames';
+import { tagFrame, untagFrame, WireSpec, WireTally, wireFrame, wirePassed } from '../demo/wire-frames';
 import { parseArgs } from '../frontend/options';
-import { parseDemoOptions } from '../scripts/demo-options';
-import { lastTable } from '../scripts/demo-table';
+import { parseDemoOptions } from '../demo/options';
+import { lastTable } from '../demo/stats-table';
+import { readableCopy } from './fixtures/readable-copy';
 
-const START = path.join(__dirname, '..', 'scripts', 'start.js');
+const START = path.join(__dirname, '..', 'demo', 'main.js');
 const mac = (last: number): Buffer => Buffer.from([0, 0, 0, 0, 0, last]);
 const isRoot = process.getuid?.() === 0;
 
@@ -155,20 +157,28 @@ interface RunOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-function runDemo(args: string[], opts: RunOptions = {}): Promise<DemoRun> {
-  const cmd = opts.asNobody ? 'setpriv' : process.execPath;
-  const argv = opts.asNobody
-    ? ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, START, ...args]
-    : [START, ...args];
+async function runDemo(args: string[], opts: RunOptions = {}): Promise<DemoRun> {
+  if (!opts.asNobody) return runDemoAs([process.execPath, START, ...args], opts);
+  // nobody may not be able to enter this checkout: it runs a world-readable copy of the product.
+  const copy = readableCopy();
+  try {
+    const start = path.join(copy.root, path.relative(path.join(__dirname, '..', '..'), START));
+    return await runDemoAs(['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, start, ...args], { ...opts, cwd: copy.root });
+  } finally {
+    copy.remove();
+  }
+}
+
+async function runDemoAs([cmd, ...argv]: string[], opts: RunOptions & { cwd?: string }): Promise<DemoRun> {
   const started = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
-    let out = '';
-    let err = '';
-    let interrupted = false;
-    let hooked = false;
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
+  let interrupted = false;
+  let hooked = false;
+  const child: Child = new Child(cmd, argv, {
+    name: 'the demo',
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    onStdout: () => {
+      const out = child.stdout;
       if (opts.hook && !hooked && opts.hook.when.test(out)) {
         hooked = true;
         opts.hook.run(out);
@@ -177,14 +187,12 @@ function runDemo(args: string[], opts: RunOptions = {}): Promise<DemoRun> {
         interrupted = true;
         child.kill('SIGINT');
       }
-    });
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const guard = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, out, err, ms: Date.now() - started });
-    });
+    },
   });
+  const guard = setTimeout(() => child.kill('SIGKILL'), 120_000);
+  const { code } = await child.exited;
+  clearTimeout(guard);
+  return { code, out: child.stdout, err: child.stderr, ms: Date.now() - started };
 }
 
 interface World {

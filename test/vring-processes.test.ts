@@ -2,30 +2,22 @@
 // the guest's driver, the consumer dom0's device, each with its own mapping
 // address (the device translates the guest's gvas through a region).
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { run as runCommand } from '../harness/child';
 import { shmPath } from './fixtures/vring-ring';
 
 const peer = path.join(__dirname, 'fixtures', 'vring-peer.js');
 
-function run(role: string, file: string, num: number, total: number): Promise<{ code: number | null; out: Record<string, unknown> | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [peer, role, file, String(num), String(total)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => {
-      let out: Record<string, unknown> | null = null;
-      try {
-        out = JSON.parse(stdout.trim().split('\n').pop() ?? '') as Record<string, unknown>;
-      } catch {
-        out = null;
-      }
-      resolve({ code, out, stderr });
-    });
-  });
+async function run(role: string, file: string, num: number, total: number): Promise<{ code: number | null; out: Record<string, unknown> | null; stderr: string }> {
+  const r = await runCommand(process.execPath, [peer, role, file, String(num), String(total)]);
+  let out: Record<string, unknown> | null = null;
+  try {
+    out = JSON.parse(r.out.trim().split('\n').pop() ?? '') as Record<string, unknown>;
+  } catch {
+    out = null;
+  }
+  return { code: r.exit.code, out, stderr: r.err };
 }
 
 for (const [num, total] of [

@@ -3,10 +3,10 @@
 // privileged socket, and as a guest on its domain socket, where they must be
 // refused what a guest is refused.
 import test from 'ava';
-import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Child, run } from '../harness/child';
 import { XenStoreClient } from '../xenstore/client';
 import { XenStored } from '../xenstore/server/xenstored';
 import { formatPerm } from '../xenstore/wire';
@@ -19,13 +19,9 @@ interface Run {
   stderr: string;
 }
 
-function tool(socket: string, name: string, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(name, args, { env: { ...process.env, XENSTORED_PATH: socket }, timeout: 10_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+async function tool(socket: string, name: string, ...args: string[]): Promise<Run> {
+  const r = await run(name, args, { env: { ...process.env, XENSTORED_PATH: socket }, timeoutMs: 10_000 });
+  return { code: r.code, stdout: r.out, stderr: r.err };
 }
 
 const dirs: string[] = [];
@@ -90,19 +86,15 @@ test('dom0: write, read, ls -f, list, exists, chmod, rm behave as on Xen', async
 
 test('dom0: xenstore-watch -n 2 sees the initial event and one change', async (t) => {
   const { server, xs } = await setup(t);
-  const child = spawn('xenstore-watch', ['-n', '2', '/w'], { env: { ...process.env, XENSTORED_PATH: server.socketPath } });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  // 'close', not 'exit': the last stdout chunk may arrive after the exit event.
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const child = new Child('xenstore-watch', ['-n', '2', '/w'], { env: { ...process.env, XENSTORED_PATH: server.socketPath } });
   // The change must come after the watch is registered, i.e. after its initial event.
-  for (let i = 0; i < 1000 && !out.includes('/w'); i++) await new Promise((r) => setTimeout(r, 10));
-  t.true(out.includes('/w'), 'xenstore-watch printed its initial event');
+  for (let i = 0; i < 1000 && !child.stdout.includes('/w'); i++) await new Promise((r) => setTimeout(r, 10));
+  t.true(child.stdout.includes('/w'), 'xenstore-watch printed its initial event');
   await xs.write('/w/x', '1');
   const timer = setTimeout(() => child.kill(), 10_000);
-  t.is(await exited, 0);
+  t.is((await child.exited).code, 0);
   clearTimeout(timer);
-  t.deepEqual(out.trimEnd().split('\n'), ['/w', '/w/x']);
+  t.deepEqual(child.stdout.trimEnd().split('\n'), ['/w', '/w/x']);
   xs.close();
   await server.close();
 });

@@ -7,11 +7,11 @@
 // - dom0 has both xenstored's socket and /dev/xen/xenbus; like libxenstore,
 //   the back end and the client take the socket.
 import test from 'ava';
-import { exitedAndDrained } from './fixtures/child-exit';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Child } from '../harness/child';
 import { defaultXenStorePath as xenstorePath } from '../xenstore/client';
 
 const transportModule = path.join(__dirname, '..', 'xenstore', 'transport.js');
@@ -25,20 +25,17 @@ function fifo(t: { teardown(fn: () => void): void }): string {
 }
 
 /** Runs a node script; resolves with its exit code and stdout, or 'hung' after ms. */
-function runNode(script: string, ms: number): Promise<{ code: number | null | 'hung'; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve({ code: 'hung', out });
-    }, ms);
-    void exitedAndDrained(child).then(({ code }) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
+async function runNode(script: string, ms: number): Promise<{ code: number | null | 'hung'; out: string }> {
+  const child = new Child(process.execPath, ['-e', script]);
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), ms)));
+  const exit = await Promise.race([child.exited, hung]);
+  clearTimeout(timer);
+  if (exit === 'hung') {
+    child.kill('SIGKILL');
+    return { code: 'hung', out: child.stdout };
+  }
+  return { code: exit.code, out: child.stdout };
 }
 
 test('a closed xenbus transport ends its blocked read, so the process exits by itself', async (t) => {

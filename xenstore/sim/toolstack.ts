@@ -40,6 +40,21 @@ export function simPaths(dir: string) {
   };
 }
 
+/**
+ * The environment of a process on the simulated platform in `dir`, talking to
+ * xenstored on `socket`: dom0's, or, with `domid`, that domain's (as exec()
+ * runs a guest's processes).
+ */
+export function simEnv(dir: string, socket: string, domid?: number): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    XSW_SIM_DIR: dir,
+    XENSTORED_PATH: socket,
+    XSW_PLATFORM: 'sim',
+    ...(domid === undefined ? {} : { XSW_SIM_DOMID: String(domid) }),
+  };
+}
+
 /** The shell lines `xsw-sim up` prints, for eval. */
 export function environmentLines(dir: string): string {
   return `export XSW_SIM_DIR=${shellQuote(dir)}\nexport XENSTORED_PATH=${shellQuote(simPaths(dir).socket)}\n`;
@@ -250,13 +265,7 @@ async function findDomain(xs: XenStoreClient, name: string): Promise<number> {
 export async function exec(dir: string, name: string, cmd: string, args: string[]): Promise<number> {
   const domid = await withDom0(dir, (xs) => findDomain(xs, name));
   const p = simPaths(dir);
-  const env = {
-    ...process.env,
-    XSW_SIM_DIR: dir,
-    XENSTORED_PATH: p.domainSocket(domid),
-    XSW_SIM_DOMID: String(domid),
-    XSW_PLATFORM: 'sim',
-  };
+  const env = simEnv(dir, p.domainSocket(domid), domid);
   const child = spawn(cmd, args, { stdio: 'inherit', env, detached: true });
   const spawned = await new Promise<boolean>((resolve) => {
     child.once('spawn', () => resolve(true));

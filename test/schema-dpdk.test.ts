@@ -1,7 +1,14 @@
+// The DPDK XenStore schema (schema/): key names and publish order, the strict
+// parsers of every value a guest writes, the watch paths, and the one MAC rule
+// both sides apply.
 import test from 'ava';
+import { parseDeviceMac } from '../frontend/mac';
+import { matchDomainPath, parseDomid } from '../schema/domain';
 import {
-  matchDomainPath, matchStartPath, parseDomid, parseGref, parseGrefList, parseMac, parseStart, parseVa, quote,
-} from '../backend/keys';
+  deviceEntries, deviceKeys, dpdkDir, matchStartPath, mempoolEntries, mempoolKeys, parseEtherAddr, parseGref, parseGrefList,
+  parseStart, parseVa, quote,
+} from '../schema/dpdk';
+import { parseMac } from '../schema/mac';
 
 test('gref lists accept decimal refs 8..2^32-1, comma separated', (t) => {
   t.deepEqual(parseGrefList('8'), { ok: true, value: [8] });
@@ -59,8 +66,8 @@ test('VAs are hex, optional 0x, non-zero, page aligned', (t) => {
 });
 
 test('MACs are six hex pairs, unicast, non-zero, returned lower case', (t) => {
-  t.deepEqual(parseMac('00:00:00:00:00:11'), { ok: true, value: '00:00:00:00:00:11' });
-  t.deepEqual(parseMac('02:AB:cd:00:00:01'), { ok: true, value: '02:ab:cd:00:00:01' });
+  t.deepEqual(parseEtherAddr('00:00:00:00:00:11'), { ok: true, value: '00:00:00:00:00:11' });
+  t.deepEqual(parseEtherAddr('02:AB:cd:00:00:01'), { ok: true, value: '02:ab:cd:00:00:01' });
   const cases: [string, RegExp][] = [
     ['00:00:00:00:00:00', /zero MAC/],
     ['01:00:5e:00:00:01', /multicast/],
@@ -72,7 +79,7 @@ test('MACs are six hex pairs, unicast, non-zero, returned lower case', (t) => {
     ['gg:00:00:00:00:11', /not a MAC address/],
   ];
   for (const [v, why] of cases) {
-    const r = parseMac(v);
+    const r = parseEtherAddr(v);
     t.false(r.ok, v);
     if (!r.ok) t.regex(r.reason, why, v);
   }
@@ -113,4 +120,36 @@ test('domain paths and ids are matched strictly', (t) => {
 test('quoted guest values are escaped and clipped', (t) => {
   t.is(quote('a\nb'), '"a\\nb"');
   t.is(quote('x'.repeat(100)), `"${'x'.repeat(40)}..."`);
+});
+
+test('the node and key names are the DPDK guide\'s', (t) => {
+  t.is(dpdkDir(7), '/local/domain/7/control/dpdk');
+  t.deepEqual(mempoolKeys(2), { gref: '2_mempool_gref', va: '2_mempool_va' });
+  t.deepEqual(deviceKeys(1), { rx: '1_rx_vring_gref', tx: '1_tx_vring_gref', mac: '1_ether_addr', flag: '1_vring_flag', start: 'event_type_start_1' });
+  t.deepEqual(mempoolEntries(0, { gref: '8,9', va: '0x1000' }).map(([k]) => k), ['0_mempool_gref', '0_mempool_va']);
+  t.deepEqual(deviceEntries(0, { rxGref: '10', txGref: '11', mac: '00:00:00:00:00:11', flagGref: 12 }).at(-1), ['event_type_start_0', '1']);
+});
+
+// What a guest may publish as V_ether_addr and what xsw-front takes as --mac is one rule.
+const macRule: [string, boolean][] = [
+  ['00:16:3e:00:00:01', true],
+  ['02:AB:cd:00:00:01', true],
+  ['00:00:00:00:00:00', false],
+  ['01:00:5e:00:00:01', false],
+  ['ff:ff:ff:ff:ff:ff', false],
+  ['33:33:00:00:00:01', false],
+  ['00:00:00:00:00', false],
+  ['00-16-3e-00-00-01', false],
+];
+for (const [mac, allowed] of macRule) {
+  test(`a device MAC ${mac} is ${allowed ? 'accepted' : 'refused'} by the back end and the front end alike`, (t) => {
+    t.is(parseEtherAddr(mac).ok, allowed);
+    if (allowed) t.is(parseDeviceMac(mac).toString('hex'), mac.toLowerCase().replace(/:/g, ''));
+    else t.throws(() => parseDeviceMac(mac), { name: 'FrontError' });
+  });
+}
+
+test('a destination (an eth-peer) may be any address, a malformed one still not', (t) => {
+  for (const mac of ['00:00:00:00:00:00', 'ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01']) t.true(parseMac(mac, 'destination').ok, mac);
+  t.false(parseMac('ff:ff:ff:ff:ff', 'destination').ok);
 });

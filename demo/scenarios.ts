@@ -8,9 +8,10 @@
 //                :33, src :22, vm2's VLAN (1001)
 //  guests only:  vm3 (txonly, dst :11) --> vm1 --> vm2 --> vm3 (:33): vm3
 //                receives and verifies exactly the frames it sent, in order
-import { WireResult, wirePassed } from './demo-frames';
-import { DemoPlatform, FrontCounters, Guest, latestCounters } from './demo-platform';
-import { BackendTable, lastTable } from './demo-table';
+import { parseDeviceMac } from '../frontend/mac';
+import { BackendTable, lastTable } from './stats-table';
+import { WireResult, wirePassed } from './wire-frames';
+import { DemoWorld, FrontCounters, Guest, latestCounters } from './world';
 
 export const MAC = {
   vm1: '00:00:00:00:00:11',
@@ -30,8 +31,9 @@ export interface Verdict {
   line: string;
 }
 
-const macBuf = (mac: string): Buffer => Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
-const ZERO: FrontCounters = { time: 0, rx_packets: 0, rx_dropped: 0, tx_packets: 0, tx_dropped: 0, rx_bad: 0, rx_out_of_order: 0, tx_done: 0 };
+const ZERO: FrontCounters = {
+  time: 0, rx_packets: 0, rx_bytes: 0, rx_dropped: 0, tx_packets: 0, tx_bytes: 0, tx_dropped: 0, rx_nombuf: 0, rx_bad: 0, rx_out_of_order: 0, tx_done: 0,
+};
 
 function verdict(name: string, passed: boolean, text: string): Verdict {
   return { name, passed, line: `${name}: ${text} — ${passed ? 'PASS' : 'FAIL'}` };
@@ -52,13 +54,13 @@ function forwarded(g: Guest, before: FrontCounters, after: FrontCounters | undef
 }
 
 /** The guest's counters as of now: the first stats line printed from now on. */
-async function fresh(p: DemoPlatform, g: Guest, signal: AbortSignal): Promise<FrontCounters> {
+async function fresh(p: DemoWorld, g: Guest, signal: AbortSignal): Promise<FrontCounters> {
   return (await p.counters(g, Date.now(), () => true, 4000, signal)) ?? latestCounters(g) ?? ZERO;
 }
 
 /** Sends n frames into the NIC and checks what comes back and that each guest on the path forwarded n. */
 async function wireScenario(
-  p: DemoPlatform,
+  p: DemoWorld,
   name: string,
   n: number,
   vm1: Guest,
@@ -71,11 +73,11 @@ async function wireScenario(
     {
       count: n,
       size: FRAME_SIZE,
-      dst: macBuf(vm1.mac),
-      src: macBuf(MAC.generator),
+      dst: parseDeviceMac(vm1.mac),
+      src: parseDeviceMac(MAC.generator),
       vlan: vm1.vlan,
-      expectDst: macBuf(expect.dst),
-      expectSrc: macBuf(expect.src),
+      expectDst: parseDeviceMac(expect.dst),
+      expectSrc: parseDeviceMac(expect.src),
       expectVlan: expect.vlan,
     },
     signal,
@@ -99,17 +101,17 @@ async function wireScenario(
 }
 
 /** Guide scenario 1: only vm1 runs; its frames for :22 leave through the NIC. */
-export function loopback(p: DemoPlatform, n: number, vm1: Guest, signal: AbortSignal): Promise<Verdict> {
+export function loopback(p: DemoWorld, n: number, vm1: Guest, signal: AbortSignal): Promise<Verdict> {
   return wireScenario(p, 'loopback', n, vm1, [vm1], { dst: MAC.vm2, src: MAC.vm1, vlan: vm1.vlan }, signal);
 }
 
 /** Guide scenario 2: vm2 runs; vm1's frames cross vm2 and leave with dst :33 on vm2's VLAN. */
-export function interVm(p: DemoPlatform, n: number, vm1: Guest, vm2: Guest, signal: AbortSignal): Promise<Verdict> {
+export function interVm(p: DemoWorld, n: number, vm1: Guest, vm2: Guest, signal: AbortSignal): Promise<Verdict> {
   return wireScenario(p, 'inter-VM', n, vm1, [vm1, vm2], { dst: MAC.vm3, src: MAC.vm2, vlan: vm2.vlan }, signal);
 }
 
 /** Without root: vm3 sends n test frames to vm1; they come back through vm1 and vm2 and vm3 verifies them. */
-export async function guestsOnly(p: DemoPlatform, n: number, vm1: Guest, vm2: Guest, vm3: Guest, signal: AbortSignal): Promise<Verdict> {
+export async function guestsOnly(p: DemoWorld, n: number, vm1: Guest, vm2: Guest, vm3: Guest, signal: AbortSignal): Promise<Verdict> {
   const name = 'inter-VM (vm3 → vm1 → vm2 → vm3)';
   const timeoutMs = Math.ceil((n / TXONLY_RATE) * 1000) + 15000;
   await p.counters(vm3, 0, (c) => c.tx_done === 1 && c.rx_packets >= n, timeoutMs, signal);
@@ -132,7 +134,7 @@ export interface ExpectedTotals {
 
 /** The back end's own counters (its next stats table after `fromLine`): the expected totals and no drop anywhere. */
 export async function switchCounters(
-  p: DemoPlatform,
+  p: DemoWorld,
   expected: ExpectedTotals,
   fromLine: number,
   statsSeconds: number,

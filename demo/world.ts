@@ -6,14 +6,16 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { WireResult, WireSpec } from './demo-frames';
-import { DemoProcess, runCommand, sleep, WaitError } from './demo-procs';
+import { Child, ChildOptions, exitStatus, logRecord, run, sleep, WaitError } from '../harness/child';
+import { Netns } from '../harness/netns';
+import { CLI } from '../harness/cli-paths';
+import { formatMac } from '../frontend/mac';
+import { parseStatsJson } from '../frontend/stats';
+import type { DeviceStats } from '../native/front';
+import { simEnv, simPaths } from '../xenstore/sim/toolstack';
+import type { WireResult, WireSpec } from './wire-frames';
 
-const DIST = path.join(__dirname, '..');
-export const SIM_CLI = path.join(DIST, 'xenstore', 'sim', 'cli.js');
-export const BACKEND_CLI = path.join(DIST, 'backend', 'cli.js');
-export const FRONT_CLI = path.join(DIST, 'frontend', 'cli.js');
-const WIRE_CLI = path.join(__dirname, 'demo-wire.js');
+const WIRE_GENERATOR = path.join(__dirname, 'wire-generator.js');
 
 /** Pages each simulated guest may grant: the default 8192-mbuf mempool, its gref list and the rings, with room to spare. */
 const GNTALLOC_LIMIT = 16384;
@@ -22,17 +24,8 @@ export const NIC = 'xsw0';
 const GEN = 'gen0';
 const STOP_GRACE_MS = 5000;
 
-/** xsw-front's per-device counters (its --json stats line). */
-export interface FrontCounters {
-  time: number;
-  rx_packets: number;
-  rx_dropped: number;
-  tx_packets: number;
-  tx_dropped: number;
-  rx_bad: number;
-  rx_out_of_order: number;
-  tx_done: number;
-}
+/** A guest's device 0 counters, and when xsw-front printed them (ms). */
+export type FrontCounters = DeviceStats & { time: number };
 
 export interface Guest {
   name: string;
@@ -40,62 +33,25 @@ export interface Guest {
   mac: string;
   /** The VLAN the back end gave the guest's device. */
   vlan: number;
-  proc: DemoProcess;
+  proc: Child;
 }
 
-interface PinoLine {
-  level: number;
-  msg: string;
-}
-
-function pino(line: string): PinoLine | undefined {
-  if (!line.startsWith('{')) return undefined;
-  try {
-    const o = JSON.parse(line) as Partial<PinoLine>;
-    return typeof o.msg === 'string' && typeof o.level === 'number' ? (o as PinoLine) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The counters of device 0 in one of xsw-front's --json stats lines. */
-export function parseFrontStats(line: string): FrontCounters | undefined {
-  if (!line.startsWith('{')) return undefined;
-  try {
-    const o = JSON.parse(line) as { time?: string; devices?: Record<string, number>[] };
-    const d = o.devices?.[0];
-    if (!d || typeof o.time !== 'string') return undefined;
-    const n = (k: string): number => (typeof d[k] === 'number' ? d[k] : 0);
-    return {
-      time: Date.parse(o.time),
-      rx_packets: n('rx_packets'),
-      rx_dropped: n('rx_dropped'),
-      tx_packets: n('tx_packets'),
-      tx_dropped: n('tx_dropped'),
-      rx_bad: n('rx_bad'),
-      rx_out_of_order: n('rx_out_of_order'),
-      tx_done: n('tx_done'),
-    };
-  } catch {
-    return undefined;
-  }
-}
-
-/** The guest's latest stats line at or after `since` (ms), if any. */
+/** The guest's latest stats line (device 0) at or after `since` (ms), if any. */
 export function latestCounters(g: Guest, since = 0): FrontCounters | undefined {
   for (let i = g.proc.out.length - 1; i >= 0; i--) {
-    const c = parseFrontStats(g.proc.out[i]);
-    if (c) return c.time >= since ? c : undefined;
+    const s = parseStatsJson(g.proc.out[i]);
+    const d = s?.devices[0];
+    if (s && d) return s.time >= since ? { ...d, time: s.time } : undefined;
   }
   return undefined;
 }
 
-export class DemoPlatform {
+export class DemoWorld {
   readonly env: NodeJS.ProcessEnv;
   readonly guests: Guest[] = [];
-  backend: DemoProcess | undefined;
-  netns: string | undefined;
-  private wire: DemoProcess | undefined;
+  backend: Child | undefined;
+  netns: Netns | undefined;
+  private wire: Child | undefined;
   private simUp = false;
   private xenstoredPid: number | undefined;
 
@@ -103,26 +59,21 @@ export class DemoPlatform {
     readonly dir: string,
     private readonly say: (line: string) => void,
   ) {
-    this.env = {
-      ...process.env,
-      XSW_SIM_DIR: dir,
-      XENSTORED_PATH: path.join(dir, 'xenstored', 'socket'),
-      XSW_PLATFORM: 'sim',
-    };
+    this.env = simEnv(dir, simPaths(dir).socket);
   }
 
   /** A fresh private sim directory (nothing started yet). */
-  static create(say: (line: string) => void): DemoPlatform {
-    return new DemoPlatform(fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-demo-')), say);
+  static create(say: (line: string) => void): DemoWorld {
+    return new DemoWorld(fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-demo-')), say);
   }
 
-  private node(script: string, args: string[]): [string, string[]] {
-    return [process.execPath, [script, ...args]];
+  /** A child in its own process group (a Ctrl-C reaches only the demo, which then stops everything in order). */
+  private spawn(name: string, cmd: string, args: string[], o: Omit<ChildOptions, 'name' | 'env' | 'group'> = {}): Child {
+    return new Child(cmd, args, { ...o, name, env: this.env, group: true });
   }
 
   private async sim(args: string[], timeoutMs = 20000): Promise<string> {
-    const [cmd, argv] = this.node(SIM_CLI, args);
-    const r = await runCommand(cmd, argv, this.env, timeoutMs);
+    const r = await run(process.execPath, [CLI.sim, ...args], { env: this.env, group: true, timeoutMs });
     if (r.code !== 0) {
       throw new Error(`xsw-sim ${args.join(' ')} failed (status ${r.code}): ${r.err.trim() || 'no message'}`);
     }
@@ -133,59 +84,43 @@ export class DemoPlatform {
   async up(): Promise<number | undefined> {
     this.simUp = true;
     await this.sim(['up', '--gntalloc-limit', String(GNTALLOC_LIMIT)]);
-    const pid = Number(fs.readFileSync(path.join(this.dir, 'xenstored', 'xenstored.pid'), 'utf8').trim());
+    const pid = Number(fs.readFileSync(simPaths(this.dir).pidFile, 'utf8').trim());
     this.xenstoredPid = Number.isInteger(pid) && pid > 0 ? pid : undefined;
     return this.xenstoredPid;
   }
 
   /**
    * A network namespace with a veth pair: the back end's NIC (xsw0) and the
-   * generator's end (gen0), IPv6 off so the kernel stays quiet on the wire.
-   * Returns undefined when done, else why it could not be built.
+   * generator's end (gen0). Returns undefined when done, else why it could
+   * not be built (teardown removes what was).
    */
   async buildWire(): Promise<string | undefined> {
-    const ns = `xswdemo${process.pid}`;
-    const steps: string[][] = [
-      ['netns', 'add', ns],
-      ['-n', ns, 'link', 'add', NIC, 'type', 'veth', 'peer', 'name', GEN],
-    ];
-    for (const s of steps) {
-      let r;
-      try {
-        r = await runCommand('ip', s, this.env, 10000);
-      } catch (err) {
-        return `cannot run ip (${(err as Error).message}): install iproute2`;
-      }
-      if (r.code === 127) return 'the ip command is missing: install iproute2';
-      if (s[1] === 'add' && r.code === 0) this.netns = ns;
-      if (r.code !== 0) return `ip ${s.join(' ')} failed: ${r.err.trim() || `status ${r.code}`}`;
-    }
-    await runCommand('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'], this.env, 10000);
-    for (const dev of [NIC, GEN]) {
-      const r = await runCommand('ip', ['-n', ns, 'link', 'set', dev, 'up'], this.env, 10000);
-      if (r.code !== 0) return `ip -n ${ns} link set ${dev} up failed: ${r.err.trim()}`;
+    try {
+      this.netns = await Netns.add(`xswdemo${process.pid}`);
+      await this.netns.addVeth(NIC, GEN);
+    } catch (err) {
+      return (err as Error).message;
     }
     return undefined;
   }
 
   /** The argv a command needs to run inside the namespace (as is without one). */
   private inNetns(cmd: string, args: string[]): [string, string[]] {
-    return this.netns ? ['ip', ['netns', 'exec', this.netns, cmd, ...args]] : [cmd, args];
+    return this.netns ? this.netns.wrap(cmd, args) : [cmd, args];
   }
 
   /** Starts xsw-backend and waits until it watches XenStore. */
-  async startBackend(args: string[], onStdout: (line: string) => void, signal: AbortSignal): Promise<DemoProcess> {
-    const [cmd, argv] = this.inNetns(...this.node(BACKEND_CLI, args));
-    const proc = new DemoProcess('xsw-backend', cmd, argv, {
-      env: this.env,
+  async startBackend(args: string[], onStdout: (line: string) => void, signal: AbortSignal): Promise<Child> {
+    const [cmd, argv] = this.inNetns(process.execPath, [CLI.backend, ...args]);
+    const proc = this.spawn('xsw-backend', cmd, argv, {
       onStdout,
       onStderr: (line) => {
-        const l = pino(line);
+        const l = logRecord(line);
         if (l && l.level >= 40) this.say(`backend ${l.level >= 50 ? 'error' : 'warning'}: ${l.msg}`);
       },
     });
     this.backend = proc;
-    await proc.waitFor('the back end to watch XenStore', () => proc.err.find((l) => /watching \/local\/domain/.test(pino(l)?.msg ?? '')), 20000, signal);
+    await proc.waitFor('the back end to watch XenStore', () => proc.err.find((l) => /watching \/local\/domain/.test(logRecord(l)?.msg ?? '')), 20000, signal);
     return proc;
   }
 
@@ -197,8 +132,7 @@ export class DemoPlatform {
     const backend = this.backend;
     if (!backend) throw new Error('start the back end before the guests');
     const domid = Number((await this.sim(['create', name])).trim());
-    const [cmd, argv] = this.node(SIM_CLI, ['exec', name, '--', process.execPath, FRONT_CLI, '--mac', mac, ...args]);
-    const proc = new DemoProcess(`${name}'s xsw-front`, cmd, argv, { env: this.env });
+    const proc = this.spawn(`${name}'s xsw-front`, process.execPath, [CLI.sim, 'exec', name, '--', process.execPath, CLI.front, '--mac', mac, ...args]);
     const guest: Guest = { name, domid, mac, vlan: 0, proc };
     this.guests.push(guest);
     const registered = new RegExp(`MAC_ADDRESS ${mac} and VLAN_TAG ([0-9]+) registered`);
@@ -208,7 +142,7 @@ export class DemoPlatform {
         `the back end to register ${name}'s MAC ${mac}`,
         () => {
           for (const line of backend.err) {
-            const msg = pino(line)?.msg ?? '';
+            const msg = logRecord(line)?.msg ?? '';
             const m = registered.exec(msg);
             if (m) return Number(m[1]);
             if (refused.test(msg)) throw new WaitError(`the back end ${msg}`);
@@ -218,8 +152,8 @@ export class DemoPlatform {
         20000,
         signal,
       ),
-      proc.exited.then((code) => {
-        throw new WaitError(`${name}'s xsw-front exited (status ${code}) before the back end registered it${proc.tail()}`);
+      proc.exited.then((exit) => {
+        throw new WaitError(`${name}'s xsw-front exited (status ${exitStatus(exit)}) before the back end registered it${proc.tail()}`);
       }),
     ]);
     return guest;
@@ -243,18 +177,18 @@ export class DemoPlatform {
 
   /** Runs the generator on gen0 inside the namespace and returns what it saw. */
   async runWire(spec: WireSpec, signal: AbortSignal): Promise<WireResult> {
-    const mac = (b: Buffer): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-    const [cmd, argv] = this.inNetns(...this.node(WIRE_CLI, [
-      '--iface', GEN, '--count', String(spec.count), '--size', String(spec.size),
+    const mac = formatMac;
+    const [cmd, argv] = this.inNetns(process.execPath, [
+      WIRE_GENERATOR, '--iface', GEN, '--count', String(spec.count), '--size', String(spec.size),
       '--dst', mac(spec.dst), '--src', mac(spec.src), '--vlan', String(spec.vlan),
       '--expect-dst', mac(spec.expectDst), '--expect-src', mac(spec.expectSrc), '--expect-vlan', String(spec.expectVlan),
-    ]));
-    const proc = new DemoProcess('the wire generator', cmd, argv, { env: this.env });
+    ]);
+    const proc = this.spawn('the wire generator', cmd, argv);
     this.wire = proc;
-    const onAbort = (): void => proc.kill();
+    const onAbort = (): void => proc.killGroup();
     signal.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(() => proc.kill(), 60000);
-    const code = await proc.exited;
+    const timer = setTimeout(() => proc.killGroup(), 60000);
+    const code = exitStatus(await proc.exited);
     clearTimeout(timer);
     signal.removeEventListener('abort', onAbort);
     this.wire = undefined;
@@ -271,7 +205,7 @@ export class DemoPlatform {
    */
   async teardown(): Promise<string[]> {
     const done: string[] = [];
-    this.wire?.kill();
+    this.wire?.killGroup();
     const guests = this.guests.filter((g) => g.proc.running);
     await Promise.all(guests.map((g) => g.proc.stop(STOP_GRACE_MS)));
     if (guests.length > 0) done.push(`${guests.map((g) => g.name).join(', ')} stopped`);
@@ -289,9 +223,13 @@ export class DemoPlatform {
       }
     }
     if (this.netns) {
-      const r = await runCommand('ip', ['netns', 'del', this.netns], this.env, 10000);
-      if (r.code === 0) done.push(`namespace ${this.netns} deleted`);
-      else this.say(`could not delete namespace ${this.netns}: ${r.err.trim()} (remove it with: ip netns del ${this.netns})`);
+      const name = this.netns.name;
+      try {
+        await this.netns.remove();
+        done.push(`namespace ${name} deleted`);
+      } catch (err) {
+        this.say(`could not delete namespace ${name}: ${(err as Error).message} (remove it with: ip netns del ${name})`);
+      }
     }
     await removeDir(this.dir);
     done.push(`${this.dir} removed`);

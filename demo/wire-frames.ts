@@ -3,6 +3,7 @@
 // every returned frame must be one of ours, intact (magic, length, CRC-32 of
 // the payload), with the expected MACs and VLAN, in sequence 0, 1, 2, ...
 import { buildTestFrame, checkTestFrame, TEST_ETHERTYPE } from '../frontend/frame';
+import { formatMac } from '../frontend/mac';
 
 const TPID_8021Q = 0x8100;
 const VLAN_ID_MASK = 0x0fff;
@@ -61,7 +62,7 @@ export interface WireResult {
   other: number;
 }
 
-const macText = (b: Buffer): string => [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+const macText = (b: Buffer): string => formatMac(b.subarray(0, 6));
 
 /** Counts and checks the frames that come back. */
 export class WireTally {

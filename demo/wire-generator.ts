@@ -2,13 +2,13 @@
 // The demo's traffic generator and capture on the far end of the veth wire
 // (run inside the demo's network namespace): sends --count tagged test frames
 // in paced bursts through an AF_PACKET socket (the switch's own NIC port code,
-// NicPortProbe), checks every frame that comes back (demo-frames.ts), and
+// NicPortProbe), checks every frame that comes back (wire-frames.ts), and
 // prints one JSON WireResult on stdout.
 import { Command, InvalidArgumentError } from 'commander';
-import { parseMac } from '../frontend/mac';
+import { sleep } from '../harness/child';
+import { parseMac } from '../schema/mac';
 import { NicPortProbe } from '../native/switch';
-import { WireSpec, WireTally, wireFrame } from './demo-frames';
-import { sleep } from './demo-procs';
+import { WireSpec, WireTally, wireFrame } from './wire-frames';
 
 function whole(min: number, max: number) {
   return (text: string): number => {
@@ -20,11 +20,9 @@ function whole(min: number, max: number) {
 }
 
 function mac(text: string): Buffer {
-  try {
-    return parseMac(text, 'MAC');
-  } catch (err) {
-    throw new InvalidArgumentError(`${(err as Error).message}.`);
-  }
+  const r = parseMac(text, 'destination');
+  if (!r.ok) throw new InvalidArgumentError(`MAC '${text}' ${r.reason}.`);
+  return r.value;
 }
 
 interface WireOptions extends WireSpec {
@@ -35,7 +33,7 @@ interface WireOptions extends WireSpec {
 }
 
 function parse(argv: string[]): WireOptions {
-  const program = new Command('demo-wire')
+  const program = new Command('wire-generator')
     .requiredOption('--iface <name>', 'interface to send on and capture from')
     .requiredOption('--dst <mac>', 'destination MAC of the frames sent', mac)
     .requiredOption('--src <mac>', 'source MAC of the frames sent', mac)
@@ -90,6 +88,6 @@ async function main(): Promise<void> {
 
 main().catch((err: Error & { code?: string }) => {
   if (err.code?.startsWith('commander.')) process.exit(2);
-  process.stderr.write(`demo-wire: ${err.message}\n`);
+  process.stderr.write(`wire-generator: ${err.message}\n`);
   process.exit(1);
 });

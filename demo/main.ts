@@ -7,11 +7,11 @@
 // back end's stats table live, ends by itself after --duration seconds,
 // tears everything down and exits non-zero if a scenario failed.
 // See docs/demo.md.
+import { sleep } from '../harness/child';
 import { addon } from '../native/binding';
-import { DemoOptionError, DemoOptions, parseDemoOptions } from './demo-options';
-import { DemoPlatform, Guest, NIC } from './demo-platform';
-import { sleep } from './demo-procs';
-import { ExpectedTotals, guestsOnly, interVm, loopback, MAC, switchCounters, TXONLY_RATE, Verdict } from './demo-scenarios';
+import { DemoOptionError, DemoOptions, parseDemoOptions } from './options';
+import { ExpectedTotals, guestsOnly, interVm, loopback, MAC, switchCounters, TXONLY_RATE, Verdict } from './scenarios';
+import { DemoWorld, Guest, NIC } from './world';
 
 const STATS_SECONDS = 5;
 /** The scenarios must be over by then (setup included), whatever happens. */
@@ -29,7 +29,7 @@ function macForwarding(peer: string): string[] {
   return ['--fwd', 'mac', '--eth-peer', peer, '--stats', '1', '--json'];
 }
 
-async function startGuest(p: DemoPlatform, name: string, mac: string, args: string[], signal: AbortSignal): Promise<Guest> {
+async function startGuest(p: DemoWorld, name: string, mac: string, args: string[], signal: AbortSignal): Promise<Guest> {
   say(`starting ${name}: xsw-sim create ${name} && xsw-sim exec ${name} -- xsw-front --mac ${mac} ${args.join(' ')}`);
   const g = await p.startGuest(name, mac, args, signal);
   say(`${name} attached (domain ${g.domid}, pid ${g.proc.pid}): MAC_ADDRESS ${g.mac} and VLAN_TAG ${g.vlan} registered`);
@@ -41,7 +41,7 @@ interface Run {
   scenariosDone: boolean;
 }
 
-async function scenarios(p: DemoPlatform, o: DemoOptions, run: Run, signal: AbortSignal): Promise<void> {
+async function scenarios(p: DemoWorld, o: DemoOptions, run: Run, signal: AbortSignal): Promise<void> {
   const n = o.frames;
   say(`private simulated platform in ${p.dir}`);
   say('starting xenstored and the grant table (xsw-sim up)…');
@@ -59,14 +59,14 @@ async function scenarios(p: DemoPlatform, o: DemoOptions, run: Run, signal: Abor
     const why = await p.buildWire();
     if (why === undefined) {
       wire = true;
-      say(`wire ready: ${NIC} (the back end's NIC) <-> gen0 (the generator) in network namespace ${p.netns}`);
+      say(`wire ready: ${NIC} (the back end's NIC) <-> gen0 (the generator) in network namespace ${p.netns?.name}`);
     } else {
       say(`cannot build the wire (${why}): running the guests-only path instead`);
     }
   }
 
   const backendArgs = ['--vm2vm', '--stats', String(STATS_SECONDS), '--platform', 'sim', ...(wire ? ['-p', NIC] : [])];
-  say(`starting the back end: ${wire ? `ip netns exec ${p.netns} ` : ''}xsw-backend ${backendArgs.join(' ')}`);
+  say(`starting the back end: ${wire ? `ip netns exec ${p.netns?.name} ` : ''}xsw-backend ${backendArgs.join(' ')}`);
   const onTable = (line: string): void => {
     if (!o.quiet) process.stdout.write(`    ${line}\n`);
   };
@@ -145,7 +145,7 @@ async function main(): Promise<number> {
   });
 
   const run: Run = { verdicts: [], scenariosDone: false };
-  const p = DemoPlatform.create(say);
+  const p = DemoWorld.create(say);
   const watchdog = setTimeout(() => {
     failure ??= `the scenarios did not finish within ${SCENARIO_BUDGET_MS / 1000} s: the machine may be overloaded; try again, or --frames 200`;
     abort.abort();
