@@ -72,6 +72,7 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
                         InstanceMethod<&NativeSwitch::RemoveDevice>("removeDevice"),
                         InstanceMethod<&NativeSwitch::Stats>("stats"), InstanceMethod<&NativeSwitch::Events>("events"),
                         InstanceMethod<&NativeSwitch::PollOnce>("pollOnce"),
+                        InstanceMethod<&NativeSwitch::NicMacSeen>("nicMacSeen"),
                         InstanceMethod<&NativeSwitch::Close>("close")});
   }
 
@@ -235,6 +236,17 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
       out.Set(n++, o);
     }
     return out;
+  }
+
+  // nicMacSeen('xx:..', maxAgeS) -> whether a frame from the NIC had this source MAC lately
+  Napi::Value NicMacSeen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "Expected mac to be a string");
+    std::string mac = info[0].As<Napi::String>();
+    auto parsed = xsw::ParseMac(mac);
+    if (!parsed) throw Napi::TypeError::New(env, "Expected mac to look like 02:00:00:00:00:11, got '" + mac + "'");
+    uint32_t max_age = U32(env, info[1], "maxAgeS", 0xFFFFFFFFu);
+    return Napi::Boolean::New(env, Sw(env).NicMacSeen(*parsed, max_age));
   }
 
   static void CleanupHook(void* self) {
