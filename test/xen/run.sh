@@ -64,7 +64,7 @@ mkdir -p "$SHARE/out" "$RUN/stage/opt/xsw/build/Release" "$RUN/stage/opt/xsw/dis
 
 # The project as installed: compiled JS (not the tests), the addon, and the
 # runtime dependencies' closure (pino, commander; not cmake-js, which only builds).
-for d in backend frontend native xenstore; do
+for d in backend frontend native schema xenstore; do
   [ -d "$DIST/$d" ] && cp -a "$DIST/$d" "$RUN/stage/opt/xsw/dist/"
 done
 cp "$ADDON" "$RUN/stage/opt/xsw/build/Release/xsw.node"
