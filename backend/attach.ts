@@ -7,8 +7,12 @@
 // Mempools are re-scanned at every device attach (DPDK scanned them once per
 // guest, so pools created later were never mapped) and shared between the
 // devices of a guest: a pool whose keys are unchanged is reused, not remapped.
+//
+// readDevice also reads what dom0 assigned to the device (schema/assignment.ts);
+// backend/identity.ts decides whether the published MAC may be used.
 import { DEFAULT_RING_SIZE, MAX_GREF_LIST_PAGES, PAGE_SIZE, VRING_FLAG_LIVE, vringLayout } from '../native/abi';
-import { deviceKeys, dpdkDir, mempoolKeys, parseEtherAddr, parseGref, parseGrefList, parseVa, Parsed } from '../schema/dpdk';
+import { assignmentKeys, parseAssignedVlan } from '../schema/assignment';
+import { deviceKeys, dpdkDir, mempoolKeys, parseGref, parseGrefList, parseEtherAddr, parseVa, Parsed } from '../schema/dpdk';
 import type { GrantMapper, GrefListDecoder, Mapping, Store } from './dependencies';
 
 /** DPDK's MAX_XENVIRT_MEMPOOL: mempools looked for per guest. */
@@ -43,8 +47,16 @@ export interface PublishedDevice {
   txList: number[];
   flagRef: number;
   pools: PublishedPool[];
-  /** All raw values: an unchanged re-announcement has the same fingerprint. */
+  /** What dom0 assigned (schema/assignment.ts): absent fields were not assigned. */
+  assigned: Assignment;
+  /** All raw values (the assignment's too): an unchanged re-announcement has the same fingerprint. */
   fingerprint: string;
+}
+
+/** A device's identity as dom0 assigned it. */
+export interface Assignment {
+  mac?: string;
+  vlan?: number;
 }
 
 async function readKey(store: Store, domid: number, key: string): Promise<string> {
@@ -84,7 +96,19 @@ export async function readDevice(store: Store, domid: number, dev: number): Prom
     pools.push({ index: m, listRefs, va, key: `${listValue}@${vaValue}` });
   }
   if (pools.length === 0) throw new Refusal('no_mempool', `${mempoolKeys(0).gref} is missing; the front end must publish at least one mempool`);
-  return { domid, dev, mac, rxList, txList, flagRef, pools, fingerprint: JSON.stringify(raw) };
+  const a = assignmentKeys(domid, dev);
+  const macAssigned = await store.tryRead(a.mac);
+  const vlanAssigned = await store.tryRead(a.vlan);
+  raw.push(`assigned:${macAssigned ?? ''}/${vlanAssigned ?? ''}`);
+  const assigned: Assignment = {};
+  if (macAssigned !== undefined) assigned.mac = needAssigned(a.mac, parseEtherAddr(macAssigned));
+  if (vlanAssigned !== undefined) assigned.vlan = needAssigned(a.vlan, parseAssignedVlan(vlanAssigned));
+  return { domid, dev, mac, rxList, txList, flagRef, pools, assigned, fingerprint: JSON.stringify(raw) };
+}
+
+function needAssigned<T>(path: string, r: Parsed<T>): T {
+  if (!r.ok) throw new Refusal('bad_assignment', `${path} ${r.reason}; dom0 must correct it (xenstore-write ${path} …)`);
+  return r.value;
 }
 
 /**
@@ -133,6 +157,10 @@ export interface MapContext {
   grants: GrantMapper;
   decode: GrefListDecoder;
   maxPagesPerGuest: number;
+  /** Pages all guests may have mapped together (default: no switch-wide cap). */
+  maxPages?: number;
+  /** Pages all guests have mapped now. */
+  pagesMapped?: number;
 }
 
 const MAX_RING_PAGES = vringLayout(MAX_RING_SIZE).pages;
@@ -152,6 +180,12 @@ export function mapDevice(ctx: MapContext, guest: GuestMappings, p: PublishedDev
       throw new Refusal(
         'page_cap',
         `${what} needs ${n} more pages, over the limit of ${ctx.maxPagesPerGuest} mapped pages per guest (raise --max-pages-per-guest)`,
+      );
+    }
+    if (ctx.maxPages !== undefined && (ctx.pagesMapped ?? 0) + pages + n > ctx.maxPages) {
+      throw new Refusal(
+        'total_page_cap',
+        `${what} needs ${n} more pages, over the switch-wide limit of ${ctx.maxPages} mapped pages for all guests (raise --max-pages)`,
       );
     }
   };

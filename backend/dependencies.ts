@@ -33,6 +33,8 @@ export interface DataPlane {
   removeDevice(slot: number): void;
   stats(): { devices: SwitchDeviceStats[]; nic: NicStats };
   events(): SwitchEvent[];
+  /** True if a frame from the NIC lately carried `mac` as its source (a host on the LAN uses it). */
+  nicMacSeen(mac: string): boolean;
 }
 
 export type Perm = string; // 'n0', 'b3', … (XenStore permission strings)

@@ -1,26 +1,30 @@
 // The registry of attached devices: which guest device sits in which switch
-// slot, what each guest has mapped (and how many pages), the counters of
-// quarantined devices, and refusal counts. attach() and detach() are
+// slot, what each guest has mapped (and how many pages, per guest and in
+// total), the final counters of quarantined devices (until their domain
+// goes), and refusal counts. attach() and detach() are
 // synchronous so that nothing can interleave between the data plane letting
 // go of a device and its pages being unmapped.
 //
-// Detach order (docs/architecture.md, Lifecycle): dataPlane.removeDevice(slot) returns
+// Detach order (docs/backend.md, Detach): dataPlane.removeDevice(slot) returns
 // only after the data plane let go; then the rings, the flag page and every
 // mempool no other device of the guest uses are unmapped.
 import { MappedDevice, MapContext, mapDevice, PoolMapping, PublishedDevice, Refusal, regionsOf } from './attach';
+import { VLAN_BASE } from './identity';
 import { deviceKeys } from '../schema/dpdk';
 import type { DataPlane, GrantMapper, SwitchDeviceStats } from './dependencies';
 import type { DeviceCounters, StatsSnapshot } from './stats';
 
-/** DPDK's vlan_tags[]: VLAN 1000 + switch slot. */
-export const VLAN_BASE = 1000;
+export { VLAN_BASE };
 
 export interface Device {
   slot: number;
   domid: number;
   dev: number;
   mac: string;
+  /** The VLAN dom0 assigned, else 1000 + slot. */
   vlan: number;
+  /** True when dom0 assigned this device's MAC (schema/assignment.ts). */
+  assigned: boolean;
   fingerprint: string;
   mapped: MappedDevice;
   /** Byte 0 of the flag page: 0xA5 while the guest's device lives. */
@@ -33,7 +37,7 @@ interface Guest {
   pages: number;
 }
 
-export type DetachWhy = 'dead' | 'quarantine' | 'released' | 'stopped' | 'replaced' | 'shutdown';
+export type DetachWhy = 'dead' | 'quarantine' | 'released' | 'stopped' | 'replaced' | 'evicted' | 'shutdown';
 
 export interface RegistryContext {
   grants: GrantMapper;
@@ -41,6 +45,8 @@ export interface RegistryContext {
   dataPlane: DataPlane;
   maxPagesPerGuest: number;
   maxDevices: number;
+  /** Pages all guests may have mapped together; default: no switch-wide cap. */
+  maxPages?: number;
 }
 
 export class DeviceRegistry {
@@ -71,6 +77,24 @@ export class DeviceRegistry {
     return this.guests.get(domid)?.pages ?? 0;
   }
 
+  /** Pages currently mapped for all guests. */
+  pagesTotal(): number {
+    let n = 0;
+    for (const g of this.guests.values()) n += g.pages;
+    return n;
+  }
+
+  /** The attached device that registered `mac`, if any. */
+  ownerOf(mac: string): Device | undefined {
+    for (const d of this.bySlot.values()) if (d.mac === mac) return d;
+    return undefined;
+  }
+
+  /** Drops the final counters of `domid`'s quarantined devices (the domain is gone). */
+  forgetRetired(domid: number): void {
+    this.retired.splice(0, this.retired.length, ...this.retired.filter((r) => r.domid !== domid));
+  }
+
   /** Counts a refusal under `code`. */
   countRefusal(code: string): void {
     this.refused[code] = (this.refused[code] ?? 0) + 1;
@@ -81,7 +105,7 @@ export class DeviceRegistry {
    * Throws Refusal; on a refusal nothing stays mapped or registered.
    */
   attach(p: PublishedDevice): Device {
-    const owner = this.findMac(p.mac);
+    const owner = this.ownerOf(p.mac);
     if (owner) {
       throw new Refusal(
         'mac_taken',
@@ -93,8 +117,14 @@ export class DeviceRegistry {
       throw new Refusal('no_slot', `all ${this.ctx.maxDevices} switch slots are in use (raise --max-devices, at most 64)`);
     }
     const guest = this.guests.get(p.domid) ?? { devices: new Map(), pools: new Map(), pages: 0 };
-    const mapped = mapDevice({ grants: this.ctx.grants, decode: this.ctx.decode, maxPagesPerGuest: this.ctx.maxPagesPerGuest }, guest, p);
-    const vlan = VLAN_BASE + slot;
+    const mapped = mapDevice({
+      grants: this.ctx.grants,
+      decode: this.ctx.decode,
+      maxPagesPerGuest: this.ctx.maxPagesPerGuest,
+      maxPages: this.ctx.maxPages,
+      pagesMapped: this.pagesTotal(),
+    }, guest, p);
+    const vlan = p.assigned.vlan ?? VLAN_BASE + slot;
     let switchSlot: number;
     try {
       switchSlot = this.ctx.dataPlane.addDevice({
@@ -126,6 +156,7 @@ export class DeviceRegistry {
       dev: p.dev,
       mac: p.mac,
       vlan,
+      assigned: p.assigned.mac !== undefined,
       fingerprint: p.fingerprint,
       mapped,
       flagByte: new Uint8Array(mapped.flag.buffer, 0, 1),
@@ -207,11 +238,6 @@ export class DeviceRegistry {
       refused: { ...this.refused },
       quarantined: this.quarantined,
     };
-  }
-
-  private findMac(mac: string): Device | undefined {
-    for (const d of this.bySlot.values()) if (d.mac === mac) return d;
-    return undefined;
   }
 
   private freeSlot(): number | undefined {

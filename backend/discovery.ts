@@ -2,25 +2,52 @@
 // control/dpdk node, attach on event_type_start_V = 1, detach on a dead flag,
 // on @releaseDomain, on quarantine, and at shutdown.
 //
-// Every XenStore-triggered action runs through one serial queue, so two
-// events for one device can never interleave their reads and maps. The
-// timer that polls switch events and flag bytes is synchronous and runs
-// between queued steps.
+// Work queue. A watch event only records what must be looked at; one worker
+// runs the steps one at a time (so two steps for one device never interleave
+// their reads and maps) and always picks the most urgent:
+//   1. @releaseDomain scans and changes to a domain's own node
+//      /local/domain/<id> (which only the toolstack writes: creation and
+//      removal), so a dead domain's devices go before anything is attached;
+//   2. @introduceDomain scans (provisioning);
+//   3. device checks: at most one pending per (domid, device) however many
+//      events arrive (they merge), taken round robin across domains, so one
+//      guest delays another by at most one step per turn.
+// Incarnations: every event on a domain's own node bumps its generation, in
+// event order. A device check re-reads that node after reading the keys and
+// gives up if the generation moved (nothing is mapped); devices attached
+// under an older generation are detached when the node's step runs. So a
+// domid reused while work was queued never keeps the dead domain's devices.
+//
+// The timer that polls switch events and flag bytes is synchronous and runs
+// between steps. Quarantine is sticky (quarantines.ts) and the warn lines a
+// guest can cause are rate-limited per domain (log-limit.ts).
 import type { Logger } from 'pino';
+import { matchAssignmentPath } from '../schema/assignment';
+import { PublishedDevice, readDevice, Refusal } from './attach';
+import { Device, DeviceRegistry, DetachWhy } from './devices';
+import { checkIdentity, MacPolicy } from './identity';
 import { domainPath, matchDomainPath, parseDomid } from '../schema/domain';
 import { deviceKeys, dpdkDir, matchStartPath, parseStart } from '../schema/dpdk';
-import { readDevice, Refusal } from './attach';
-import { Device, DeviceRegistry, DetachWhy } from './devices';
+import { DomainLogLimiter } from './log-limit';
 import type { DataPlane, Store } from './dependencies';
+import { BackoffOptions, DEFAULT_BACKOFF, Quarantines } from './quarantines';
 
 export const WATCH_TOKEN = 'xsw';
-/** Spoofing is checked every this many polls (about once a second). */
-const SPOOF_CHECK_TICKS = 20;
+/** Spoofing and suppressed-line reports are checked every this many polls (about once a second). */
+const SLOW_TICKS = 20;
 
 export interface DiscoveryOptions {
   maxDevicesPerGuest: number;
   /** How often switch events and flag bytes are polled, ms. */
   pollMs?: number;
+  /** 'guest' (default): guests choose their MAC unless dom0 assigned one; 'dom0': only assigned MACs. */
+  macPolicy?: MacPolicy;
+  /** Quarantine back-off; default 1 s doubling up to 5 min. */
+  backoff?: BackoffOptions;
+  /** Warn lines per domain per minute (default 10). */
+  linesPerMinute?: number;
+  /** The clock, ms (tests). */
+  now?: () => number;
 }
 
 /** A store that can also set watches (events arrive through Discovery.onWatch). */
@@ -28,15 +55,35 @@ export interface WatchingStore extends Store {
   watch(path: string, token: string): Promise<void>;
 }
 
+type Step = () => Promise<void>;
+
 export class Discovery {
-  private queue: Promise<void> = Promise.resolve();
+  // Pending work (see the header).
+  private releaseWanted = false;
+  private readonly domainChecks = new Set<number>();
+  private scanWanted: 'provision' | 'attach' | undefined;
+  /** domid -> devices to check, both in first-event order; a domain goes to the back after each turn. */
+  private readonly checks = new Map<number, Set<number>>();
+  private working = false;
+  private worker: Promise<void> = Promise.resolve();
+
   private timer: NodeJS.Timeout | undefined;
-  private readonly provisioned = new Set<number>();
-  /** The last refusal message per device, so a repeated announcement logs once. */
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  /** domid -> generation: bumped by every event on /local/domain/<id>. */
+  private readonly generations = new Map<number, number>();
+  /** domid -> the generation its control/dpdk was provisioned for. */
+  private readonly provisioned = new Map<number, number>();
+  private readonly attachedIn = new WeakMap<Device, number>();
+  /** The last refusal message per device (or `<domid>/over` for indexes over the cap): a repeat logs at debug. */
   private readonly lastRefusal = new Map<string, string>();
+  private readonly quarantines: Quarantines;
+  private readonly limiter: DomainLogLimiter;
+  private readonly now: () => number;
   private stopping = false;
   private ticks = 0;
   private readonly spoofWarned = new WeakSet<Device>();
+  /** For tests and diagnostics: device checks run, and start events merged into a pending one. */
+  readonly counters = { deviceChecks: 0, merged: 0 };
 
   constructor(
     private readonly store: WatchingStore,
@@ -44,7 +91,11 @@ export class Discovery {
     private readonly dataPlane: DataPlane,
     private readonly log: Logger,
     private readonly opts: DiscoveryOptions,
-  ) {}
+  ) {
+    this.quarantines = new Quarantines(opts.backoff ?? DEFAULT_BACKOFF);
+    this.limiter = new DomainLogLimiter(opts.linesPerMinute ?? 10, 60_000);
+    this.now = opts.now ?? Date.now;
+  }
 
   /**
    * Watches, then provisions every guest and attaches every device already
@@ -55,7 +106,9 @@ export class Discovery {
     await this.store.watch('/local/domain', WATCH_TOKEN);
     await this.store.watch('@introduceDomain', WATCH_TOKEN);
     await this.store.watch('@releaseDomain', WATCH_TOKEN);
-    await this.run(() => this.scanAll(true));
+    this.scanWanted = 'attach';
+    this.kick();
+    await this.idle();
     this.timer = setInterval(() => this.poll(), this.opts.pollMs ?? 50);
     this.timer.unref(); // the XenStore connection, not this timer, keeps the process alive
   }
@@ -64,40 +117,119 @@ export class Discovery {
   onWatch(path: string, token: string): void {
     if (token !== WATCH_TOKEN || this.stopping) return;
     if (path === '@introduceDomain') {
-      void this.run(() => this.scanAll(false));
-      return;
+      this.scanWanted ??= 'provision';
+    } else if (path === '@releaseDomain') {
+      this.releaseWanted = true;
+    } else if (this.onDevicePath(path)) {
+      // queued (or refused) above
+    } else {
+      const domid = matchDomainPath(path);
+      if (domid === null) return;
+      if (path === domainPath(domid)) this.generations.set(domid, this.generation(domid) + 1);
+      this.domainChecks.add(domid);
     }
-    if (path === '@releaseDomain') {
-      void this.run(() => this.releaseScan());
-      return;
-    }
-    const start = matchStartPath(path);
-    if (start) {
-      void this.run(() => this.onStart(start.domid, start.dev));
-      return;
-    }
-    const domid = matchDomainPath(path);
-    if (domid !== null) void this.run(() => this.onDomainNode(domid));
+    this.kick();
   }
 
   /** Stops watching for work and detaches every device (the data plane lets go first). */
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
-    await this.queue;
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    this.retryTimers.clear();
+    await this.idle();
     for (const d of this.registry.devices()) this.detach(d, 'shutdown', 'the back end is stopping');
   }
 
-  /** Resolves when every queued step has run (for tests). */
-  idle(): Promise<void> {
-    return this.queue;
+  /** Resolves when no step is running or pending (for tests). */
+  async idle(): Promise<void> {
+    while (this.working) await this.worker;
   }
 
-  private run(step: () => Promise<void>): Promise<void> {
-    this.queue = this.queue.then(step).catch((err: unknown) => {
-      this.log.error({ err }, `control step failed: ${(err as Error).message}`);
-    });
-    return this.queue;
+  /** Device checks pending, all domains together (for tests). */
+  pendingChecks(): number {
+    let n = 0;
+    for (const devs of this.checks.values()) n += devs.size;
+    return n;
+  }
+
+  private onDevicePath(path: string): boolean {
+    const start = matchStartPath(path);
+    if (start) {
+      this.wantCheck(start.domid, start.dev);
+      return true;
+    }
+    const assigned = matchAssignmentPath(path);
+    if (!assigned) return false;
+    if (assigned.dev !== undefined) this.wantCheck(assigned.domid, assigned.dev);
+    else for (const d of this.registry.devices()) if (d.domid === assigned.domid) this.wantCheck(d.domid, d.dev);
+    return true;
+  }
+
+  /** Queues a check of (domid, dev), merged with one already pending. */
+  private wantCheck(domid: number, dev: number): void {
+    if (dev >= this.opts.maxDevicesPerGuest) {
+      this.refuse(domid, dev, new Refusal(
+        'device_cap',
+        `${deviceKeys(dev).start} is over the limit of ${this.opts.maxDevicesPerGuest} devices per guest (raise --max-devices-per-guest)`,
+      ));
+      return;
+    }
+    const devs = this.checks.get(domid) ?? new Set<number>();
+    if (devs.has(dev)) {
+      this.counters.merged++;
+      return;
+    }
+    devs.add(dev);
+    this.checks.set(domid, devs);
+  }
+
+  private kick(): void {
+    if (this.working) return;
+    this.working = true;
+    this.worker = (async () => {
+      for (;;) {
+        const step = this.nextStep();
+        if (!step) {
+          this.working = false;
+          return;
+        }
+        try {
+          await step();
+        } catch (err) {
+          this.log.error({ err }, `control step failed: ${(err as Error).message}`);
+        }
+      }
+    })();
+  }
+
+  private nextStep(): Step | undefined {
+    if (this.stopping) return undefined;
+    if (this.releaseWanted) {
+      this.releaseWanted = false;
+      return () => this.releaseScan();
+    }
+    for (const domid of this.domainChecks) {
+      this.domainChecks.delete(domid);
+      return () => this.checkDomain(domid);
+    }
+    if (this.scanWanted) {
+      const attach = this.scanWanted === 'attach';
+      this.scanWanted = undefined;
+      return () => this.scanAll(attach);
+    }
+    for (const [domid, devs] of this.checks) {
+      const dev = devs.values().next().value as number;
+      devs.delete(dev);
+      this.checks.delete(domid);
+      if (devs.size > 0) this.checks.set(domid, devs); // to the back: round robin
+      return () => this.checkDevice(domid, dev);
+    }
+    return undefined;
+  }
+
+  private generation(domid: number): number {
+    return this.generations.get(domid) ?? 0;
   }
 
   /** Switch events and flag bytes, every pollMs. */
@@ -106,14 +238,21 @@ export class Discovery {
       const d = this.registry.devices().find((x) => x.slot === e.slot && x.domid === e.domid && x.dev === e.dev);
       if (!d) continue;
       if (e.kind === 'quarantine') {
-        this.log.warn({ domid: d.domid, dev: d.dev, reason: e.reason }, `quarantined domain ${d.domid} device ${d.dev}: ${e.reason}`);
+        const { strikes, waitMs } = this.quarantines.strike(d.domid, d.dev, this.now());
+        this.log.warn(
+          { domid: d.domid, dev: d.dev, reason: e.reason, strikes },
+          `quarantined domain ${d.domid} device ${d.dev}: ${e.reason} (strike ${strikes}: it may attach again once it unpublishes and republishes ${deviceKeys(d.dev).start}, in ${waitMs / 1000} s at the earliest)`,
+        );
         this.registry.detach(d, 'quarantine');
       } else {
         this.detach(d, 'dead', e.reason || 'its vring flag was cleared');
       }
     }
     for (const d of this.registry.deadDevices()) this.detach(d, 'dead', 'its vring flag was cleared');
-    if (++this.ticks % SPOOF_CHECK_TICKS === 0) this.warnSpoofers();
+    if (++this.ticks % SLOW_TICKS === 0) {
+      this.warnSpoofers();
+      for (const [domid, n] of this.limiter.expired(this.now())) this.reportSuppressed(domid, n);
+    }
   }
 
   /** One warn line per device the first time the switch drops a frame with a source MAC not its own. */
@@ -123,7 +262,8 @@ export class Discovery {
       const d = this.registry.devices().find((x) => x.slot === c.slot && x.domid === c.domid && x.dev === c.dev);
       if (!d || spoofed === 0 || this.spoofWarned.has(d)) continue;
       this.spoofWarned.add(d);
-      this.log.warn(
+      this.warnAbout(
+        d.domid,
         { domid: d.domid, dev: d.dev, reason: 'spoofed_src_mac' },
         `domain ${d.domid} device ${d.dev} sends frames with a source MAC that is not its own ${d.mac}: they are dropped and counted as spoofed_src_mac`,
       );
@@ -137,14 +277,28 @@ export class Discovery {
 
   private refuse(domid: number, dev: number, r: Refusal): void {
     this.registry.countRefusal(r.code);
-    const key = `${domid}/${dev}`;
+    const key = dev < this.opts.maxDevicesPerGuest ? `${domid}/${dev}` : `${domid}/over`;
     const msg = `refused domain ${domid} device ${dev}: ${r.message}`;
     if (this.lastRefusal.get(key) === msg) {
       this.log.debug({ domid, dev, reason: r.code }, msg);
       return;
     }
     this.lastRefusal.set(key, msg);
-    this.log.warn({ domid, dev, reason: r.code }, msg);
+    this.warnAbout(domid, { domid, dev, reason: r.code }, msg);
+  }
+
+  /** A warn line a guest caused: at most linesPerMinute per domain, the rest counted. */
+  private warnAbout(domid: number, fields: Record<string, unknown>, msg: string): void {
+    const v = this.limiter.admit(domid, this.now());
+    if (v.suppressedBefore > 0) this.reportSuppressed(domid, v.suppressedBefore);
+    if (v.log) this.log.warn(fields, msg);
+  }
+
+  private reportSuppressed(domid: number, n: number): void {
+    this.log.warn(
+      { domid, suppressed: n },
+      `domain ${domid}: suppressed ${n} more warning line${n === 1 ? '' : 's'} about it (at most ${this.limiter.perWindow} per domain per minute are logged)`,
+    );
   }
 
   private async domids(): Promise<number[]> {
@@ -152,36 +306,52 @@ export class Discovery {
     return names.map(parseDomid).filter((d): d is number => d !== null && d !== 0);
   }
 
-  /** Provisions new guests; at start, also attaches every device already announced. */
+  /** Provisions new guests; at start, also queues every device already announced. */
   private async scanAll(attachAnnounced: boolean): Promise<void> {
     for (const domid of await this.domids()) {
       await this.provision(domid);
-      if (!attachAnnounced) continue;
-      const keys = await this.store.directory(dpdkDir(domid)).catch(() => [] as string[]);
-      for (const k of keys) {
-        const s = matchStartPath(`${dpdkDir(domid)}/${k}`);
-        if (s) await this.onStart(s.domid, s.dev);
-      }
+      if (attachAnnounced) await this.queueAnnounced(domid);
+    }
+  }
+
+  /** Queues a check of every event_type_start_V the guest has written. */
+  private async queueAnnounced(domid: number): Promise<void> {
+    const keys = await this.store.directory(dpdkDir(domid)).catch(() => [] as string[]);
+    for (const k of keys) {
+      const s = matchStartPath(`${dpdkDir(domid)}/${k}`);
+      if (s) this.wantCheck(s.domid, s.dev);
     }
   }
 
   /**
    * Makes /local/domain/<id>/control/dpdk writable by the guest: libxl makes
-   * ~/control read-only, so the front end could not publish otherwise.
+   * ~/control read-only, so the front end could not publish otherwise. Once
+   * per incarnation of the domain.
    */
   private async provision(domid: number): Promise<void> {
-    if (this.provisioned.has(domid)) return;
+    const gen = this.generation(domid);
+    if (this.provisioned.get(domid) === gen) return;
     if ((await this.store.tryRead(domainPath(domid))) === undefined) return;
     const dir = dpdkDir(domid);
     await this.store.mkdir(dir);
     await this.store.setPerms(dir, ['n0', `b${domid}`]);
-    this.provisioned.add(domid);
+    this.provisioned.set(domid, gen);
     this.log.debug({ domid }, `provisioned ${dir} for domain ${domid}`);
   }
 
-  private async onDomainNode(domid: number): Promise<void> {
+  /** /local/domain/<id> or its control node changed: removed, created, or re-created. */
+  private async checkDomain(domid: number): Promise<void> {
+    const gen = this.generation(domid);
     if ((await this.store.tryRead(domainPath(domid))) === undefined) {
-      this.forget(domid, `its XenStore directory was removed`);
+      this.forget(domid, 'its XenStore directory was removed');
+      return;
+    }
+    const stale = this.registry.devices().some((d) => d.domid === domid && (this.attachedIn.get(d) ?? 0) < gen);
+    if (stale) {
+      // The node was rewritten under attached devices: a new domain with the same domid.
+      this.forget(domid, 'its domid now names a new domain (its XenStore directory was re-created)');
+      await this.provision(domid);
+      await this.queueAnnounced(domid);
       return;
     }
     await this.provision(domid);
@@ -190,42 +360,89 @@ export class Discovery {
   /** Detaches guests whose domains are gone. */
   private async releaseScan(): Promise<void> {
     const alive = new Set(await this.domids());
-    for (const domid of new Set([...this.registry.domids(), ...this.provisioned])) {
+    const known = new Set([...this.registry.domids(), ...this.provisioned.keys(), ...this.checks.keys()]);
+    for (const domid of known) {
       if (!alive.has(domid)) this.forget(domid, 'the domain was released');
     }
   }
 
+  /** Everything about `domid` goes: its devices, pending work, strikes, counters and log state. */
   private forget(domid: number, text: string): void {
     this.provisioned.delete(domid);
+    this.checks.delete(domid);
+    for (const [key, t] of this.retryTimers) {
+      if (!key.startsWith(`${domid}/`)) continue;
+      clearTimeout(t);
+      this.retryTimers.delete(key);
+    }
     for (const key of [...this.lastRefusal.keys()]) if (key.startsWith(`${domid}/`)) this.lastRefusal.delete(key);
+    this.quarantines.forget(domid);
+    const suppressed = this.limiter.forget(domid);
+    if (suppressed > 0) this.reportSuppressed(domid, suppressed);
     for (const d of this.registry.detachGuest(domid, 'released')) {
       this.log.info({ domid, dev: d.dev, slot: d.slot }, `detached domain ${domid} device ${d.dev}: ${text}`);
     }
+    this.registry.forgetRetired(domid);
   }
 
-  private async onStart(domid: number, dev: number): Promise<void> {
+  /** Checks (domid, dev) again after `ms` (a quarantine back-off). */
+  private retryLater(domid: number, dev: number, ms: number): void {
+    const key = `${domid}/${dev}`;
+    if (this.retryTimers.has(key)) return;
+    const t = setTimeout(() => {
+      this.retryTimers.delete(key);
+      if (this.stopping) return;
+      this.wantCheck(domid, dev);
+      this.kick();
+    }, ms);
+    t.unref();
+    this.retryTimers.set(key, t);
+  }
+
+  /**
+   * True if `domid` is still the incarnation of generation `gen`. Re-reads its
+   * node: every event XenStore sent before the reply has been seen by then.
+   */
+  private async sameIncarnation(domid: number, gen: number): Promise<boolean> {
+    const alive = (await this.store.tryRead(domainPath(domid))) !== undefined;
+    return alive && gen === this.generation(domid) && !this.stopping;
+  }
+
+  private async checkDevice(domid: number, dev: number): Promise<void> {
     if (this.stopping) return;
+    this.counters.deviceChecks++;
+    const gen = this.generation(domid);
     const startKey = deviceKeys(dev).start;
-    if (dev >= this.opts.maxDevicesPerGuest) {
-      this.refuse(domid, dev, new Refusal(
-        'device_cap',
-        `${startKey} is over the limit of ${this.opts.maxDevicesPerGuest} devices per guest (raise --max-devices-per-guest)`,
-      ));
-      return;
-    }
     const value = await this.store.tryRead(`${dpdkDir(domid)}/${startKey}`);
     const existing = this.registry.find(domid, dev);
     if (value === undefined || !parseStart(value)) {
+      this.quarantines.unpublished(domid, dev);
       if (existing) this.detach(existing, 'stopped', `${startKey} is no longer 1`);
       return;
     }
-    let published;
+    if (!existing) {
+      const verdict = this.quarantines.verdict(domid, dev, this.now());
+      if (!verdict.ok) {
+        // Sticky: said once in the quarantine line; a guest republishing in a loop costs one read.
+        if (verdict.why === 'backoff') this.retryLater(domid, dev, verdict.waitMs);
+        this.log.debug({ domid, dev }, `domain ${domid} device ${dev} stays quarantined (${verdict.why})`);
+        return;
+      }
+    }
+    let published: PublishedDevice | Refusal;
     try {
       published = await readDevice(this.store, domid, dev);
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
+      published = err;
+    }
+    if (!(await this.sameIncarnation(domid, gen))) {
+      this.log.debug({ domid, dev }, `dropped a check of domain ${domid} device ${dev}: the domain changed meanwhile`);
+      return;
+    }
+    if (published instanceof Refusal) {
       if (existing) this.detach(existing, 'replaced', 'it was re-announced');
-      this.refuse(domid, dev, err);
+      this.refuse(domid, dev, published);
       return;
     }
     if (existing) {
@@ -234,15 +451,33 @@ export class Discovery {
       this.detach(existing, 'replaced', 'it was re-announced');
     }
     try {
+      checkIdentity(published, this.opts.macPolicy ?? 'guest', (mac) => this.dataPlane.nicMacSeen(mac));
+      this.evictSquatter(published);
       const d = this.registry.attach(published);
+      this.attachedIn.set(d, gen);
       this.lastRefusal.delete(`${domid}/${dev}`);
       this.log.info(
-        { domid, dev, slot: d.slot, rx_ring: d.mapped.rxNum, tx_ring: d.mapped.txNum, pages: this.registry.pagesOf(domid) },
+        { domid, dev, slot: d.slot, rx_ring: d.mapped.rxNum, tx_ring: d.mapped.txNum, pages: this.registry.pagesOf(domid), assigned: d.assigned },
         `(${d.slot}) MAC_ADDRESS ${d.mac} and VLAN_TAG ${d.vlan} registered`,
       );
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
       this.refuse(domid, dev, err);
     }
+  }
+
+  /**
+   * A device with a dom0-assigned MAC wins over one that chose the same MAC
+   * itself: the squatter is detached (it would otherwise lock the owner out).
+   */
+  private evictSquatter(p: PublishedDevice): void {
+    if (p.assigned.mac === undefined) return;
+    const owner = this.registry.ownerOf(p.mac);
+    if (!owner || owner.assigned) return;
+    this.registry.detach(owner, 'evicted');
+    this.log.warn(
+      { domid: owner.domid, dev: owner.dev, reason: 'mac_assigned_elsewhere' },
+      `detached domain ${owner.domid} device ${owner.dev}: its MAC ${owner.mac} is assigned by dom0 to domain ${p.domid} device ${p.dev}`,
+    );
   }
 }

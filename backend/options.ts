@@ -2,6 +2,7 @@
 // never exits or prints; a bad flag becomes an OptionError whose message is one
 // sentence for the person who typed it.
 import { Command, CommanderError, Option } from 'commander';
+import type { MacPolicy } from './identity';
 
 export type Platform = 'xen' | 'sim' | 'auto';
 export type Poll = 'busy' | 'adaptive';
@@ -22,6 +23,10 @@ export interface BackendOptions {
   maxPagesPerGuest: number;
   /** Switch-wide device slots (VLAN 1000 + slot), like DPDK's 64 VMDQ pools. */
   maxDevices: number;
+  /** Switch-wide cap on pages mapped for all guests together. */
+  maxPages: number;
+  /** Who decides a device's MAC: the guest (unless dom0 assigned one), or dom0 only. */
+  macPolicy: MacPolicy;
 }
 
 export class OptionError extends Error {
@@ -40,9 +45,13 @@ export const DEFAULTS: BackendOptions = {
   poll: 'adaptive',
   mtu: 1500,
   logLevel: 'info',
-  maxDevicesPerGuest: 32,
+  // 64 slots / 8 = at least 8 guests always fit, each at its full allowance.
+  maxDevicesPerGuest: 8,
   maxPagesPerGuest: 65536,
   maxDevices: 64,
+  // 8 guests at the full per-guest page allowance (2 GiB of 4 KiB pages).
+  maxPages: 8 * 65536,
+  macPolicy: 'guest',
 };
 
 function integer(flag: string, min: number, max: number): (v: string) => number {
@@ -88,6 +97,12 @@ function buildCommand(): Command {
     .option('--max-devices-per-guest <n>', 'devices one guest may attach', integer('--max-devices-per-guest', 1, 32), DEFAULTS.maxDevicesPerGuest)
     .option('--max-pages-per-guest <n>', 'pages one guest may have mapped', integer('--max-pages-per-guest', 1, 1 << 24), DEFAULTS.maxPagesPerGuest)
     .option('--max-devices <n>', 'devices across all guests (VLAN 1000 + slot)', integer('--max-devices', 1, 64), DEFAULTS.maxDevices)
+    .option('--max-pages <n>', 'pages all guests together may have mapped', integer('--max-pages', 1, 1 << 26), DEFAULTS.maxPages)
+    .addOption(
+      new Option('--mac-policy <policy>', 'guest: a guest picks its MAC unless dom0 assigned one; dom0: only MACs dom0 assigned')
+        .choices(['guest', 'dom0'])
+        .default(DEFAULTS.macPolicy),
+    )
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
@@ -123,6 +138,8 @@ export function parseOptions(args: string[]): BackendOptions {
     maxDevicesPerGuest: o.maxDevicesPerGuest,
     maxPagesPerGuest: o.maxPagesPerGuest,
     maxDevices: o.maxDevices,
+    maxPages: o.maxPages,
+    macPolicy: o.macPolicy,
   };
 }
 

@@ -10,6 +10,7 @@ import { vringNative } from '../native/vring';
 import { defaultXenStorePath, XenStoreClient } from '../xenstore/client';
 import { DeviceRegistry } from './devices';
 import { Discovery } from './discovery';
+import { lockFileFor, takeInstanceLock } from './instance-lock';
 import type { BackendOptions } from './options';
 import type { GrefListDecoder } from './dependencies';
 import { formatJson, formatTable } from './stats';
@@ -53,12 +54,24 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   }
   log.info({ platform: grants.platform }, `grant platform: ${grants.platform}${opts.platform === 'auto' ? ' (auto-detected)' : ''}`);
 
+  const lockFile = lockFileFor(grants.platform);
+  const lock = await takeInstanceLock(lockFile).catch((err: unknown) => {
+    grants.close();
+    throw new StartupError(`Cannot take the back end's lock ${lockFile} (${errText(err)}): run xsw-backend as root, or fix that file's directory.`);
+  });
+  if (!('release' in lock)) {
+    grants.close();
+    const who = lock.holder === undefined ? 'Another xsw-backend' : `Another xsw-backend (pid ${lock.holder})`;
+    throw new StartupError(`${who} is already running on this ${grants.platform} platform and holds ${lock.file}: stop it first, or wait for it to exit.`);
+  }
+
   const where = defaultXenStorePath();
   let store: XenStoreClient;
   try {
     store = await XenStoreClient.connect({ path: where });
   } catch (err) {
     grants.close();
+    lock.release();
     // The transport's message already names the socket and the fix.
     const text = errText(err);
     throw new StartupError(`${text.charAt(0).toUpperCase()}${text.slice(1)}.`);
@@ -68,6 +81,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   if (listErr && listErr.code !== 'ENOENT') {
     store.close();
     grants.close();
+    lock.release();
     if (listErr.code === 'EACCES') {
       throw new StartupError('XenStore refused to list /local/domain (EACCES): xsw-backend must run in dom0 (the privileged domain).');
     }
@@ -80,6 +94,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   } catch (err) {
     store.close();
     grants.close();
+    lock.release();
     const what = opts.port ? `the port ${opts.port}` : 'the switch';
     throw new StartupError(`Cannot open ${what}: ${errText(err)}.`);
   }
@@ -88,9 +103,9 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   log.info(`vm2vm switching ${opts.vm2vm ? 'on' : 'off'}`);
 
   const registry = new DeviceRegistry({
-    grants, decode: nativeDecode, dataPlane: sw, maxPagesPerGuest: opts.maxPagesPerGuest, maxDevices: opts.maxDevices,
+    grants, decode: nativeDecode, dataPlane: sw, maxPagesPerGuest: opts.maxPagesPerGuest, maxDevices: opts.maxDevices, maxPages: opts.maxPages,
   });
-  const discovery = new Discovery(store, registry, sw, log, { maxDevicesPerGuest: opts.maxDevicesPerGuest });
+  const discovery = new Discovery(store, registry, sw, log, { maxDevicesPerGuest: opts.maxDevicesPerGuest, macPolicy: opts.macPolicy });
 
   let stopped = false;
   let resolveDone: () => void = () => {};
@@ -106,6 +121,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     sw.close();
     grants.close();
     store.close();
+    lock.release();
     log.info('stopped: every device detached and unmapped');
     resolveDone();
     return done;
@@ -127,7 +143,9 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   // Only now, with every announced device attached: after a restart no guest's
   // frames leave through the NIC because its peer guest is not registered yet.
   sw.start();
-  log.info(`watching /local/domain for guests (max ${opts.maxDevicesPerGuest} devices and ${opts.maxPagesPerGuest} pages per guest)`);
+  log.info(
+    `watching /local/domain for guests (max ${opts.maxDevicesPerGuest} devices and ${opts.maxPagesPerGuest} pages per guest, ${opts.maxPages} pages in all; MAC policy ${opts.macPolicy})`,
+  );
 
   if (opts.stats > 0) {
     statsTimer = setInterval(() => {

@@ -117,6 +117,8 @@ export interface NativeSwitch {
   stats(): { devices: DeviceStats[]; nic: NicStats };
   events(): SwitchEvent[];
   pollOnce(): number;
+  /** Whether a frame from the NIC had this source MAC within the last maxAgeS seconds. */
+  nicMacSeen(mac: string, maxAgeS: number): boolean;
   close(): void;
 }
 
@@ -143,8 +145,14 @@ export interface TestingAddon {
   unmapPages(buffer: ArrayBuffer): void;
 }
 
+export interface LockAddon {
+  /** The fd holding an flock on path, or -1 when another process holds it (native/common/file_lock.h). */
+  lockFileExclusive(path: string): number;
+}
+
 export interface Addon {
   abi: AbiAddon;
+  lock: LockAddon;
   grant: GrantAddon;
   shm: ShmAddon;
   switch: SwitchAddon;

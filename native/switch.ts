@@ -102,6 +102,9 @@ export type DropName = ViolationName | SwitchDropName;
 /** Every drop name in counter order, as TypeScript knows them. */
 export const DROP_NAMES: readonly DropName[] = [...VIOLATION_NAMES, ...SWITCH_DROP_NAMES];
 
+/** How long a source MAC seen on the NIC side counts as a LAN host's (Linux bridges age theirs after 300 s). */
+export const NIC_MAC_MAX_AGE_S = 300;
+
 /** Every drop counter name the switch can report (stats keys), stable across releases. */
 export function dropReasons(): string[] {
   return addon().switch.dropNames.filter((n) => n !== 'none');
@@ -198,6 +201,16 @@ export class Switch {
   /** Quarantines and deaths found by the data plane since the last call, each reported once. */
   events(): SwitchEvent[] {
     return this.n.events();
+  }
+
+  /**
+   * True if a frame from the NIC carried `mac` as its source within the last `maxAgeS` seconds:
+   * a host on the LAN side uses it. The data plane remembers up to 1024 such MACs (a fixed table,
+   * native/core/nic_macs.h); the stalest give way first.
+   */
+  nicMacSeen(mac: string, maxAgeS = NIC_MAC_MAX_AGE_S): boolean {
+    if (typeof mac !== 'string' || !MAC_RE.test(mac)) throw new TypeError(`Expected mac to look like 02:00:00:00:00:11, got '${String(mac)}'`);
+    return this.n.nicMacSeen(mac, checkInt('maxAgeS', maxAgeS, 0, 0xffffffff));
   }
 
   /**

@@ -10,6 +10,7 @@ import { addon, addonPath } from '../native/binding';
 const EXPORTS: Record<string, string[]> = {
   abi: ['layout', 'vringLayout'],
   front: ['FrontDevice', 'FrontPool'],
+  lock: ['lockFileExclusive'],
   grant: ['NativeGrants', 'defaultSimDir', 'detectPlatform', 'open', 'simDestroyDomain', 'simInit', 'xenUapi'],
   shm: ['VringDevice', 'VringDriver', 'decodeGrefList', 'encodeGrefList', 'grefListPages', 'mempoolLayout', 'regionTranslate', 'violationNames'],
   switch: ['NativeSwitch', 'NicPortProbe', 'dropNames'],

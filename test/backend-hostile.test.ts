@@ -99,7 +99,7 @@ test.serial('a ring whose avail index jumps: quarantined with one line, kept in 
   await withVictim(t, async (rig, be) => {
     rig.guest(1, [JSON.stringify({ mac: BAD, action: 'jump' })], FAKE_GUEST);
     await be.waitLine('err', /MAC_ADDRESS 00:00:00:00:00:44 and VLAN_TAG 1001 registered/);
-    const re = /^quarantined domain 1 device 0: avail_idx_jump$/;
+    const re = /^quarantined domain 1 device 0: avail_idx_jump \(strike 1: /;
     await be.waitLog(re);
     const s = await statsUntil(be, (x) => x.devices.some((d) => d.domid === 1 && d.state === 'quarantined'));
     t.true((s.devices.find((d) => d.domid === 1)!.drops.avail_idx_jump ?? 0) >= 1);

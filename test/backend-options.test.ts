@@ -5,6 +5,14 @@ test('no arguments gives the defaults: vm2vm on, stats off, no NIC', (t) => {
   t.deepEqual(parseOptions([]), { ...DEFAULTS, port: undefined });
 });
 
+test('the switch-wide caps leave room for other guests: 8 devices per guest of 64 slots, 8 full guests of pages', (t) => {
+  const o = parseOptions([]);
+  t.is(o.maxDevicesPerGuest, 8);
+  t.is(o.maxDevices / o.maxDevicesPerGuest, 8);
+  t.is(o.maxPages, 8 * o.maxPagesPerGuest);
+  t.is(o.macPolicy, 'guest');
+});
+
 test('the guide command line parses', (t) => {
   const o = parseOptions(['--vm2vm', '--stats', '5']);
   t.true(o.vm2vm);
@@ -21,11 +29,12 @@ test('--vm2vm takes 0|1 as DPDK did, and --no-vm2vm turns it off', (t) => {
 test('all options parse into their fields', (t) => {
   const o = parseOptions([
     '-p', 'tap:xsw0', '--platform', 'sim', '--poll', 'busy', '--mtu', '9000', '--log-level', 'debug', '--json',
-    '--max-devices-per-guest', '4', '--max-pages-per-guest', '1000', '--max-devices', '8',
+    '--max-devices-per-guest', '4', '--max-pages-per-guest', '1000', '--max-devices', '8', '--max-pages', '5000',
+    '--mac-policy', 'dom0',
   ]);
   t.deepEqual(o, {
     vm2vm: true, stats: 0, json: true, port: 'tap:xsw0', platform: 'sim', poll: 'busy', mtu: 9000,
-    logLevel: 'debug', maxDevicesPerGuest: 4, maxPagesPerGuest: 1000, maxDevices: 8,
+    logLevel: 'debug', maxDevicesPerGuest: 4, maxPagesPerGuest: 1000, maxDevices: 8, maxPages: 5000, macPolicy: 'dom0',
   });
   t.is(parseOptions(['--port', 'veth-a.1']).port, 'veth-a.1');
 });
@@ -43,6 +52,8 @@ const bad: [string[], RegExp][] = [
   [['extra'], /too many arguments|excess/i],
   [['--max-devices-per-guest', '33'], /from 1 to 32/],
   [['--max-devices', '65'], /from 1 to 64/],
+  [['--max-pages', '0'], /--max-pages takes a whole number from 1 to 67108864/],
+  [['--mac-policy', 'anyone'], /mac-policy.*anyone/i],
 ];
 for (const [args, why] of bad) {
   test(`refuses ${args.join(' ')} with one sentence`, (t) => {

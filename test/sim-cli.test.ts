@@ -114,6 +114,43 @@ test('up / create / list / exec / destroy / down round trip', async (t) => {
   t.is(after.stderr, `xsw-sim: the simulated platform is not running in ${dir}: start it with \`eval "$(xsw-sim up)"\` (or set XSW_SIM_DIR to where it runs)\n`);
 });
 
+test('create --mac/--vlan assigns identities under dom0\'s tree, read-only to the guest; destroy removes them', async (t) => {
+  const root = tempDir(t);
+  const dir = path.join(root, 'sim');
+  const env = { XSW_SIM_DIR: dir, XSW_ADDON: recordingAddon(root).file };
+  t.teardown(() => void sim(env, 'down'));
+  t.is((await sim(env, 'up')).code, 0);
+  const c = await sim(env, 'create', 'vm1', '--mac', '00:16:3E:00:00:01', '--mac', '00:16:3e:00:00:02', '--vlan', '42');
+  t.deepEqual(c, { code: 0, stdout: '1\n', stderr: '' });
+  const dom0 = await XenStoreClient.connect({ path: path.join(dir, 'xenstored', 'socket') });
+  t.teardown(() => dom0.close());
+  const base = '/local/domain/0/backend/xsw/1';
+  t.is(await dom0.read(`${base}/0/mac`), '00:16:3e:00:00:01');
+  t.is(await dom0.read(`${base}/0/vlan`), '42');
+  t.is(await dom0.read(`${base}/1/mac`), '00:16:3e:00:00:02');
+  t.is(await dom0.tryRead(`${base}/1/vlan`), undefined);
+  for (const p of [base, `${base}/0`, `${base}/0/mac`, `${base}/1/mac`]) {
+    t.deepEqual(await dom0.getPerms(p), [{ access: 'n', domid: 0 }, { access: 'r', domid: 1 }], p);
+  }
+  // The guest reads its assignment but cannot change it.
+  const read = await sim(env, 'exec', 'vm1', '--', 'xenstore-read', `${base}/0/mac`);
+  t.deepEqual([read.code, read.stdout], [0, '00:16:3e:00:00:01\n']);
+  const write = await sim(env, 'exec', 'vm1', '--', 'xenstore-write', `${base}/0/mac`, '00:16:3e:00:00:99');
+  t.not(write.code, 0);
+  t.is(await dom0.read(`${base}/0/mac`), '00:16:3e:00:00:01');
+  t.is((await sim(env, 'destroy', 'vm1')).code, 0);
+  t.is(await dom0.tryRead(base), undefined, 'the toolstack removes it with the domain');
+  // A new domain 1 without --mac inherits nothing.
+  t.deepEqual(await sim(env, 'create', 'vm2'), { code: 0, stdout: '1\n', stderr: '' });
+  t.is(await dom0.tryRead(base), undefined);
+  const bad = await sim(env, 'create', 'vm3', '--mac', '01:00:5e:00:00:01');
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /option '--mac <mac>' argument '01:00:5e:00:00:01' is invalid\. expected a unicast MAC like 00:16:3e:00:00:01: "01:00:5e:00:00:01" is a multicast MAC address, which no device may have/);
+  const badVlan = await sim(env, 'create', 'vm3', '--vlan', '4095');
+  t.is(badVlan.code, 1);
+  t.regex(badVlan.stderr, /--vlan <id>.*"4095" is not a VLAN id from 1 to 4094/);
+});
+
 test('bad commands and arguments exit non-zero with one clear line', async (t) => {
   const root = tempDir(t);
   const env = { XSW_SIM_DIR: path.join(root, 'sim'), XSW_ADDON: recordingAddon(root).file };

@@ -40,6 +40,7 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
                         InstanceMethod<&NativeSwitch::RemoveDevice>("removeDevice"),
                         InstanceMethod<&NativeSwitch::Stats>("stats"), InstanceMethod<&NativeSwitch::Events>("events"),
                         InstanceMethod<&NativeSwitch::PollOnce>("pollOnce"),
+                        InstanceMethod<&NativeSwitch::NicMacSeen>("nicMacSeen"),
                         InstanceMethod<&NativeSwitch::Close>("close")});
   }
 
@@ -185,6 +186,16 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
       out.Set(n++, o);
     }
     return out;
+  }
+
+  // nicMacSeen('xx:..', maxAgeS) -> whether a frame from the NIC had this source MAC lately
+  Napi::Value NicMacSeen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::string mac = xsw::napi::ReadString(info[0], "mac");
+    auto parsed = xsw::ParseMac(mac);
+    if (!parsed) throw Napi::TypeError::New(env, "Expected mac to look like 02:00:00:00:00:11, got '" + mac + "'");
+    uint32_t max_age = ReadU32(info[1], "maxAgeS");
+    return Napi::Boolean::New(env, Sw(env).NicMacSeen(*parsed, max_age));
   }
 
   static void CleanupHook(void* self) {

@@ -215,6 +215,7 @@ bool Switch::DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& bo
 
 uint32_t Switch::ServiceNicRx(const Snapshot& s) {
   uint32_t n = nic_->RxBurst(nic_frames_, kBurst);
+  if (n != 0) nic_now_ = NicMacTable::NowSeconds();
   for (uint32_t i = 0; i < n; ++i) SwitchNicFrame(s, nic_frames_[i]);
   nic_->RxRelease();
   FlushTouched();
@@ -225,6 +226,8 @@ void Switch::SwitchNicFrame(const Snapshot& s, const NicRxFrame& f) {
   nic_counters_.rx.Add();
   if (f.len < f.wire_len) return NicDrop(Drop::kMtuExceeded);  // truncated by the port
   if (f.len < kEthHdrLen) return NicDrop(Drop::kRunt);
+  const uint64_t src = MacAt(f.data + 6);
+  if (!MacIsGroup(src)) nic_macs_.Learn(src, nic_now_);  // a host on the NIC side uses this MAC
   // The software VMDQ: the pool is (destination MAC, VLAN); the tag, in the
   // port's metadata or in the frame, is stripped before the guest sees it.
   uint8_t hdr[kEthHdrLen];

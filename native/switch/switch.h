@@ -14,7 +14,8 @@
 // most kBurst chains from its TX ring and switch each frame (copying it once
 // from the guest's buffer into its destination: another guest's RX buffer or
 // a NIC transmit slot), then publish its used index and those of the RX
-// rings it wrote into, once. Then one NIC receive burst. A ring fault
+// rings it wrote into, once. Then one NIC receive burst (each frame's source
+// MAC is remembered in a fixed table, nic_macs.h). A ring fault
 // quarantines only the device at fault; bad frames are dropped and counted
 // under a named reason (drops.h). Nothing is logged per packet.
 #pragma once
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "switch/device.h"
+#include "switch/nic_macs.h"
 #include "switch/nic_port.h"
 
 namespace xsw {
@@ -99,6 +101,11 @@ class Switch {
   NicStatsSnapshot NicStats() const;
   // Quarantines and deaths not reported yet, each once.
   std::vector<SwitchEventRecord> DrainEvents();
+  // True if `mac` was the source of a frame from the NIC within the last
+  // max_age_s seconds (a host on the LAN side uses it). Any thread.
+  bool NicMacSeen(uint64_t mac, uint32_t max_age_s) const {
+    return nic_macs_.Seen(mac, NicMacTable::NowSeconds(), max_age_s);
+  }
 
   const SwitchConfig& config() const { return cfg_; }
   const NicPort* nic() const { return nic_.get(); }
@@ -146,12 +153,14 @@ class Switch {
   std::atomic<bool> running_{false};
   std::thread thread_;
   NicCounters nic_counters_;
+  NicMacTable nic_macs_;  // written by the data thread only
 
   // Data-thread scratch, allocated once.
   std::unique_ptr<uint16_t[]> touched_;
   uint32_t n_touched_ = 0;
   Chain tx_chains_[2]{}, rx_chain_{};  // TX: the chain being switched and the next one
   NicRxFrame nic_frames_[kBurst]{};
+  uint32_t nic_now_ = 0;  // NicMacTable seconds, read once per NIC burst
 };
 
 }  // namespace xsw

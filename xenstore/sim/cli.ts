@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // xsw-sim: the simulated platform's toolstack (the role of xl on real Xen).
 import { Command, InvalidArgumentError } from 'commander';
+import { parseEtherAddr } from '../../schema/dpdk';
+import { parseAssignedVlan } from '../../schema/assignment';
 import * as toolstack from './toolstack';
 
 /**
@@ -13,6 +15,18 @@ function positiveInt(text: string): number {
   const n = Number(text);
   if (!/^[0-9]+$/.test(text) || n < 1) throw new InvalidArgumentError('expected a positive whole number.');
   return n;
+}
+
+function collectMac(text: string, prev: string[] = []): string[] {
+  const r = parseEtherAddr(text);
+  if (!r.ok) throw new InvalidArgumentError(`expected a unicast MAC like 00:16:3e:00:00:01: ${r.reason}.`);
+  return [...prev, r.value];
+}
+
+function collectVlan(text: string, prev: number[] = []): number[] {
+  const r = parseAssignedVlan(text);
+  if (!r.ok) throw new InvalidArgumentError(`expected a VLAN id: ${r.reason}.`);
+  return [...prev, r.value];
 }
 
 function out(text: string): void {
@@ -49,8 +63,10 @@ async function main(argv: string[]): Promise<number> {
     .command('create')
     .description('create (introduce) a domain; prints its domid')
     .argument('<name>', 'domain name')
-    .action(async (name: string) => {
-      out(`${await toolstack.create(dir, name)}\n`);
+    .option('--mac <mac>', 'assign this MAC to the next switch device (0, then 1, …), like mac= in an xl vif line; repeat for more devices', collectMac)
+    .option('--vlan <id>', 'assign this VLAN (1-4094) to the next switch device (0, then 1, …); repeat for more devices', collectVlan)
+    .action(async (name: string, opts: { mac?: string[]; vlan?: number[] }) => {
+      out(`${await toolstack.create(dir, name, { macs: opts.mac, vlans: opts.vlan })}\n`);
     });
 
   program

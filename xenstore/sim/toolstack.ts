@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { simDestroyDomain, simInit } from '../../native/grants';
+import { assignmentDir, assignmentKeys } from '../../schema/assignment';
 import { XenStoreClient, XenStoreTransaction } from '../client';
 import { Perm } from '../wire';
 
@@ -205,13 +206,22 @@ async function tryDirectory(xs: XenStoreClient | XenStoreTransaction, p: string)
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+export interface CreateOptions {
+  /** MACs dom0 assigns to devices 0, 1, … (like mac= in an xl vif line). */
+  macs?: string[];
+  /** VLANs dom0 assigns to devices 0, 1, …. */
+  vlans?: number[];
+}
+
 /**
  * Creates a domain as libxl does: the next free domid, /local/domain/<id>
  * (read-only to the guest, dom0-owned) with name and domid, ~/control
- * read-only, the guest's own writable nodes, then XS_INTRODUCE (which fires
- * @introduceDomain and opens the domain's socket). Returns the domid.
+ * read-only, the guest's own writable nodes, the identity dom0 assigns to its
+ * switch devices (schema/assignment.ts, readable by the guest only), then
+ * XS_INTRODUCE (which fires @introduceDomain and opens the domain's socket).
+ * Returns the domid. The MACs and VLANs must be valid already (cli.ts checks).
  */
-export async function create(dir: string, name: string): Promise<number> {
+export async function create(dir: string, name: string, opts: CreateOptions = {}): Promise<number> {
   if (!NAME.test(name)) {
     throw new SimError(`invalid domain name ${JSON.stringify(name)}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
   }
@@ -233,6 +243,17 @@ export async function create(dir: string, name: string): Promise<number> {
         [`${home}/device`, '', roperm],
         ...['data', 'drivers', 'feature', 'attr', 'error'].map((n): [string, string, Perm[]] => [`${home}/${n}`, '', rwperm]),
       ];
+      // A leftover of an earlier domain with this id must not become this one's identity.
+      if ((await tx.tryRead(assignmentDir(id))) !== undefined) await tx.rm(assignmentDir(id));
+      const macs = opts.macs ?? [];
+      const vlans = opts.vlans ?? [];
+      if (macs.length + vlans.length > 0) nodes.push([assignmentDir(id), '', roperm]);
+      for (let dev = 0; dev < Math.max(macs.length, vlans.length); dev++) {
+        const a = assignmentKeys(id, dev);
+        nodes.push([a.dir, '', roperm]);
+        if (macs[dev] !== undefined) nodes.push([a.mac, macs[dev], roperm]);
+        if (vlans[dev] !== undefined) nodes.push([a.vlan, String(vlans[dev]), roperm]);
+      }
       for (const [p, value, perms] of nodes) {
         await tx.write(p, value);
         await tx.setPerms(p, perms);
@@ -316,6 +337,8 @@ export async function destroy(dir: string, name: string): Promise<number> {
     await waitForExit(fs.existsSync(procs) ? fs.readdirSync(procs).map(Number) : [], 2000);
     simDestroyDomain(dir, domid);
     await xs.rm(`/local/domain/${domid}`);
+    // libxl removes a domain's backend directories with it.
+    if ((await xs.tryRead(assignmentDir(domid))) !== undefined) await xs.rm(assignmentDir(domid));
     if (await xs.isDomainIntroduced(domid)) await xs.release(domid);
     fs.rmSync(procs, { recursive: true, force: true });
     return domid;
