@@ -249,10 +249,10 @@ export class Child {
 
   /**
    * SIGTERM (or `sig`) to the group; SIGKILL after `graceMs`; then whatever is
-   * left in its group goes too. Resolves once it has ended.
+   * left in its group goes too. Resolves once it has ended; nothing if it already had.
    */
   async stop(graceMs = 3000, sig: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    if (this.end) return this.killGroup('SIGKILL');
+    if (this.end) return;
     this.killGroup(sig);
     if (!(await this.endsWithin(graceMs))) {
       this.killGroup('SIGKILL');
