@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the C++ unit tests (native/test/*_test.cc) with AddressSanitizer and
-# UndefinedBehaviorSanitizer and runs them with ctest: hostile-input paths must
-# be reported, never crash or read out of bounds.
+# Builds the C++ unit tests (native/test/, bench/native/test/) with
+# AddressSanitizer and UndefinedBehaviorSanitizer and runs them with ctest:
+# hostile-input paths must be reported, never crash or read out of bounds.
+# ctest also runs the layering checks (native/test/CMakeLists.txt): the switch
+# and the guest's PMD cannot include each other's headers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build-asan
