@@ -1,4 +1,4 @@
-// The txonly test frame in TypeScript, byte-identical to native/core/front_frame.h,
+// The txonly test frame in TypeScript, byte-identical to native/pmd/test_frame.h,
 // so a test or a tool can build frames a receiver verifies, or check what a
 // txonly sender produced.
 //

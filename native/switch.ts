@@ -206,7 +206,7 @@ export class Switch {
   /**
    * True if a frame from the NIC carried `mac` as its source within the last `maxAgeS` seconds:
    * a host on the LAN side uses it. The data plane remembers up to 1024 such MACs (a fixed table,
-   * native/core/nic_macs.h); the stalest give way first.
+   * native/switch/nic_macs.h); the stalest give way first.
    */
   nicMacSeen(mac: string, maxAgeS = NIC_MAC_MAX_AGE_S): boolean {
     if (typeof mac !== 'string' || !MAC_RE.test(mac)) throw new TypeError(`Expected mac to look like 02:00:00:00:00:11, got '${String(mac)}'`);
