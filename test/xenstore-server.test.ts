@@ -98,22 +98,34 @@ for (const scenario of scenarios) {
 
 test('server: the default quotas are Xen 4.17\'s', (t) => {
   t.deepEqual({ ...XEN_DEFAULT_QUOTA }, {
-    nodes: 1000, watches: 128, transactions: 10, nodeSize: 2048, outstanding: 20, permsPerNode: 5, pathLength: 2048,
+    nodes: 1000,
+    watches: 128,
+    transactions: 10,
+    nodeSize: 2048,
+    outstanding: 20,
+    permsPerNode: 5,
+    pathLength: 2048,
+    transactionNodes: 1024,
+    memory: 2.5 * 1024 * 1024,
+    connections: 16,
   });
 });
 
-test('server: a domain reaches EQUOTA at exactly 1000 owned nodes by default', async (t) => {
+test('server: a domain reaches ENOSPC at exactly 1000 owned nodes by default', async (t) => {
   const core = new Core();
   const r = new DirectRunner(core);
   t.deepEqual(await r.exec('dom0', 0, ['write', '/local/domain/1/data', '']), { ok: 'OK' });
   t.deepEqual(await r.exec('dom0', 0, ['setPerms', '/local/domain/1/data', 'n1']), { ok: 'OK' });
-  for (let i = 1; i < 1000; i++) {
-    const res = await r.exec('dom1', 0, ['write', `data/k${i}`, 'v']);
+  // Spread over 10 parents: one parent's child names must stay under the 2048-byte node size.
+  let i = 0;
+  while (core.live.owned(1) < 1000) {
+    const res = await r.exec('dom1', 0, ['write', `data/g${i % 10}/k${i}`, 'v']);
     if (!('ok' in res)) t.fail(`write ${i}: ${JSON.stringify(res)}`);
+    i++;
   }
   t.is(core.live.owned(1), 1000);
-  t.deepEqual(await r.exec('dom1', 0, ['write', 'data/one-more', 'v']), { err: 'EQUOTA' });
-  t.deepEqual(await r.exec('dom1', 0, ['read', 'data/k999']), { ok: 'v' });
+  t.deepEqual(await r.exec('dom1', 0, ['write', 'data/one-more', 'v']), { err: 'ENOSPC' });
+  t.deepEqual(await r.exec('dom1', 0, ['read', `data/g${(i - 1) % 10}/k${i - 1}`]), { ok: 'v' });
   await r.close();
 });
 
