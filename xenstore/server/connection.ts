@@ -104,6 +104,17 @@ export class Connection implements Watcher {
     return this.queue.length - this.head;
   }
 
+  /**
+   * Whether the server may answer this connection's next request now: only
+   * when nothing waits in its queue and its transport takes output, and for
+   * a domain while fewer than its `outstanding` quota of messages are still
+   * unflushed by the transport. Otherwise the server stops reading it.
+   */
+  ready(unflushed = 0): boolean {
+    if (this.closedFlag || this.queued > 0 || !this.out.writable()) return false;
+    return this.privileged || unflushed < this.core.quota.outstanding;
+  }
+
   /** Answers one request. */
   handle(req: Message): void {
     if (this.closedFlag) return;
@@ -114,6 +125,7 @@ export class Connection implements Watcher {
     } finally {
       this.holding = false;
     }
+    if (this.closedFlag) return;
     this.queue.push({ kind: 'reply', msg: answer, cost: 0 });
     for (const e of this.held) this.queue.push(e);
     this.held = [];

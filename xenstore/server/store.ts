@@ -8,7 +8,7 @@
 // live store (LiveTree) or a transaction's view of it (transaction.ts).
 import { Perm } from '../wire';
 import { ChildList } from './children';
-import { InvalidArgument, NoEntry, NotPermitted, PermissionDenied, QuotaReached } from './errors';
+import { InvalidArgument, NoEntry, NotPermitted, PermissionDenied, QuotaReached, TransactionAgain } from './errors';
 import { baseName, childPath, parentOf } from './path';
 import { accessFor, allows, Caller, inheritPerms, PERM_OWNER, PERM_READ, PERM_WRITE } from './perms';
 import { Quota } from './quota';
@@ -230,6 +230,12 @@ export function rm(tree: Tree, actor: Actor, path: string): Change[] {
     if (tree.get(parentOf(path) as string)) return [];
     throw new NoEntry(path);
   }
+  const parentPath = parentOf(path) as string;
+  const parent = tree.get(parentPath);
+  // Only a transaction's view can lack the parent of a node it holds (each
+  // node is copied at first touch, and the parent went away in between): it
+  // cannot commit, so say so before changing anything.
+  if (!parent) throw new TransactionAgain(`${parentPath} went away during the transaction`);
   const changes: Change[] = [];
   const removeBelow = (p: string, n: Node): void => {
     for (const name of n.children) {
@@ -244,10 +250,7 @@ export function rm(tree: Tree, actor: Actor, path: string): Change[] {
   removeBelow(path, node);
   changes.push({ path, exact: false, perms: node.perms });
   tree.del(path);
-  const parentPath = parentOf(path) as string;
-  const parent = tree.get(parentPath) as Node;
-  const name = baseName(path);
-  tree.put(parentPath, { ...parent, children: parent.children.without(name) });
+  tree.put(parentPath, { ...parent, children: parent.children.without(baseName(path)) });
   return changes;
 }
 

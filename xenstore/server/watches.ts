@@ -82,6 +82,11 @@ export class Watches {
     return this.count;
   }
 
+  /** Watches held by one watcher. */
+  countOf(watcher: Watcher): number {
+    return this.byWatcher.get(watcher)?.size ?? 0;
+  }
+
   /** Watches held by a domain's unprivileged connections. */
   countFor(domid: number): number {
     return this.perDomain.get(domid) ?? 0;

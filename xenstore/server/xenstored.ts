@@ -203,9 +203,7 @@ export class XenStored {
     const { conn, parser, socket } = s;
     if (conn.closed) return;
     conn.flush();
-    const blocked = conn.queued > 0 || !(socket.writableLength < HIGH_WATER)
-      || (!conn.privileged && s.unflushed + conn.queued >= this.core.quota.outstanding);
-    if (blocked) {
+    if (!conn.ready(s.unflushed)) {
       // Resumed by a write callback or 'drain', which make the session ready again.
       this.setReading(s, false);
       return;
