@@ -6,6 +6,15 @@
 // events for one device can never interleave their reads and maps. The
 // timer that polls switch events and flag bytes is synchronous and runs
 // between queued steps.
+//
+// When the XenStore connection is lost (service.ts reconnects), attached
+// devices stay attached and the poll timer keeps running; on a new
+// connection, reattach() sets the watches again and reconciles: guests
+// whose domain went away are detached, devices no longer announced (or
+// announced differently) are detached or replaced, new ones are attached.
+// The same reconcile runs when xenstored reports a watch on its own path
+// (/local/domain): it collapses a watch's events that way when this client
+// falls behind (docs/xenstore.md).
 import type { Logger } from 'pino';
 import { readDevice, Refusal } from './attach';
 import { Device, DeviceRegistry, DetachWhy } from './devices';
@@ -29,6 +38,10 @@ export interface WatchingStore extends Store {
 
 export class Discovery {
   private queue: Promise<void> = Promise.resolve();
+  /** A reconcile is queued and has not started: another request merges into it. */
+  private reconcileQueued = false;
+  /** The XenStore connection is gone: failed steps are expected, not errors. */
+  private offlineFlag = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly provisioned = new Set<number>();
   /** The last refusal message per device, so a repeated announcement logs once. */
@@ -38,7 +51,7 @@ export class Discovery {
   private readonly spoofWarned = new WeakSet<Device>();
 
   constructor(
-    private readonly store: WatchingStore,
+    private store: WatchingStore,
     private readonly registry: DeviceRegistry,
     private readonly dataPlane: DataPlane,
     private readonly log: Logger,
@@ -51,17 +64,63 @@ export class Discovery {
    * duplicate event for a device just attached is ignored).
    */
   async start(): Promise<void> {
+    await this.watchAll();
+    await this.requestReconcile();
+    this.timer = setInterval(() => this.poll(), this.opts.pollMs ?? 50);
+    this.timer.unref(); // the XenStore connection, not this timer, keeps the process alive
+  }
+
+  /** The XenStore connection is gone; attached devices stay, the poll timer keeps running. */
+  offline(): void {
+    this.offlineFlag = true;
+  }
+
+  /**
+   * A new XenStore connection: watch again, then reconcile the attached
+   * devices with what XenStore says now. Throws if the new connection fails
+   * too (the caller retries).
+   */
+  async reattach(store: WatchingStore): Promise<void> {
+    this.store = store;
+    this.offlineFlag = false;
+    // A restarted xenstored may have lost control/dpdk: provision again.
+    this.provisioned.clear();
+    await this.queue;
+    await this.watchAll();
+    await this.requestReconcile();
+  }
+
+  private async watchAll(): Promise<void> {
     await this.store.watch('/local/domain', WATCH_TOKEN);
     await this.store.watch('@introduceDomain', WATCH_TOKEN);
     await this.store.watch('@releaseDomain', WATCH_TOKEN);
-    await this.run(() => this.scanAll(true));
-    this.timer = setInterval(() => this.poll(), this.opts.pollMs ?? 50);
-    this.timer.unref(); // the XenStore connection, not this timer, keeps the process alive
+  }
+
+  /** Queues one reconcile, unless one is queued and not started yet. */
+  private requestReconcile(): Promise<void> {
+    if (this.reconcileQueued) return this.queue;
+    this.reconcileQueued = true;
+    return this.run(() => {
+      this.reconcileQueued = false;
+      return this.reconcile();
+    });
+  }
+
+  /** Re-reads the world: gone guests detached, attached devices re-checked, new ones attached. */
+  private async reconcile(): Promise<void> {
+    await this.releaseScan();
+    for (const d of this.registry.devices()) await this.onStart(d.domid, d.dev);
+    await this.scanAll(true);
   }
 
   /** Feed every XenStore watch event here. */
   onWatch(path: string, token: string): void {
     if (token !== WATCH_TOKEN || this.stopping) return;
+    if (path === '/local/domain') {
+      // The watch's own path: its first event, or xenstored collapsed events we fell behind on.
+      void this.requestReconcile();
+      return;
+    }
     if (path === '@introduceDomain') {
       void this.run(() => this.scanAll(false));
       return;
@@ -94,7 +153,9 @@ export class Discovery {
 
   private run(step: () => Promise<void>): Promise<void> {
     this.queue = this.queue.then(step).catch((err: unknown) => {
-      this.log.error({ err }, `control step failed: ${(err as Error).message}`);
+      // Without a connection every step fails; reattach() reconciles what they missed.
+      if (this.offlineFlag) this.log.debug({ err }, `control step skipped while XenStore is away: ${(err as Error).message}`);
+      else this.log.error({ err }, `control step failed: ${(err as Error).message}`);
     });
     return this.queue;
   }

@@ -22,6 +22,8 @@ export interface BackendOptions {
   maxPagesPerGuest: number;
   /** Switch-wide device slots (VLAN 1000 + slot), like DPDK's 64 VMDQ pools. */
   maxDevices: number;
+  /** Seconds to keep reconnecting to a lost XenStore before giving up (0: give up at once). */
+  xenstoreRetry: number;
 }
 
 export class OptionError extends Error {
@@ -43,6 +45,7 @@ export const DEFAULTS: BackendOptions = {
   maxDevicesPerGuest: 32,
   maxPagesPerGuest: 65536,
   maxDevices: 64,
+  xenstoreRetry: 60,
 };
 
 function integer(flag: string, min: number, max: number): (v: string) => number {
@@ -88,6 +91,7 @@ function buildCommand(): Command {
     .option('--max-devices-per-guest <n>', 'devices one guest may attach', integer('--max-devices-per-guest', 1, 32), DEFAULTS.maxDevicesPerGuest)
     .option('--max-pages-per-guest <n>', 'pages one guest may have mapped', integer('--max-pages-per-guest', 1, 1 << 24), DEFAULTS.maxPagesPerGuest)
     .option('--max-devices <n>', 'devices across all guests (VLAN 1000 + slot)', integer('--max-devices', 1, 64), DEFAULTS.maxDevices)
+    .option('--xenstore-retry <seconds>', 'how long to keep reconnecting to a lost XenStore while attached devices keep switching', integer('--xenstore-retry', 0, 86400), DEFAULTS.xenstoreRetry)
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
@@ -123,6 +127,7 @@ export function parseOptions(args: string[]): BackendOptions {
     maxDevicesPerGuest: o.maxDevicesPerGuest,
     maxPagesPerGuest: o.maxPagesPerGuest,
     maxDevices: o.maxDevices,
+    xenstoreRetry: o.xenstoreRetry,
   };
 }
 
