@@ -4,7 +4,7 @@ import test from 'ava';
 import { Message, Op, splitStrings, strings } from '../xenstore/wire';
 import { Connection } from '../xenstore/server/connection';
 import { Core } from '../xenstore/server/core';
-import { XEN_DEFAULT_QUOTA } from '../xenstore/server/quota';
+import { parseQuotaArgs, XEN_DEFAULT_QUOTA } from '../xenstore/server/quota';
 import { ChildList } from '../xenstore/server/children';
 import { Request, Result, Runner, runScenario, scenarios, Who, whoDomid } from './xenstore-tables';
 
@@ -239,4 +239,12 @@ test('server: watch tokens are opaque bytes, returned exactly as they came (as C
   conn.handle({ type: Op.UNWATCH, reqId: 4, txId: 0, payload: Buffer.concat([strings('/x'), token, nul]) });
   t.deepEqual(out.at(-1)?.payload, strings('OK'));
   t.is(core.watches.size, 0);
+});
+
+test('server: limits are named options: NAME=N pairs parse, anything else is one sentence', (t) => {
+  t.deepEqual(parseQuotaArgs(['nodes=2000', 'transactionNodes=512', 'memory=65536']), { nodes: 2000, transactionNodes: 512, memory: 65536 });
+  t.deepEqual(parseQuotaArgs([]), {});
+  for (const bad of ['nodes', 'nodes=', 'nodes=0', 'nodes=-1', 'bogus=3', 'nodes=1e3']) {
+    t.throws(() => parseQuotaArgs([bad]), { message: /^bad quota ".*": use NAME=N with N >= 1 and NAME one of nodes, watches, / });
+  }
 });
