@@ -73,11 +73,6 @@ export class Transaction implements Tree {
     return this.entries.size;
   }
 
-  /** Number of distinct nodes whose change will be announced at commit. */
-  get changes(): number {
-    return this.changed.size;
-  }
-
   /**
    * Records what a request changed. A node changed twice is announced once:
    * to every watch on or above it unless every change was an exact one (a
