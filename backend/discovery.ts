@@ -21,6 +21,16 @@
 // The timer that polls switch events and flag bytes is synchronous and runs
 // between steps. Quarantine is sticky (quarantines.ts) and the warn lines a
 // guest can cause are rate-limited per domain (log-limit.ts).
+//
+// When the XenStore connection is lost (service.ts reconnects), attached
+// devices stay attached, the poll timer keeps running and the worker pauses;
+// on a new connection, reattach() sets the watches again and reconciles:
+// every known domain and attached device is checked again and every guest
+// rescanned (guests whose domain went away are detached, devices no longer
+// announced - or announced differently - are detached or replaced, new ones
+// attached). The same reconcile runs when xenstored reports a watch on its
+// own path (/local/domain): it collapses a watch's events that way when this
+// client falls behind (docs/xenstore.md).
 import type { Logger } from 'pino';
 import { matchAssignmentPath } from '../schema/assignment';
 import { PublishedDevice, readDevice, Refusal } from './attach';
@@ -66,6 +76,8 @@ export class Discovery {
   private readonly checks = new Map<number, Set<number>>();
   private working = false;
   private worker: Promise<void> = Promise.resolve();
+  /** The XenStore connection is gone: the worker pauses until reattach(). */
+  private offlineFlag = false;
 
   private timer: NodeJS.Timeout | undefined;
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
@@ -86,7 +98,7 @@ export class Discovery {
   readonly counters = { deviceChecks: 0, merged: 0 };
 
   constructor(
-    private readonly store: WatchingStore,
+    private store: WatchingStore,
     private readonly registry: DeviceRegistry,
     private readonly dataPlane: DataPlane,
     private readonly log: Logger,
@@ -103,9 +115,7 @@ export class Discovery {
    * duplicate event for a device just attached is ignored).
    */
   async start(): Promise<void> {
-    await this.store.watch('/local/domain', WATCH_TOKEN);
-    await this.store.watch('@introduceDomain', WATCH_TOKEN);
-    await this.store.watch('@releaseDomain', WATCH_TOKEN);
+    await this.watchAll();
     this.scanWanted = 'attach';
     this.kick();
     await this.idle();
@@ -113,9 +123,54 @@ export class Discovery {
     this.timer.unref(); // the XenStore connection, not this timer, keeps the process alive
   }
 
+  /** The XenStore connection is gone; attached devices stay, the poll timer keeps running. */
+  offline(): void {
+    this.offlineFlag = true;
+  }
+
+  /**
+   * A new XenStore connection: watch again, then reconcile the attached
+   * devices with what XenStore says now. Throws if the new connection fails
+   * too (the caller retries).
+   */
+  async reattach(store: WatchingStore): Promise<void> {
+    await this.idle(); // a step that was running when the connection went has failed by now
+    this.store = store;
+    this.offlineFlag = false;
+    // A restarted xenstored may have lost control/dpdk: provision again.
+    this.provisioned.clear();
+    await this.watchAll();
+    this.reconcile();
+    await this.idle();
+  }
+
+  private async watchAll(): Promise<void> {
+    await this.store.watch('/local/domain', WATCH_TOKEN);
+    await this.store.watch('@introduceDomain', WATCH_TOKEN);
+    await this.store.watch('@releaseDomain', WATCH_TOKEN);
+  }
+
+  /**
+   * Re-reads the world, through the ordinary queue: a release scan, every
+   * known domain's node, every attached device, then every guest's devices.
+   * Each is merged with the same work already pending.
+   */
+  private reconcile(): void {
+    this.releaseWanted = true;
+    for (const domid of new Set([...this.registry.domids(), ...this.generations.keys()])) this.domainChecks.add(domid);
+    for (const d of this.registry.devices()) this.wantCheck(d.domid, d.dev);
+    this.scanWanted = 'attach';
+    this.kick();
+  }
+
   /** Feed every XenStore watch event here. */
   onWatch(path: string, token: string): void {
     if (token !== WATCH_TOKEN || this.stopping) return;
+    if (path === '/local/domain') {
+      // The watch's own path: its first event, or xenstored collapsed events we fell behind on.
+      this.reconcile();
+      return;
+    }
     if (path === '@introduceDomain') {
       this.scanWanted ??= 'provision';
     } else if (path === '@releaseDomain') {
@@ -197,14 +252,16 @@ export class Discovery {
         try {
           await step();
         } catch (err) {
-          this.log.error({ err }, `control step failed: ${(err as Error).message}`);
+          // Without a connection steps fail; reattach() reconciles what they missed.
+          if (this.offlineFlag) this.log.debug({ err }, `control step skipped while XenStore is away: ${(err as Error).message}`);
+          else this.log.error({ err }, `control step failed: ${(err as Error).message}`);
         }
       }
     })();
   }
 
   private nextStep(): Step | undefined {
-    if (this.stopping) return undefined;
+    if (this.stopping || this.offlineFlag) return undefined;
     if (this.releaseWanted) {
       this.releaseWanted = false;
       return () => this.releaseScan();
@@ -302,7 +359,12 @@ export class Discovery {
   }
 
   private async domids(): Promise<number[]> {
-    const names = await this.store.directory('/local/domain').catch(() => [] as string[]);
+    // Only a missing /local/domain means "no domains": any other failure (a
+    // lost connection) must not look like every guest went away.
+    const names = await this.store.directory('/local/domain').catch((err: { code?: string }) => {
+      if (err.code === 'ENOENT') return [] as string[];
+      throw err;
+    });
     return names.map(parseDomid).filter((d): d is number => d !== null && d !== 0);
   }
 

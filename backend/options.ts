@@ -27,6 +27,8 @@ export interface BackendOptions {
   maxPages: number;
   /** Who decides a device's MAC: the guest (unless dom0 assigned one), or dom0 only. */
   macPolicy: MacPolicy;
+  /** Seconds to keep reconnecting to a lost XenStore before giving up (0: give up at once). */
+  xenstoreRetry: number;
 }
 
 export class OptionError extends Error {
@@ -52,6 +54,7 @@ export const DEFAULTS: BackendOptions = {
   // 8 guests at the full per-guest page allowance (2 GiB of 4 KiB pages).
   maxPages: 8 * 65536,
   macPolicy: 'guest',
+  xenstoreRetry: 60,
 };
 
 function integer(flag: string, min: number, max: number): (v: string) => number {
@@ -103,6 +106,7 @@ function buildCommand(): Command {
         .choices(['guest', 'dom0'])
         .default(DEFAULTS.macPolicy),
     )
+    .option('--xenstore-retry <seconds>', 'how long to keep reconnecting to a lost XenStore while attached devices keep switching', integer('--xenstore-retry', 0, 86400), DEFAULTS.xenstoreRetry)
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
@@ -140,6 +144,7 @@ export function parseOptions(args: string[]): BackendOptions {
     maxDevices: o.maxDevices,
     maxPages: o.maxPages,
     macPolicy: o.macPolicy,
+    xenstoreRetry: o.xenstoreRetry,
   };
 }
 

@@ -2,6 +2,12 @@
 // discovery, print stats, and shut down cleanly on SIGINT/SIGTERM. Every
 // start-up failure becomes a StartupError: one sentence naming the thing and
 // the fix, printed by cli.ts with a non-zero exit.
+//
+// Losing XenStore later is not a reason to drop every guest: attached devices
+// keep switching while the control plane reconnects (one log line), for up
+// to --xenstore-retry seconds; once back, discovery watches again and
+// reconciles. Only when the bound passes does the back end detach everything
+// and exit 1, with one sentence.
 import fs from 'node:fs';
 import pino, { Logger } from 'pino';
 import { Grants } from '../native/grants';
@@ -37,9 +43,13 @@ const errText = (err: unknown): string => (err instanceof Error ? err.message : 
 export interface RunningBackend {
   /** Detaches every device, stops the switch, closes everything. Idempotent. */
   shutdown(): Promise<void>;
-  /** Resolves when the back end has stopped (shutdown, or XenStore went away). */
+  /** Resolves when the back end has stopped (shutdown, or XenStore stayed away past --xenstore-retry). */
   done: Promise<void>;
 }
+
+/** First pause between reconnection attempts, and the longest. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 2000;
 
 /** Starts the back end; throws StartupError when something it needs is missing. */
 export async function startBackend(opts: BackendOptions, log: Logger): Promise<RunningBackend> {
@@ -66,6 +76,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   }
 
   const where = defaultXenStorePath();
+  /** The current XenStore connection (replaced when it is lost and comes back). */
   let store: XenStoreClient;
   try {
     store = await XenStoreClient.connect({ path: where });
@@ -127,12 +138,56 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     return done;
   };
 
-  store.on('watch', (path: string, token: string) => discovery.onWatch(path, token));
-  store.on('close', () => {
+  /** Sends a connection's events to discovery and reconnects when it closes. */
+  const follow = (xs: XenStoreClient): void => {
+    xs.on('watch', (path: string, token: string) => discovery.onWatch(path, token));
+    xs.on('close', () => {
+      lost.add(xs);
+      if (stopped || reconnecting || xs !== store) return;
+      reconnecting = true;
+      discovery.offline();
+      const kept = registry.devices().length;
+      log.warn(`lost the connection to XenStore at ${where}: the ${kept} attached devices keep switching; reconnecting for up to ${opts.xenstoreRetry} s`);
+      void reconnect();
+    });
+  };
+
+  let reconnecting = false;
+  /** Connections that have closed (one may close again while reconnecting). */
+  const lost = new WeakSet<XenStoreClient>();
+  const reconnect = async (): Promise<void> => {
+    const started = Date.now();
+    const deadline = started + opts.xenstoreRetry * 1000;
+    let pause = RETRY_FIRST_MS;
+    let why = 'no attempt was made';
+    while (!stopped) {
+      let xs: XenStoreClient | undefined;
+      try {
+        xs = await XenStoreClient.connect({ path: where });
+        store = xs;
+        follow(xs);
+        await discovery.reattach(xs);
+        if (stopped) return;
+        if (lost.has(xs)) throw new Error('the new connection closed again');
+        reconnecting = false;
+        log.info(`reconnected to XenStore at ${where} after ${((Date.now() - started) / 1000).toFixed(1)} s: watching again and reconciled, ${registry.devices().length} devices attached`);
+        return;
+      } catch (err) {
+        why = errText(err);
+        discovery.offline();
+        if (xs && xs === store) xs.close();
+      }
+      if (Date.now() + pause > deadline) break;
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(pause * 2, RETRY_MAX_MS);
+    }
     if (stopped) return;
-    log.error(`lost the connection to XenStore at ${where}: detaching every device and exiting; restart xsw-backend once xenstored is back`);
-    void shutdown().then(() => (process.exitCode = 1));
-  });
+    log.error(`XenStore at ${where} did not come back within ${opts.xenstoreRetry} s (${why}): detaching every device and exiting; restart xsw-backend once xenstored is back`);
+    process.exitCode = 1; // before shutdown(): cli.ts reads it as soon as `done` resolves
+    await shutdown();
+  };
+
+  follow(store);
 
   try {
     await discovery.start();

@@ -30,11 +30,11 @@ test('all options parse into their fields', (t) => {
   const o = parseOptions([
     '-p', 'tap:xsw0', '--platform', 'sim', '--poll', 'busy', '--mtu', '9000', '--log-level', 'debug', '--json',
     '--max-devices-per-guest', '4', '--max-pages-per-guest', '1000', '--max-devices', '8', '--max-pages', '5000',
-    '--mac-policy', 'dom0',
+    '--mac-policy', 'dom0', '--xenstore-retry', '5',
   ]);
   t.deepEqual(o, {
     vm2vm: true, stats: 0, json: true, port: 'tap:xsw0', platform: 'sim', poll: 'busy', mtu: 9000,
-    logLevel: 'debug', maxDevicesPerGuest: 4, maxPagesPerGuest: 1000, maxDevices: 8, maxPages: 5000, macPolicy: 'dom0',
+    logLevel: 'debug', maxDevicesPerGuest: 4, maxPagesPerGuest: 1000, maxDevices: 8, maxPages: 5000, macPolicy: 'dom0', xenstoreRetry: 5,
   });
   t.is(parseOptions(['--port', 'veth-a.1']).port, 'veth-a.1');
 });
@@ -44,6 +44,7 @@ const bad: [string[], RegExp][] = [
   [['--stats', '-1'], /--stats/],
   [['--vm2vm', '2'], /--vm2vm takes 0 or 1/],
   [['--mtu', '10000'], /--mtu takes a whole number from 68 to 9000/],
+  [['--xenstore-retry', 'soon'], /--xenstore-retry takes a whole number from 0 to 86400/],
   [['--platform', 'kvm'], /platform.*kvm/i],
   [['--poll', 'lazy'], /poll/],
   [['-p', 'eth0/x'], /-p\/--port takes an interface name/],

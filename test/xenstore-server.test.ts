@@ -4,7 +4,8 @@ import test from 'ava';
 import { Message, Op, splitStrings, strings } from '../xenstore/wire';
 import { Connection } from '../xenstore/server/connection';
 import { Core } from '../xenstore/server/core';
-import { XEN_DEFAULT_QUOTA } from '../xenstore/server/quota';
+import { parseQuotaArgs, XEN_DEFAULT_QUOTA } from '../xenstore/server/quota';
+import { ChildList } from '../xenstore/server/children';
 import { Request, Result, Runner, runScenario, scenarios, Who, whoDomid } from './xenstore-tables';
 
 /** Encodes a table request as the wire message a client would send. */
@@ -98,22 +99,34 @@ for (const scenario of scenarios) {
 
 test('server: the default quotas are Xen 4.17\'s', (t) => {
   t.deepEqual({ ...XEN_DEFAULT_QUOTA }, {
-    nodes: 1000, watches: 128, transactions: 10, nodeSize: 2048, outstanding: 20, permsPerNode: 5, pathLength: 2048,
+    nodes: 1000,
+    watches: 128,
+    transactions: 10,
+    nodeSize: 2048,
+    outstanding: 20,
+    permsPerNode: 5,
+    pathLength: 2048,
+    transactionNodes: 1024,
+    memory: 2.5 * 1024 * 1024,
+    connections: 16,
   });
 });
 
-test('server: a domain reaches EQUOTA at exactly 1000 owned nodes by default', async (t) => {
+test('server: a domain reaches ENOSPC at exactly 1000 owned nodes by default', async (t) => {
   const core = new Core();
   const r = new DirectRunner(core);
   t.deepEqual(await r.exec('dom0', 0, ['write', '/local/domain/1/data', '']), { ok: 'OK' });
   t.deepEqual(await r.exec('dom0', 0, ['setPerms', '/local/domain/1/data', 'n1']), { ok: 'OK' });
-  for (let i = 1; i < 1000; i++) {
-    const res = await r.exec('dom1', 0, ['write', `data/k${i}`, 'v']);
+  // Spread over 10 parents: one parent's child names must stay under the 2048-byte node size.
+  let i = 0;
+  while (core.live.owned(1) < 1000) {
+    const res = await r.exec('dom1', 0, ['write', `data/g${i % 10}/k${i}`, 'v']);
     if (!('ok' in res)) t.fail(`write ${i}: ${JSON.stringify(res)}`);
+    i++;
   }
   t.is(core.live.owned(1), 1000);
-  t.deepEqual(await r.exec('dom1', 0, ['write', 'data/one-more', 'v']), { err: 'EQUOTA' });
-  t.deepEqual(await r.exec('dom1', 0, ['read', 'data/k999']), { ok: 'v' });
+  t.deepEqual(await r.exec('dom1', 0, ['write', 'data/one-more', 'v']), { err: 'ENOSPC' });
+  t.deepEqual(await r.exec('dom1', 0, ['read', `data/g${(i - 1) % 10}/k${i - 1}`]), { ok: 'v' });
   await r.close();
 });
 
@@ -172,4 +185,66 @@ test('server: closing a connection drops its watches and aborts its transactions
   await other.exec('dom0', 0, ['write', '/x', 'v']);
   t.deepEqual(r.conns.get('dom0')?.out.filter((m) => m.type === Op.WATCH_EVENT).length, 1);
   await other.close();
+});
+
+test('server: child lists share their array yet each version keeps its own children', (t) => {
+  const a = ChildList.of(['x', 'y']);
+  const b = a.with('z');
+  const c = a.with('w'); // a branch from an older version copies
+  const d = b.with('v');
+  t.deepEqual(a.toArray(), ['x', 'y']);
+  t.deepEqual(b.toArray(), ['x', 'y', 'z']);
+  t.deepEqual(c.toArray(), ['x', 'y', 'w']);
+  t.deepEqual([...d], ['x', 'y', 'z', 'v']);
+  t.deepEqual(d.without('y').toArray(), ['x', 'z', 'v']);
+  t.is(d.without('nope'), d);
+  t.is(d.bytes, 8, 'one byte per character plus a NUL per name, as C\'s childlen');
+  t.is(d.without('y').bytes, 6);
+});
+
+test('server: a transaction announces each changed node once, exact only if every change was', async (t) => {
+  const core = new Core();
+  const r = new DirectRunner(core);
+  await r.exec('dom0', 0, ['write', '/t/a/b', '1']);
+  await r.exec('dom0', 0, ['watch', '/t', 'w']);
+  await r.exec('dom0', 0, ['watch', '/t/a/b', 'x']);
+  await r.events('dom0');
+  const start = await r.exec('dom0', 0, ['start']);
+  const tx = Number((start as { ok: string }).ok);
+  for (let i = 0; i < 100; i++) await r.exec('dom0', tx, ['write', '/t/a/c', String(i)]);
+  await r.exec('dom0', tx, ['rm', '/t/a']); // b: exact, a: not
+  await r.exec('dom0', tx, ['write', '/t/a/b', 'again']); // b: now not exact
+  t.deepEqual(await r.events('dom0'), [], 'nothing fires before the commit');
+  t.deepEqual(await r.exec('dom0', tx, ['commit']), { ok: 'OK' });
+  t.deepEqual(await r.events('dom0'), [
+    ['/t/a/c', 'w'],
+    ['/t/a/b', 'w'], ['/t/a/b', 'x'],
+    ['/t/a', 'w'],
+  ]);
+  await r.close();
+});
+
+test('server: watch tokens are opaque bytes, returned exactly as they came (as C xenstored)', (t) => {
+  const core = new Core();
+  const out: Message[] = [];
+  const conn = new Connection(core, 0, true, (m) => out.push(m));
+  const token = Buffer.from([0xff, 0xfe, 0x80, 0x41, 0xc3]); // not UTF-8
+  const nul = Buffer.alloc(1);
+  conn.handle({ type: Op.WATCH, reqId: 1, txId: 0, payload: Buffer.concat([strings('/x'), token, nul]) });
+  conn.handle({ type: Op.WRITE, reqId: 2, txId: 0, payload: strings('/x') });
+  const events = out.filter((m) => m.type === Op.WATCH_EVENT).map((m) => m.payload);
+  t.deepEqual(events, [Buffer.concat([strings('/x'), token, nul]), Buffer.concat([strings('/x'), token, nul])]);
+  conn.handle({ type: Op.WATCH, reqId: 3, txId: 0, payload: Buffer.concat([strings('/x'), token, nul]) });
+  t.deepEqual(out.at(-1)?.payload, strings('EEXIST'));
+  conn.handle({ type: Op.UNWATCH, reqId: 4, txId: 0, payload: Buffer.concat([strings('/x'), token, nul]) });
+  t.deepEqual(out.at(-1)?.payload, strings('OK'));
+  t.is(core.watches.size, 0);
+});
+
+test('server: limits are named options: NAME=N pairs parse, anything else is one sentence', (t) => {
+  t.deepEqual(parseQuotaArgs(['nodes=2000', 'transactionNodes=512', 'memory=65536']), { nodes: 2000, transactionNodes: 512, memory: 65536 });
+  t.deepEqual(parseQuotaArgs([]), {});
+  for (const bad of ['nodes', 'nodes=', 'nodes=0', 'nodes=-1', 'bogus=3', 'nodes=1e3']) {
+    t.throws(() => parseQuotaArgs([bad]), { message: /^bad quota ".*": use NAME=N with N >= 1 and NAME one of nodes, watches, / });
+  }
 });

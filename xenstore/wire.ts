@@ -130,16 +130,17 @@ const ZERO = Buffer.alloc(1);
 /**
  * Splits a payload into its NUL-terminated strings. Returns undefined if the
  * payload does not end in NUL (so it is not a whole list of strings).
- * An empty payload is an empty list.
+ * An empty payload is an empty list. 'latin1' keeps arbitrary bytes as they
+ * are (one char per byte), for opaque strings such as watch tokens.
  */
-export function splitStrings(payload: Buffer): string[] | undefined {
+export function splitStrings(payload: Buffer, encoding: BufferEncoding = 'utf8'): string[] | undefined {
   if (payload.length === 0) return [];
   if (payload[payload.length - 1] !== 0) return undefined;
   const out: string[] = [];
   let start = 0;
   for (let i = 0; i < payload.length; i++) {
     if (payload[i] === 0) {
-      out.push(payload.toString('utf8', start, i));
+      out.push(payload.toString(encoding, start, i));
       start = i + 1;
     }
   }

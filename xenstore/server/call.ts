@@ -5,9 +5,10 @@ import {
 } from '../wire';
 import type { Connection } from './connection';
 import type { Core } from './core';
+import { ChildList } from './children';
 import {
   AlreadyExists, Busy, DataTooBig, InvalidArgument, NoEntry, NotPermitted, PermissionDenied, QuotaReached,
-  TransactionAgain, Unsupported,
+  TransactionAgain, TransactionFailed, Unsupported,
 } from './errors';
 import { checkNodePath, domainPath, isSpecial, resolve } from './path';
 import { allows, PERM_OWNER, PERM_WRITE } from './perms';
@@ -21,7 +22,8 @@ function errorCode(err: unknown): ErrorCode {
   if (err instanceof NoEntry) return 'ENOENT';
   if (err instanceof PermissionDenied) return 'EACCES';
   if (err instanceof InvalidArgument) return 'EINVAL';
-  if (err instanceof QuotaReached) return 'EQUOTA';
+  if (err instanceof QuotaReached) return err.code;
+  if (err instanceof TransactionFailed) return 'ENOMEM';
   if (err instanceof DataTooBig) return 'E2BIG';
   if (err instanceof TransactionAgain) return 'EAGAIN';
   if (err instanceof AlreadyExists) return 'EEXIST';
@@ -52,8 +54,8 @@ function oneArg(payload: Buffer): string {
   return args[0];
 }
 
-function args(payload: Buffer, count: number): string[] {
-  const list = splitStrings(payload);
+function args(payload: Buffer, count: number, encoding: BufferEncoding = 'utf8'): string[] {
+  const list = splitStrings(payload, encoding);
   if (!list || list.length !== count) throw new InvalidArgument(`expected ${count} NUL-terminated arguments`);
   return list;
 }
@@ -61,7 +63,7 @@ function args(payload: Buffer, count: number): string[] {
 /** A node path from the request, resolved for this connection and validated. */
 function nodePath(conn: Connection, raw: string): string {
   const path = resolve(conn.domid, raw);
-  checkNodePath(path, conn.privileged, conn.core.quota.pathLength);
+  checkNodePath(path, conn.core.quota.pathLength);
   return path;
 }
 
@@ -80,7 +82,7 @@ function withTree<T>(core: Core, conn: Connection, txId: number, op: (tree: Tree
     const tx = conn.transactions.get(txId);
     if (!tx) throw new NoEntry(`transaction ${txId}`);
     const r = op(tx);
-    if (changes) tx.changes.push(...changes(r));
+    if (changes) tx.record(changes(r));
     return r;
   }
   const r = op(core.live);
@@ -119,7 +121,8 @@ function answer(core: Core, conn: Connection, req: Message): Buffer {
     case 'DIRECTORY': {
       const path = nodePath(conn, oneArg(req.payload));
       const children = withTree(core, conn, req.txId, (t) => store.directory(t, actor, path));
-      return children.length === 0 ? Buffer.alloc(0) : strings(...children);
+      if (children.bytes > PAYLOAD_MAX) throw new DataTooBig('directory');
+      return nameList(children);
     }
     case 'DIRECTORY_PART':
       return directoryPart(core, conn, req);
@@ -149,7 +152,8 @@ function answer(core: Core, conn: Connection, req: Message): Buffer {
       return OK;
     }
     case 'WATCH': {
-      const [raw, token] = args(req.payload, 2);
+      // Tokens are opaque bytes: latin1 keeps each byte as it came.
+      const [raw, token] = args(req.payload, 2, 'latin1');
       const relative = !raw.startsWith('/') && !raw.startsWith('@');
       let path: string;
       if (raw.startsWith('@')) {
@@ -158,17 +162,17 @@ function answer(core: Core, conn: Connection, req: Message): Buffer {
       } else {
         path = nodePath(conn, raw);
       }
-      if (!conn.privileged && core.watches.countFor(conn.domid) >= core.quota.watches) throw new QuotaReached('watches');
+      if (!conn.privileged && core.watches.countFor(conn.domid) >= core.quota.watches) throw new QuotaReached('watches', 'E2BIG');
       const watch = core.watches.add(conn, path, token, relative);
-      if (!watch) throw new AlreadyExists(`watch ${raw} ${token}`);
+      if (!watch) throw new AlreadyExists(`watch ${raw}`);
       // The initial fire: held by the connection until this reply is sent.
-      conn.sendEvent(raw, token);
+      conn.queueEvent(watch, path);
       return OK;
     }
     case 'UNWATCH': {
-      const [raw, token] = args(req.payload, 2);
+      const [raw, token] = args(req.payload, 2, 'latin1');
       const path = raw.startsWith('@') ? raw : resolve(conn.domid, raw);
-      if (!core.watches.remove(conn, path, token)) throw new NoEntry(`watch ${raw} ${token}`);
+      if (!core.watches.remove(conn, path, token)) throw new NoEntry(`watch ${raw}`);
       return OK;
     }
     case 'RESET_WATCHES':
@@ -240,7 +244,7 @@ function directoryPart(core: Core, conn: Connection, req: Message): Buffer {
   const path = nodePath(conn, raw);
   const actor = conn.actor;
   const node = withTree(core, conn, req.txId, (t) => store.getNode(t, actor, path, 1));
-  const all = node.children.length === 0 ? Buffer.alloc(0) : strings(...node.children);
+  const all = nameList(node.children);
   const gen = strings(String(node.gen));
   const off = Number(offText);
   if (off >= all.length) return Buffer.concat([gen, Buffer.alloc(1)]);
@@ -254,4 +258,15 @@ function directoryPart(core: Core, conn: Connection, req: Message): Buffer {
   }
   const complete = off + len === all.length;
   return Buffer.concat([gen, all.subarray(off, off + len), complete ? Buffer.alloc(1) : Buffer.alloc(0)]);
+}
+
+/** Child names as NUL-terminated strings, built in one buffer (names are ASCII). */
+function nameList(children: ChildList): Buffer {
+  const out = Buffer.allocUnsafe(children.bytes);
+  let off = 0;
+  for (const name of children) {
+    off += out.write(name, off, 'latin1');
+    out[off++] = 0;
+  }
+  return out;
 }

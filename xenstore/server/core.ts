@@ -2,11 +2,12 @@
 // domains and the open connections. Transport-free: the socket listener and
 // the table tests both drive it through Connection.
 import { Perm } from '../wire';
+import { ChildList } from './children';
 import { SPECIAL_PATHS, SpecialPath } from './path';
 import { Quota, XEN_DEFAULT_QUOTA } from './quota';
 import { LiveTree, Node } from './store';
 import { Watches } from './watches';
-import type { Connection } from './connection';
+import type { Budget, Connection } from './connection';
 
 export interface CoreHooks {
   /** A domain was introduced (XS_INTRODUCE): the listener opens its socket. */
@@ -28,15 +29,33 @@ export class Core {
   readonly specialPerms = new Map<SpecialPath, Perm[]>();
   private readonly domains = new Set<number>();
   private readonly hooks: CoreHooks;
+  /** The event budget each domain's connections share, while it has any. */
+  private readonly budgets = new Map<number, { budget: Budget; users: number }>();
 
   constructor(opts: CoreOptions = {}) {
     this.quota = { ...XEN_DEFAULT_QUOTA, ...opts.quota };
     this.hooks = opts.hooks ?? {};
     for (const name of SPECIAL_PATHS) this.specialPerms.set(name, [{ access: 'n', domid: 0 }]);
     // What C xenstored creates at start.
-    this.live.put('/', { ...(this.live.get('/') as Node), children: ['tool'] });
-    this.live.put('/tool', { value: Buffer.alloc(0), perms: [{ access: 'n', domid: 0 }], children: ['xenstored'] });
-    this.live.put('/tool/xenstored', { value: Buffer.alloc(0), perms: [{ access: 'n', domid: 0 }], children: [] });
+    this.live.put('/', { ...(this.live.get('/') as Node), children: ChildList.of(['tool']) });
+    this.live.put('/tool', { value: Buffer.alloc(0), perms: [{ access: 'n', domid: 0 }], children: ChildList.of(['xenstored']) });
+    this.live.put('/tool/xenstored', { value: Buffer.alloc(0), perms: [{ access: 'n', domid: 0 }], children: ChildList.EMPTY });
+  }
+
+  /** The event budget of a new connection: its domain's, or its own for dom0. */
+  budgetFor(conn: Connection): Budget {
+    if (conn.privileged) return { used: 0, limit: this.quota.memory };
+    let b = this.budgets.get(conn.domid);
+    if (!b) this.budgets.set(conn.domid, (b = { budget: { used: 0, limit: this.quota.memory }, users: 0 }));
+    b.users++;
+    return b.budget;
+  }
+
+  /** A connection closed: its domain's budget goes with its last connection. */
+  budgetReleased(conn: Connection): void {
+    if (conn.privileged) return;
+    const b = this.budgets.get(conn.domid);
+    if (b && --b.users === 0) this.budgets.delete(conn.domid);
   }
 
   /** dom0 is always introduced. */

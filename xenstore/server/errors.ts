@@ -2,7 +2,18 @@
 // They are turned into XenStore error strings in exactly one place:
 // call.ts. Anything else that escapes becomes EIO there.
 
-export class XsFailure extends Error {}
+/**
+ * Base of the typed failures. They are answers, not bugs: no stack trace is
+ * captured, so a client provoking errors in a loop costs little.
+ */
+export class XsFailure extends Error {
+  constructor(message?: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    super(message);
+    Error.stackTraceLimit = limit;
+  }
+}
 
 /** The node does not exist (ENOENT). */
 export class NoEntry extends XsFailure {}
@@ -10,12 +21,21 @@ export class NoEntry extends XsFailure {}
 export class PermissionDenied extends XsFailure {}
 /** A malformed request: bad path, bad perms, wrong argument count (EINVAL). */
 export class InvalidArgument extends XsFailure {}
-/** A per-domain count limit was reached (EQUOTA). */
-export class QuotaReached extends XsFailure {}
-/** A value or reply is larger than allowed (E2BIG). */
+/**
+ * A per-domain limit was reached. C xenstored answers ENOSPC for every limit
+ * but the watch count, which 4.17 answers with E2BIG.
+ */
+export class QuotaReached extends XsFailure {
+  constructor(what: string, readonly code: 'ENOSPC' | 'E2BIG' = 'ENOSPC') {
+    super(what);
+  }
+}
+/** A reply is larger than a message may be (E2BIG). */
 export class DataTooBig extends XsFailure {}
 /** The transaction conflicted with another change; redo it (EAGAIN). */
 export class TransactionAgain extends XsFailure {}
+/** A step of the transaction failed half-way (its node cap): it cannot commit (ENOMEM, as C's trans->fail). */
+export class TransactionFailed extends XsFailure {}
 /** Already there: a duplicate watch (EEXIST). */
 export class AlreadyExists extends XsFailure {}
 /** Only the owner-changing rule: unprivileged domains may not change owners (EPERM). */

@@ -27,20 +27,19 @@ const VALID_CHARS = /^[A-Za-z0-9\-/_@]*$/;
 /**
  * Throws InvalidArgument unless `path` (already resolved) is a valid node
  * name: starts with '/', no trailing or double '/', only [A-Za-z0-9-/_@],
- * at most ABS_PATH_MAX bytes, and for an unprivileged caller at most
- * `relMax` bytes below /local/domain/<id>/.
+ * at most ABS_PATH_MAX bytes, and at most `relMax` bytes below
+ * /local/domain/<id>/ (the whole path elsewhere). Like Xen 4.17's
+ * is_valid_nodename, the length limit binds dom0 too.
  */
-export function checkNodePath(path: string, privileged: boolean, relMax: number): void {
+export function checkNodePath(path: string, relMax: number): void {
   if (!path.startsWith('/')) throw new InvalidArgument(`path ${JSON.stringify(path)} must be absolute`);
   if (path !== '/' && path.endsWith('/')) throw new InvalidArgument('path ends in /');
   if (path.includes('//')) throw new InvalidArgument('path contains //');
   if (!VALID_CHARS.test(path)) throw new InvalidArgument('path has characters other than A-Za-z0-9-/_@');
   if (path.length > ABS_PATH_MAX) throw new InvalidArgument('path too long');
-  if (!privileged) {
-    const m = /^\/local\/domain\/\d{1,5}\//.exec(path);
-    const rel = m ? path.length - m[0].length : path.length;
-    if (rel > relMax) throw new InvalidArgument('path too long');
-  }
+  const m = /^\/local\/domain\/\d{1,5}\//.exec(path);
+  const rel = m ? path.length - m[0].length : path.length;
+  if (rel > relMax) throw new InvalidArgument('path too long');
 }
 
 /** The parent of an absolute path ("/" has none). */

@@ -1,12 +1,14 @@
 // The node tree and the store operations with Xen's permission and quota
 // rules. Nodes are kept in a flat map keyed by absolute path; each node lists
-// its children's names in creation order. A node object is never mutated:
-// a change replaces it, so a transaction can hold on to what it saw.
+// its children's names in creation order (children.ts). A node object is
+// never mutated: a change replaces it, so a transaction can hold on to what
+// it saw.
 //
 // Operations are written once against the Tree interface, which is either the
 // live store (LiveTree) or a transaction's view of it (transaction.ts).
 import { Perm } from '../wire';
-import { DataTooBig, InvalidArgument, NoEntry, NotPermitted, PermissionDenied, QuotaReached } from './errors';
+import { ChildList } from './children';
+import { InvalidArgument, NoEntry, NotPermitted, PermissionDenied, QuotaReached, TransactionAgain } from './errors';
 import { baseName, childPath, parentOf } from './path';
 import { accessFor, allows, Caller, inheritPerms, PERM_OWNER, PERM_READ, PERM_WRITE } from './perms';
 import { Quota } from './quota';
@@ -14,7 +16,7 @@ import { Quota } from './quota';
 export interface Node {
   readonly value: Buffer;
   readonly perms: readonly Perm[];
-  readonly children: readonly string[];
+  readonly children: ChildList;
   /** Changes whenever the node (value, perms or list of children) changes. */
   readonly gen: number;
 }
@@ -50,7 +52,7 @@ export class LiveTree implements Tree {
   private gen = 0;
 
   constructor() {
-    this.nodes.set('/', { value: Buffer.alloc(0), perms: [{ access: 'n', domid: 0 }], children: [], gen: 0 });
+    this.nodes.set('/', { value: Buffer.alloc(0), perms: [{ access: 'n', domid: 0 }], children: ChildList.EMPTY, gen: 0 });
     this.owners.set(0, 1);
   }
 
@@ -134,7 +136,7 @@ export function read(tree: Tree, actor: Actor, path: string): Buffer {
   return getNode(tree, actor, path, PERM_READ).value;
 }
 
-export function directory(tree: Tree, actor: Actor, path: string): readonly string[] {
+export function directory(tree: Tree, actor: Actor, path: string): ChildList {
   return getNode(tree, actor, path, PERM_READ).children;
 }
 
@@ -142,7 +144,28 @@ export function getPerms(tree: Tree, actor: Actor, path: string): readonly Perm[
   return getNode(tree, actor, path, PERM_READ).perms;
 }
 
-/** Creates `path` and any missing parents, each inheriting its parent's perms. */
+const EMPTY = Buffer.alloc(0);
+
+/** C xenstored's record header (generation, perms count, data and children lengths) and one perms entry. */
+const NODE_HEADER_BYTES = 24;
+const PERM_BYTES = 8;
+
+/** A node's accounted size, as C xenstored's record: header, perms, value, child names with NULs. */
+export function nodeSize(value: Buffer, perms: readonly Perm[], children: ChildList): number {
+  return NODE_HEADER_BYTES + PERM_BYTES * perms.length + value.length + children.bytes;
+}
+
+/** ENOSPC when a domain would write a node whose accounted size reaches the node-size quota. */
+function checkSize(actor: Actor, path: string, value: Buffer, perms: readonly Perm[], children: ChildList): void {
+  if (actor.privileged) return;
+  const size = nodeSize(value, perms, children);
+  if (size >= actor.quota.nodeSize) throw new QuotaReached(`${path} would take ${size} bytes, the limit is ${actor.quota.nodeSize}`);
+}
+
+/**
+ * Creates `path` and any missing parents, each inheriting its parent's perms.
+ * Every limit is checked before anything changes.
+ */
 function create(tree: Tree, actor: Actor, path: string, value: Buffer): Change[] {
   const missing: string[] = [];
   let p: string | undefined = path;
@@ -153,15 +176,23 @@ function create(tree: Tree, actor: Actor, path: string, value: Buffer): Change[]
   if (!actor.privileged && tree.owned(actor.domid) + missing.length > actor.quota.nodes) {
     throw new QuotaReached(path);
   }
-  // Create from the top down: each parent exists before its child is linked in.
+  const topPath = parentOf(missing[missing.length - 1]) as string;
+  const top = tree.get(topPath) as Node;
+  const perms = inheritPerms(actor, top.perms);
+  const topChildren = top.children.with(baseName(missing[missing.length - 1]));
+  checkSize(actor, topPath, top.value, top.perms, topChildren);
+  // Each new node but the last has one child: the next one down.
   for (let i = missing.length - 1; i >= 0; i--) {
-    const here = missing[i];
-    const parentPath = parentOf(here) as string;
-    const parent = tree.get(parentPath) as Node;
-    tree.put(parentPath, { ...parent, children: [...parent.children, baseName(here)] });
-    tree.put(here, { value: i === 0 ? value : Buffer.alloc(0), perms: inheritPerms(actor, parent.perms), children: [] });
+    const children = i === 0 ? ChildList.EMPTY : ChildList.EMPTY.with(baseName(missing[i - 1]));
+    checkSize(actor, missing[i], i === 0 ? value : EMPTY, perms, children);
   }
-  return [{ path, exact: false, perms: (tree.get(path) as Node).perms }];
+  // From the top down: each parent exists before its child is linked in.
+  tree.put(topPath, { ...top, children: topChildren });
+  for (let i = missing.length - 1; i >= 0; i--) {
+    const children = i === 0 ? ChildList.EMPTY : ChildList.EMPTY.with(baseName(missing[i - 1]));
+    tree.put(missing[i], { value: i === 0 ? value : EMPTY, perms, children });
+  }
+  return [{ path, exact: false, perms }];
 }
 
 function tryGetForWrite(tree: Tree, actor: Actor, path: string): Node | undefined {
@@ -174,9 +205,9 @@ function tryGetForWrite(tree: Tree, actor: Actor, path: string): Node | undefine
 }
 
 export function write(tree: Tree, actor: Actor, path: string, value: Buffer): Change[] {
-  if (!actor.privileged && value.length > actor.quota.nodeSize) throw new DataTooBig(path);
   const node = tryGetForWrite(tree, actor, path);
   if (!node) return create(tree, actor, path, value);
+  checkSize(actor, path, value, node.perms, node.children);
   tree.put(path, { ...node, value });
   return [{ path, exact: false, perms: node.perms }];
 }
@@ -185,7 +216,7 @@ export function write(tree: Tree, actor: Actor, path: string, value: Buffer): Ch
 export function mkdir(tree: Tree, actor: Actor, path: string): Change[] {
   const node = tryGetForWrite(tree, actor, path);
   if (node) return [];
-  return create(tree, actor, path, Buffer.alloc(0));
+  return create(tree, actor, path, EMPTY);
 }
 
 /**
@@ -199,6 +230,12 @@ export function rm(tree: Tree, actor: Actor, path: string): Change[] {
     if (tree.get(parentOf(path) as string)) return [];
     throw new NoEntry(path);
   }
+  const parentPath = parentOf(path) as string;
+  const parent = tree.get(parentPath);
+  // Only a transaction's view can lack the parent of a node it holds (each
+  // node is copied at first touch, and the parent went away in between): it
+  // cannot commit, so say so before changing anything.
+  if (!parent) throw new TransactionAgain(`${parentPath} went away during the transaction`);
   const changes: Change[] = [];
   const removeBelow = (p: string, n: Node): void => {
     for (const name of n.children) {
@@ -213,10 +250,7 @@ export function rm(tree: Tree, actor: Actor, path: string): Change[] {
   removeBelow(path, node);
   changes.push({ path, exact: false, perms: node.perms });
   tree.del(path);
-  const parentPath = parentOf(path) as string;
-  const parent = tree.get(parentPath) as Node;
-  const name = baseName(path);
-  tree.put(parentPath, { ...parent, children: parent.children.filter((c) => c !== name) });
+  tree.put(parentPath, { ...parent, children: parent.children.without(baseName(path)) });
   return changes;
 }
 
@@ -226,6 +260,7 @@ export function setPerms(tree: Tree, actor: Actor, path: string, perms: readonly
   if (!actor.privileged && perms.length > actor.quota.permsPerNode) throw new QuotaReached(path);
   const node = getNode(tree, actor, path, PERM_WRITE | PERM_OWNER);
   if (!actor.privileged && perms[0].domid !== node.perms[0].domid) throw new NotPermitted(path);
+  checkSize(actor, path, node.value, perms, node.children);
   tree.put(path, { ...node, perms });
   return [{ path, exact: false, perms, oldPerms: node.perms }];
 }
