@@ -104,7 +104,11 @@ function answer(core: Core, conn: Connection, req: Message): Buffer {
       const nul = req.payload.indexOf(0);
       if (nul < 0) throw new InvalidArgument('WRITE needs a NUL after the path');
       const path = nodePath(conn, req.payload.toString('utf8', 0, nul));
-      const value = Buffer.from(req.payload.subarray(nul + 1));
+      // A copy with memory of its own: a small Buffer.from() is a slice of an
+      // 8 KiB pool slab, which a stored value would pin for as long as it lives.
+      const raw = req.payload.subarray(nul + 1);
+      const value = Buffer.allocUnsafeSlow(raw.length);
+      raw.copy(value);
       withTree(core, conn, req.txId, (t) => store.write(t, actor, path, value), mutation);
       return OK;
     }
