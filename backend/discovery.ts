@@ -207,8 +207,16 @@ export class Discovery {
     this.log.warn({ domid, dev, reason: r.code }, msg);
   }
 
+  /**
+   * The guests' domids. Only "no /local/domain" means none: any other failure
+   * (the connection lost mid-scan) throws, so releaseScan never takes a
+   * failed read for every guest gone.
+   */
   private async domids(): Promise<number[]> {
-    const names = await this.store.directory('/local/domain').catch(() => [] as string[]);
+    const names = await this.store.directory('/local/domain').catch((err: { code?: string }) => {
+      if (err.code === 'ENOENT') return [] as string[];
+      throw err;
+    });
     return names.map(parseDomid).filter((d): d is number => d !== null && d !== 0);
   }
 
