@@ -358,6 +358,11 @@ export class Discovery {
     );
   }
 
+  /**
+   * The guests' domids. Only "no /local/domain" means none: any other failure
+   * (the connection lost mid-scan) throws, so releaseScan never takes a
+   * failed read for every guest gone.
+   */
   private async domids(): Promise<number[]> {
     // Only a missing /local/domain means "no domains": any other failure (a
     // lost connection) must not look like every guest went away.

@@ -328,3 +328,52 @@ test('readDevice and mapDevice can be used alone; Refusal carries a code', async
   const err = t.throws(() => mapDevice({ grants, decode: fakeDecode, maxPagesPerGuest: 5 }, { pools: new Map(), pages: 0 }, p), { instanceOf: Refusal });
   t.is(err!.code, 'page_cap');
 });
+
+test('a failed read of /local/domain (XenStore gone) detaches nobody', async (t) => {
+  const s = setup();
+  s.addDomain(1);
+  await s.disc.start();
+  s.store.publish(1, makeDevice(s.grants, 1, 0, '00:00:00:00:00:11').keys);
+  await s.announce(1, 0);
+  s.store.directory = async () => {
+    throw Object.assign(new Error('the connection to xenstored closed'), { code: 'ECONNRESET' });
+  };
+  s.disc.offline();
+  s.disc.onWatch('@releaseDomain', WATCH_TOKEN);
+  await s.disc.idle();
+  t.is(s.dp.specs.size, 1, 'the device stays attached');
+  t.false(s.lines.some((l) => l.level >= 50), 'a failure while offline is not an error');
+});
+
+test('reattach to a new XenStore: watches again, detaches vanished guests and stale devices, attaches new ones', async (t) => {
+  const s = setup();
+  for (const d of [1, 2, 3]) s.addDomain(d);
+  await s.disc.start();
+  for (const [d, mac] of [[1, '00:00:00:00:00:11'], [2, '00:00:00:00:00:22'], [3, '00:00:00:00:00:33']] as const) {
+    s.store.publish(d, makeDevice(s.grants, d, 0, mac).keys);
+    await s.announce(d, 0);
+  }
+  t.is(s.dp.specs.size, 3);
+  s.disc.offline();
+  // While away: domain 2 went, domain 3 stopped its device, domain 4 arrived and announced one.
+  const next = new FakeStore();
+  for (const [k, v] of s.store.nodes) next.nodes.set(k, v);
+  next.rm('/local/domain/2');
+  next.rm('/local/domain/3/control/dpdk/event_type_start_0');
+  void next.write('/local/domain/4/name', 'vm4');
+  next.publish(4, makeDevice(s.grants, 4, 0, '00:00:00:00:00:44').keys);
+  await next.write('/local/domain/4/control/dpdk/event_type_start_0', '1');
+  await s.disc.reattach(next);
+  t.deepEqual(next.watches, ['/local/domain', '@introduceDomain', '@releaseDomain']);
+  t.deepEqual([...s.dp.specs.values()].map((x) => x.domid).sort(), [1, 4]);
+  t.true(s.msgs().includes('detached domain 2 device 0: the domain was released'));
+  t.true(s.msgs().includes('detached domain 3 device 0: event_type_start_0 is no longer 1'));
+  t.deepEqual(next.perms.get('/local/domain/1/control/dpdk'), ['n0', 'b1'], 'provisioned again');
+  // xenstored's collapsed event (the watch's own path) reconciles too, and a burst of them merges.
+  next.rm('/local/domain/4');
+  for (let i = 0; i < 5; i++) s.disc.onWatch('/local/domain', WATCH_TOKEN);
+  const reads = next.reads;
+  await s.disc.idle();
+  t.deepEqual([...s.dp.specs.values()].map((x) => x.domid), [1]);
+  t.true(next.reads - reads < 20, `one reconcile, not five (${next.reads - reads} reads)`);
+});

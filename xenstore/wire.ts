@@ -55,9 +55,10 @@ export function opName(type: number): OpName | undefined {
 }
 
 /**
- * Error strings, in xs_wire.h's xsd_errors order, then EQUOTA (used by
- * ocaml-xenstored and by ours for count quotas; libxenstore maps an unknown
- * string to EINVAL).
+ * Error strings, in xs_wire.h's xsd_errors order, then EQUOTA (ocaml-
+ * xenstored's answer to a quota, which a client may receive; our server gives
+ * C xenstored's ENOSPC/E2BIG instead; libxenstore maps an unknown string to
+ * EINVAL).
  */
 export const ERROR_CODES = [
   'EINVAL', 'EACCES', 'EEXIST', 'EISDIR', 'ENOENT', 'ENOMEM', 'ENOSPC', 'EIO',
