@@ -47,7 +47,7 @@ uint32_t CopySegments(const Segment* src, uint32_t src_n, uint32_t src_off, cons
   Seek(dst, dst_n, dst_off, &di, &dof);
   while (si < src_n && di < dst_n && done < len) {
     uint32_t n = std::min({src[si].len - so, dst[di].len - dof, len - done});
-    std::memcpy(dst[di].hva + dof, src[si].hva + so, n);
+    std::memmove(dst[di].hva + dof, src[si].hva + so, n);
     done += n;
     so += n;
     dof += n;

@@ -19,7 +19,11 @@ uint32_t GatherFromSegments(const Segment* seg, uint32_t nseg, uint32_t offset, 
 uint32_t ScatterToSegments(const Segment* seg, uint32_t nseg, uint32_t offset, const uint8_t* in, uint32_t len);
 
 // Copies len bytes from src chain byte src_off to dst chain byte dst_off.
-// Returns the bytes copied.
+// Returns the bytes copied. The two chains may overlap: the devices of one
+// guest share its mempools, so a guest can post an RX buffer over the TX
+// buffer it sends from. Each piece is moved with memmove (as cheap as memcpy
+// for frame-sized copies), so the result is defined - the guest garbles only
+// its own bytes - where memcpy would be undefined behaviour.
 uint32_t CopySegments(const Segment* src, uint32_t src_n, uint32_t src_off, const Segment* dst, uint32_t dst_n,
                       uint32_t dst_off, uint32_t len);
 
