@@ -95,6 +95,7 @@ export const SWITCH_DROP_NAMES = [
   'rx_too_big',
   'unknown_dst',
   'guest_rx_failed',
+  'guest_vlan_tag',
 ] as const;
 export type SwitchDropName = (typeof SWITCH_DROP_NAMES)[number];
 /** A stats key of `drops`: a ring violation (the device was quarantined) or a switch drop reason. */

@@ -103,6 +103,11 @@ void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
   uint8_t hdr[kEthHdrLen];
   GatherFromSegments(c.seg, c.nseg, kVirtioNetHdrLen, hdr, kEthHdrLen);
   if (MacAt(hdr + 6) != src.cfg.mac) return drop(Drop::kSpoofedSrcMac);
+  // A guest port is an access port: the VLAN is the switch's to set. A tag
+  // of the guest's own would leave the NIC inside ours (a VLAN hop once the
+  // uplink strips the outer one); to other guests it is refused as well, so
+  // one rule holds for every destination (docs/security.md).
+  if (IsAnyTagTpid(Be16At(hdr + 12))) return drop(Drop::kGuestVlanTag);
   const FrameBody body{c.seg, c.nseg, kVirtioNetHdrLen + kEthHdrLen, frame_len - kEthHdrLen};
   uint64_t dst = MacAt(hdr);
 

@@ -1,5 +1,7 @@
 // Attacks by a guest on the switch that are not ring faults, each as the
 // attacker would mount it, and what the switch must do instead (ASan/UBSan):
+//   - VLAN hop: a guest sends a frame that already carries an 802.1Q (or
+//     802.1ad, or 0x9100) tag, hoping to leave the NIC double-tagged;
 //   - overlapping copy: two devices of one guest share one mempool mapping,
 //     and device 0 sends to device 1 with its RX buffer overlapping the TX
 //     buffer the frame is read from.
@@ -14,7 +16,18 @@ using namespace xsw::test;
 
 namespace {
 
-constexpr uint64_t kMacA = 0x020000000011ull, kMacB = 0x020000000022ull;
+constexpr uint64_t kMacA = 0x020000000011ull, kMacB = 0x020000000022ull, kMacC = 0x020000000033ull;
+constexpr uint64_t kBroadcast = 0xFFFFFFFFFFFFull;
+constexpr uint64_t kOutside = 0x020000000099ull;  // a host behind the NIC
+
+uint64_t Drops(const Switch& sw, uint32_t slot, const char* name) {
+  for (const auto& s : sw.Stats()) {
+    if (s.slot != slot) continue;
+    for (uint32_t r = 0; r < kDropCount; ++r)
+      if (std::strcmp(DropName(r), name) == 0) return s.drops[r];
+  }
+  return ~0ull;
+}
 
 DeviceStatsSnapshot StatsOf(const Switch& sw, uint32_t slot) {
   for (const auto& s : sw.Stats())
@@ -24,6 +37,57 @@ DeviceStatsSnapshot StatsOf(const Switch& sw, uint32_t slot) {
 
 void PollN(Switch& sw, int n = 3) {
   for (int i = 0; i < n; ++i) sw.PollOnce();
+}
+
+// A frame whose ethertype is a tag protocol ID, VID 5 inside.
+std::vector<uint8_t> TaggedFrame(uint64_t dst, uint64_t src, uint16_t tpid, uint16_t vid = 5) {
+  auto f = MakeFrame(dst, src, 100, 1, tpid);
+  PutBe16(f.data() + 14, vid);
+  PutBe16(f.data() + 16, 0x0800);
+  return f;
+}
+
+// Guest A (VLAN 1000 on the NIC) sends frames carrying their own tag - to a
+// host behind the NIC, to guest B, and broadcast - for each tag protocol ID a
+// switch or NIC may honour. Not one of them may reach the NIC (where it would
+// leave double-tagged [1000][5]: a VLAN hop if the uplink strips the outer
+// tag) or another guest: each is dropped and counted once as guest_vlan_tag.
+// An untagged frame still goes out with A's tag.
+void TestGuestTaggedFramesAreDropped() {
+  auto nic_owned = std::make_unique<FakeNic>();
+  FakeNic* nic = nic_owned.get();
+  Switch sw({}, std::move(nic_owned));
+  FakeGuest a(kMacA, 0x10000000, 256, 1000), b(kMacB, 0x20000000, 256, 1001);
+  uint32_t sa = sw.AddDevice(a.Config(1, 0));
+  uint32_t sb = sw.AddDevice(b.Config(2, 0));
+  b.PostRx(16);
+  const uint16_t tpids[] = {0x8100, 0x88A8, 0x9100};
+  uint32_t sent = 0;
+  for (uint16_t tpid : tpids) {
+    for (uint64_t dst : {kOutside, kMacB, kBroadcast}) {
+      CHECK(a.Send(TaggedFrame(dst, kMacA, tpid)));
+      ++sent;
+    }
+  }
+  auto plain = MakeFrame(kOutside, kMacA, 100, 2);
+  CHECK(a.Send(plain));
+  PollN(sw);
+
+  CHECK_EQ(nic->tx->size(), 1u);  // only the untagged frame, tagged [1000] by the switch
+  if (nic->tx->size() == 1) {
+    const auto& out = (*nic->tx)[0];
+    CHECK_EQ(Be16At(out.data() + 12), 0x8100);
+    CHECK_EQ(Be16At(out.data() + 14), 1000);
+    CHECK_EQ(Be16At(out.data() + 16), 0x0800);
+  }
+  CHECK(b.Harvest().empty());
+  CHECK_EQ(Drops(sw, sa, "guest_vlan_tag"), sent);
+  auto st = StatsOf(sw, sa);
+  CHECK_EQ(st.tx_total, sent + 1);
+  CHECK_EQ(st.tx_dropped, sent);
+  CHECK(st.state == DeviceState::kActive);  // a dropped frame, not a ring fault
+  CHECK_EQ(StatsOf(sw, sb).rx_total, 0u);
+  CHECK_EQ(sw.NicStats().tx, 1u);
 }
 
 // Device 1 of domain 1 uses device 0's pool (one mapping, as the back end
@@ -67,6 +131,7 @@ void TestOverlappingBuffersOfOneGuest() {
 }  // namespace
 
 int main() {
+  TestGuestTaggedFramesAreDropped();
   TestOverlappingBuffersOfOneGuest();
   return xsw::test::Finish("switch_attacks_test");
 }
