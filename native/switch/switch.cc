@@ -29,6 +29,36 @@ std::string Hex(uint64_t v) {
   return buf;
 }
 
+// The mappings the control plane reports must cover what the data plane will
+// touch: each ring's whole layout, the flag byte, each region's window.
+void CheckMappings(const DeviceConfig& c) {
+  auto ring = [&c](const char* which, uint32_t num, uint64_t len) {
+    if (!VringSizeValid(num)) {
+      throw SysError(EINVAL, std::string("the ") + which + " ring of " + Who(c) + " has " + std::to_string(num) +
+                                 " entries: give a power of two from 1 to " + std::to_string(kMaxRingSize));
+    }
+    if (len < VringSize(num)) {
+      throw SysError(EINVAL, std::string("the ") + which + " ring of " + Who(c) + " (" + std::to_string(num) +
+                                 " entries) needs " + std::to_string(VringSize(num)) + " bytes but its mapping has " +
+                                 std::to_string(len) + ": map all " + std::to_string(VringPages(num)) +
+                                 " of its pages");
+    }
+  };
+  ring("TX", c.tx_num, c.tx_ring_len);
+  ring("RX", c.rx_num, c.rx_ring_len);
+  if (c.flag_len == 0) {
+    throw SysError(EINVAL, "the flag page of " + Who(c) + " has an empty mapping: map its page");
+  }
+  for (size_t i = 0; i < c.regions.size(); ++i) {
+    const Region& r = c.regions[i];
+    if (r.map_len < r.len) {
+      throw SysError(EINVAL, "region " + std::to_string(i) + " of " + Who(c) + " (gva " + Hex(r.gva) + ", " +
+                                 std::to_string(r.len) + " bytes) runs past its mapping of " +
+                                 std::to_string(r.map_len) + " bytes: map the whole region");
+    }
+  }
+}
+
 }  // namespace
 
 void Switch::Validate(const SwitchConfig& cfg) {
@@ -75,6 +105,7 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
   if (c.regions.empty()) {
     throw SysError(EINVAL, Who(c) + " has no memory region: map its mempools before adding it");
   }
+  CheckMappings(c);
   int free_slot = -1;
   for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
     const Device& o = devices_[i];
@@ -101,8 +132,10 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
     }
   }
   try {
-    d.tx = std::make_unique<VringDevice>(c.tx_ring, c.tx_num, &d.regions, kMaxChainSegs, RingDirection::kDeviceReads);
-    d.rx = std::make_unique<VringDevice>(c.rx_ring, c.rx_num, &d.regions, kMaxChainSegs, RingDirection::kDeviceWrites);
+    d.tx = std::make_unique<VringDevice>(c.tx_ring, c.tx_num, c.tx_ring_len, &d.regions, kMaxChainSegs,
+                                         RingDirection::kDeviceReads);
+    d.rx = std::make_unique<VringDevice>(c.rx_ring, c.rx_num, c.rx_ring_len, &d.regions, kMaxChainSegs,
+                                         RingDirection::kDeviceWrites);
   } catch (const std::invalid_argument& e) {
     d.tx.reset();
     d.rx.reset();

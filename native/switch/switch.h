@@ -79,7 +79,8 @@ class Switch {
 
   // Validates and registers a device; returns its slot. Throws SysError:
   // EEXIST (MAC already registered), ENOSPC (no free slot), EINVAL (bad
-  // MAC, VLAN, ring or region). The switch resumes from the rings' indexes.
+  // MAC, VLAN, ring or region, or a ring, flag or region whose mapping is
+  // shorter than its layout, named). The switch resumes from the rings' indexes.
   uint32_t AddDevice(const DeviceConfig& cfg);
   // Unregisters a device; returns once the data thread has let go of it, so
   // its memory may be unmapped right after. Its final counters stay readable

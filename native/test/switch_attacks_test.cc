@@ -4,8 +4,15 @@
 //     802.1ad, or 0x9100) tag, hoping to leave the NIC double-tagged;
 //   - overlapping copy: two devices of one guest share one mempool mapping,
 //     and device 0 sends to device 1 with its RX buffer overlapping the TX
-//     buffer the frame is read from.
+//     buffer the frame is read from;
+//   - short mappings: a ring or region handed to the switch whose mapping
+//     does not cover its layout (a guest listing fewer ring pages than its
+//     ring needs, or a control-plane slip) must be refused at AddDevice, not
+//     read past later.
+#include <sys/mman.h>
+
 #include <memory>
+#include <string>
 
 #include "common/errors.h"
 #include "switch/switch.h"
@@ -128,9 +135,76 @@ void TestOverlappingBuffersOfOneGuest() {
   CHECK(std::memcmp(got + kVirtioNetHdrLen, expect.data(), expect.size()) == 0);
 }
 
+// Pages followed by an unmapped guard page: touching past them faults.
+struct GuardedPages {
+  explicit GuardedPages(uint32_t pages) : size(uint64_t(pages) * kPageSize) {
+    void* m = mmap(nullptr, size + kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) std::abort();
+    p = static_cast<uint8_t*>(m);
+    munmap(p + size, kPageSize);
+  }
+  ~GuardedPages() { munmap(p, size); }
+  uint64_t size;
+  uint8_t* p;
+};
+
+// Runs AddDevice and checks the EINVAL sentence it throws ("" expects the
+// device to be accepted; it is then removed again).
+void ExpectRefusal(Switch& sw, const DeviceConfig& c, const std::string& expect) {
+  std::string got;
+  try {
+    sw.RemoveDevice(sw.AddDevice(c));
+  } catch (const SysError& e) {
+    got = e.err() == EINVAL ? e.what() : "errno " + std::to_string(e.err());
+  }
+  if (got != expect) std::fprintf(stderr, "AddDevice said \"%s\", expected \"%s\"\n", got.c_str(), expect.c_str());
+  CHECK(got == expect);
+}
+
+// A 256-entry ring needs 3 pages (10246 bytes). Mapped with only 2, the used
+// ring starts exactly at the guard page: before lengths were checked the
+// switch faulted there on the first access. Each short mapping is refused
+// with a sentence naming it; the full ones are accepted.
+void TestMappingsShorterThanTheirLayoutAreRefused() {
+  Switch sw({}, nullptr);
+  FakeGuest g(kMacA, 0x10000000);
+  GuardedPages two(2);
+  CHECK(VringUsedOffset(256) == two.size);
+
+  DeviceConfig tx = g.Config(1, 0);
+  tx.tx_ring = two.p;
+  tx.tx_ring_len = two.size;
+  ExpectRefusal(sw, tx, "the TX ring of domain 1 device 0 (256 entries) needs 10246 bytes but "
+                        "its mapping has 8192: map all 3 of its pages");
+  DeviceConfig rx = g.Config(1, 0);
+  rx.rx_ring = two.p;
+  rx.rx_ring_len = two.size;
+  ExpectRefusal(sw, rx, "the RX ring of domain 1 device 0 (256 entries) needs 10246 bytes but "
+                        "its mapping has 8192: map all 3 of its pages");
+  DeviceConfig flag = g.Config(1, 0);
+  flag.flag_len = 0;
+  ExpectRefusal(sw, flag, "the flag page of domain 1 device 0 has an empty mapping: map its page");
+  // A region claiming 3 pages over a 2-page mapping: a descriptor in its
+  // third page would have been translated to the guard page.
+  DeviceConfig region = g.Config(1, 0);
+  region.regions.push_back(Region{0x50000000, two.size + kPageSize, two.p, true, two.size});
+  ExpectRefusal(sw, region, "region 1 of domain 1 device 0 (gva 0x50000000, 12288 bytes) runs "
+                            "past its mapping of 8192 bytes: map the whole region");
+
+  // Exactly the layout is enough; nothing was left registered by the refusals.
+  DeviceConfig exact = g.Config(1, 0);
+  exact.tx_ring_len = VringSize(256);
+  exact.rx_ring_len = VringSize(256);
+  exact.flag_len = 1;
+  exact.regions.push_back(Region{0x50000000, two.size, two.p, true, two.size});
+  ExpectRefusal(sw, exact, "");
+  CHECK(sw.Stats().size() <= 1);
+}
+
 }  // namespace
 
 int main() {
+  TestMappingsShorterThanTheirLayoutAreRefused();
   TestGuestTaggedFramesAreDropped();
   TestOverlappingBuffersOfOneGuest();
   return xsw::test::Finish("switch_attacks_test");

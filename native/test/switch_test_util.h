@@ -70,10 +70,13 @@ struct FakeGuest {
     c.vlan = vlan;
     c.tx_ring = tx.p;
     c.tx_num = num;
+    c.tx_ring_len = tx.size;
     c.rx_ring = rx.p;
     c.rx_num = num;
+    c.rx_ring_len = rx.size;
     c.flag = flag.p;
-    c.regions.push_back(Region{gva, pool.size, pool.p, pool_writable});
+    c.flag_len = flag.size;
+    c.regions.push_back(Region{gva, pool.size, pool.p, pool_writable, pool.size});
     return c;
   }
 
