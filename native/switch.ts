@@ -101,6 +101,7 @@ export const SWITCH_DROP_NAMES = [
   'unknown_dst',
   'guest_rx_failed',
   'guest_vlan_tag',
+  'nic_tx_share',
 ] as const;
 export type SwitchDropName = (typeof SWITCH_DROP_NAMES)[number];
 /** A stats key of `drops`: a ring violation (the device was quarantined) or a switch drop reason. */

@@ -74,6 +74,7 @@ struct Device {
   bool fault_reported = false;  // control thread only
 
   // Data-thread scratch, valid within one poll loop.
+  uint32_t tx_avail = 0;   // TX chains seen by this loop's Avail
   uint32_t rx_avail = 0;   // RX chains seen by the last Avail and not popped yet
   bool rx_touched = false; // used entries pushed, PublishUsed pending
 };

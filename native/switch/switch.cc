@@ -3,6 +3,7 @@
 // code is in datapath.cc.
 #include "switch/switch.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -84,6 +85,8 @@ Switch::Switch(const SwitchConfig& cfg, std::unique_ptr<NicPort> nic)
   for (uint32_t i = 0; i < cfg.max_devices; ++i) devices_[i].slot = uint16_t(i);
   in_use_.assign(cfg.max_devices, false);
   touched_.reset(new uint16_t[cfg.max_devices]);
+  guest_busy_.reset(new uint8_t[cfg.max_devices]());
+  guest_next_dev_.reset(new uint16_t[cfg.max_devices]());
   snap_.store(new Snapshot(), std::memory_order_release);
 }
 
@@ -176,6 +179,15 @@ void Switch::PublishSnapshot() {
   auto next = std::make_unique<Snapshot>();
   for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
     if (in_use_[i]) next->slots.push_back(uint16_t(i));
+  }
+  // Grouped by guest: the poll loop takes turns per guest, not per device.
+  std::stable_sort(next->slots.begin(), next->slots.end(),
+                   [this](uint16_t a, uint16_t b) { return devices_[a].cfg.domid < devices_[b].cfg.domid; });
+  for (uint32_t i = 0; i < next->slots.size(); ++i) {
+    if (i == 0 || devices_[next->slots[i]].cfg.domid != devices_[next->slots[i - 1]].cfg.domid) {
+      next->guests.push_back(GuestRange{i, 0});
+    }
+    ++next->guests.back().count;
   }
   const Snapshot* old = snap_.exchange(next.release(), std::memory_order_seq_cst);
   WaitQuiescent();

@@ -2,6 +2,8 @@
 // attacker would mount it, and what the switch must do instead (ASan/UBSan):
 //   - VLAN hop: a guest sends a frame that already carries an 802.1Q (or
 //     802.1ad, or 0x9100) tag, hoping to leave the NIC double-tagged;
+//   - unfair share: a guest with 9 devices in the low slots floods, hoping
+//     to take the poll loop and the NIC's transmit ring from a victim guest;
 //   - overlapping copy: two devices of one guest share one mempool mapping,
 //     and device 0 sends to device 1 with its RX buffer overlapping the TX
 //     buffer the frame is read from;
@@ -27,13 +29,16 @@ constexpr uint64_t kMacA = 0x020000000011ull, kMacB = 0x020000000022ull, kMacC =
 constexpr uint64_t kBroadcast = 0xFFFFFFFFFFFFull;
 constexpr uint64_t kOutside = 0x020000000099ull;  // a host behind the NIC
 
+// The named counter of a slot; a name the switch does not have fails the test.
 uint64_t Drops(const Switch& sw, uint32_t slot, const char* name) {
   for (const auto& s : sw.Stats()) {
     if (s.slot != slot) continue;
     for (uint32_t r = 0; r < kDropCount; ++r)
       if (std::strcmp(DropName(r), name) == 0) return s.drops[r];
   }
-  return ~0ull;
+  std::fprintf(stderr, "no counter %s on slot %u\n", name, slot);
+  CHECK(false);
+  return 0;
 }
 
 DeviceStatsSnapshot StatsOf(const Switch& sw, uint32_t slot) {
@@ -95,6 +100,135 @@ void TestGuestTaggedFramesAreDropped() {
   CHECK(st.state == DeviceState::kActive);  // a dropped frame, not a ring fault
   CHECK_EQ(StatsOf(sw, sb).rx_total, 0u);
   CHECK_EQ(sw.NicStats().tx, 1u);
+}
+
+// ---------------------------------------------------------------------------
+// Fairness. Domain 1 has 9 devices in slots 0..8, each with more than a burst
+// queued; domain 2, the victim, has one device in slot 9 with 20 frames.
+
+struct Flood {
+  std::vector<std::unique_ptr<FakeGuest>> attacker;
+  std::unique_ptr<FakeGuest> victim;
+  std::vector<uint32_t> attacker_slots;
+  uint32_t victim_slot = 0;
+
+  Flood(Switch& sw, uint16_t vlan_base = 0) {
+    for (uint32_t i = 0; i < 9; ++i) {
+      attacker.push_back(std::make_unique<FakeGuest>(0x020000000100ull + i, 0x10000000ull * (i + 1), 256,
+                                                     uint16_t(vlan_base ? vlan_base + i : 0)));
+      attacker_slots.push_back(sw.AddDevice(attacker.back()->Config(1, i)));
+    }
+    victim = std::make_unique<FakeGuest>(kMacB, 0x20000000000ull, 256, uint16_t(vlan_base ? vlan_base + 9 : 0));
+    victim_slot = sw.AddDevice(victim->Config(2, 0));
+  }
+  // Each attacker device queues `n` frames to dst.
+  void Attack(uint64_t dst, uint32_t n) {
+    for (auto& g : attacker)
+      for (uint32_t k = 0; k < n; ++k) CHECK(g->Send(MakeFrame(dst, g->mac, 64, uint8_t(k))));
+  }
+  void Victim(uint64_t dst, uint32_t n) {
+    for (uint32_t k = 0; k < n; ++k) CHECK(victim->Send(MakeFrame(dst, kMacB, 64, uint8_t(k))));
+  }
+  uint64_t AttackerTx(const Switch& sw) const {
+    uint64_t n = 0;
+    for (uint32_t s : attacker_slots) n += StatsOf(sw, s).tx_total;
+    return n;
+  }
+};
+
+uint32_t NicFramesFrom(const FakeNic& nic, uint64_t src) {
+  uint32_t n = 0;
+  for (const auto& f : *nic.tx) n += MacAt(f.data() + 6) == src ? 1 : 0;
+  return n;
+}
+
+// The reproduction: the NIC's ring has 256 slots and the wire drains
+// it at every flush. Serviced in slot order, 32 frames per device, the
+// attacker's 9 x 32 = 288 frames filled the ring before the victim's turn
+// and the victim's 20 frames all dropped as nic_tx_full. Shared per guest,
+// the attacker gets one burst per poll and the victim loses nothing.
+void TestManyDevicesCannotFillTheNicRingBeforeAnotherGuest() {
+  auto nic_owned = std::make_unique<FakeNic>();
+  FakeNic* nic = nic_owned.get();
+  nic->tx_ring = 256;
+  Switch sw({}, std::move(nic_owned));
+  Flood f(sw, 1000);
+  f.Attack(kOutside, 40);
+  f.Victim(kOutside, 20);
+  sw.PollOnce();
+  auto v = StatsOf(sw, f.victim_slot);
+  CHECK_EQ(v.tx_total, 20u);
+  CHECK_EQ(v.tx_dropped, 0u);
+  CHECK_EQ(Drops(sw, f.victim_slot, "nic_tx_full"), 0u);
+  CHECK_EQ(NicFramesFrom(*nic, kMacB), 20u);
+  CHECK_EQ(f.AttackerTx(sw), uint64_t(kBurst));  // one burst's worth for all 9 devices together
+  CHECK_EQ(sw.NicStats().drops[DropIndex(Drop::kNicTxFull)], 0u);
+  // The attacker's frames are not lost either: they wait in its rings.
+  for (int i = 0; i < 20; ++i) sw.PollOnce();
+  CHECK_EQ(f.AttackerTx(sw), 9u * 40);
+  CHECK_EQ(nic->tx->size(), 9u * 40 + 20);
+}
+
+// The poll loop: the attacker's 9 devices send to guest C, which has 52 RX
+// buffers - room for one burst of the attacker's and the victim's 20, not
+// for 9 bursts. In slot order the attacker used all 52 and the victim's
+// frames dropped as rx_no_buffer at C; with a per-guest budget and a
+// rotating start, each poll moves at most 32 of the attacker's frames and
+// all of the victim's. A guest alone still gets a full burst per poll.
+void TestManyDevicesGetOneBurstPerPollTogether() {
+  Switch sw({}, nullptr);
+  Flood f(sw);
+  FakeGuest c(kMacC, 0x30000000000ull);
+  uint32_t sc = sw.AddDevice(c.Config(3, 0));
+  c.PostRx(52);
+  f.Attack(kMacC, 40);
+  f.Victim(kMacC, 20);
+  sw.PollOnce();
+  CHECK_EQ(StatsOf(sw, f.victim_slot).tx_dropped, 0u);
+  CHECK_EQ(f.AttackerTx(sw), uint64_t(kBurst));
+  CHECK_EQ(Drops(sw, sc, "rx_no_buffer"), 0u);
+  uint32_t from_victim = 0;
+  for (const auto& r : c.Harvest()) from_victim += MacAt(r.bytes.data() + kVirtioNetHdrLen + 6) == kMacB ? 1 : 0;
+  CHECK_EQ(from_victim, 20u);
+
+  // Alone, a guest with one device moves a full burst per poll, as before.
+  Switch solo({}, nullptr);
+  FakeGuest a(kMacA, 0x10000000), b(kMacB, 0x20000000);
+  uint32_t sa = solo.AddDevice(a.Config(1, 0));
+  solo.AddDevice(b.Config(2, 0));
+  b.PostRx(64);
+  for (uint32_t k = 0; k < 64; ++k) CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, uint8_t(k))));
+  solo.PollOnce();
+  CHECK_EQ(StatsOf(solo, sa).tx_total, uint64_t(kBurst));
+  solo.PollOnce();
+  CHECK_EQ(StatsOf(solo, sa).tx_total, 64u);
+  CHECK_EQ(b.Harvest().size(), 64u);
+}
+
+// The NIC's ring has room for 40 frames per flush, fewer than the attacker's
+// burst and the victim's 20 together. Each guest with frames to send gets
+// its share of what is free (the rest of it passes on to the guests after it
+// in this poll's order): whichever goes first, the victim's 20 fit, and the
+// attacker's frames beyond its share are dropped as nic_tx_share on its own
+// devices, never as nic_tx_full on the victim's.
+void TestEachGuestGetsItsShareOfTheNicRing() {
+  auto nic_owned = std::make_unique<FakeNic>();
+  FakeNic* nic = nic_owned.get();
+  nic->tx_ring = 40;
+  Switch sw({}, std::move(nic_owned));
+  Flood f(sw, 1000);
+  for (int round = 0; round < 4; ++round) {  // the start rotates: the victim goes first, then second
+    f.Attack(kOutside, 4);
+    f.Victim(kOutside, 20);
+    sw.PollOnce();
+  }
+  CHECK_EQ(StatsOf(sw, f.victim_slot).tx_total, 80u);
+  CHECK_EQ(StatsOf(sw, f.victim_slot).tx_dropped, 0u);
+  CHECK_EQ(NicFramesFrom(*nic, kMacB), 80u);
+  uint64_t share_drops = 0;
+  for (uint32_t s : f.attacker_slots) share_drops += Drops(sw, s, "nic_tx_share");
+  CHECK(share_drops > 0);
+  CHECK_EQ(sw.NicStats().drops[DropIndex(Drop::kNicTxFull)], 0u);
 }
 
 // Device 1 of domain 1 uses device 0's pool (one mapping, as the back end
@@ -204,6 +338,9 @@ void TestMappingsShorterThanTheirLayoutAreRefused() {
 }  // namespace
 
 int main() {
+  TestManyDevicesCannotFillTheNicRingBeforeAnotherGuest();
+  TestManyDevicesGetOneBurstPerPollTogether();
+  TestEachGuestGetsItsShareOfTheNicRing();
   TestMappingsShorterThanTheirLayoutAreRefused();
   TestGuestTaggedFramesAreDropped();
   TestOverlappingBuffersOfOneGuest();
