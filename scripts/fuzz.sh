@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The libFuzzer targets of native/fuzz, built with clang
+# The fuzz targets: the libFuzzer ones of native/fuzz, built with clang
 # (-fsanitize=fuzzer,address,undefined) in build-fuzz/ and run from their
-# checked-in seed corpora (native/fuzz/corpus/TARGET).
+# checked-in seed corpora (native/fuzz/corpus/TARGET), and xenstore_wire, the
+# XenStore wire parser's generated-stream fuzz in TypeScript
+# (test/fuzz/xenstore-wire.ts; run npm run build:ts first).
 #
 #   scripts/fuzz.sh --ci [TARGET...]   each target for 15 s (npm test: npm run test:fuzz);
 #                                      new inputs go to a temporary directory
@@ -17,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(vring_device_fuzz gref_list_fuzz switch_fuzz)
+all=(vring_device_fuzz gref_list_fuzz switch_fuzz xenstore_wire)
 ci=0
 seconds=600
 jobs=1
@@ -27,7 +29,7 @@ while (($#)); do
     --ci) ci=1; seconds=15 ;;
     --time) seconds=$2; shift ;;
     --jobs) jobs=$2; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) echo "fuzz: unknown option $1: use --ci, --time S, --jobs N or target names" >&2; exit 2 ;;
     *)
       if [[ " ${all[*]} " != *" $1 "* ]]; then
@@ -39,22 +41,35 @@ while (($#)); do
   shift
 done
 ((${#targets[@]})) || targets=("${all[@]}")
+native=()
+for t in "${targets[@]}"; do [[ $t == xenstore_wire ]] || native+=("$t"); done
+if [[ " ${targets[*]} " == *" xenstore_wire "* && ! -f dist/test/fuzz/xenstore-wire.js ]]; then
+  echo "fuzz: dist/test/fuzz/xenstore-wire.js is missing: run npm run build:ts first" >&2
+  exit 1
+fi
 
 cxx=${XSW_FUZZ_CXX:-clang++-16}
 cc=${XSW_FUZZ_CC:-clang-16}
-if ! command -v "$cxx" >/dev/null; then
+if ((${#native[@]})) && ! command -v "$cxx" >/dev/null; then
   echo "fuzz: $cxx is not installed: apt-get install clang-16 libclang-rt-16-dev (or set XSW_FUZZ_CXX)" >&2
   exit 1
 fi
 
 build=build-fuzz
-cmake -S . -B "$build" -DXSW_FUZZ=ON -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" >/dev/null
-cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
+if ((${#native[@]})); then
+  cmake -S . -B "$build" -DXSW_FUZZ=ON -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" >/dev/null
+  cmake --build "$build" -j "$(nproc)" --target "${native[@]}"
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 for t in "${targets[@]}"; do
+  if [[ $t == xenstore_wire ]]; then
+    echo "fuzz: $t for ${seconds} s" >&2
+    node dist/test/fuzz/xenstore-wire.js --time "$seconds"
+    continue
+  fi
   seeds=native/fuzz/corpus/$t
   mkdir -p "$build/crashes/$t"
   if ((ci)); then
