@@ -74,7 +74,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$build/crashes/$t"
   if ((ci)); then
     work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
+    trap 'rm -rf "$work" "$work.log"' EXIT
   else
     work=$build/corpus/$t
     mkdir -p "$work"
@@ -83,9 +83,17 @@ for t in "${targets[@]}"; do
         -artifact_prefix="$build/crashes/$t/")
   ((jobs > 1)) && opts+=(-fork="$jobs")
   echo "fuzz: $t for ${seconds} s from $seeds" >&2
-  "$build/native/fuzz/$t" "${opts[@]}" "$work" "$seeds"
   if ((ci)); then
-    rm -rf "$work"
+    # Quiet when it passes (one line), the whole report's end when it fails.
+    if ! "$build/native/fuzz/$t" "${opts[@]}" "$work" "$seeds" >"$work.log" 2>&1; then
+      tail -n 80 "$work.log" >&2
+      echo "fuzz: $t failed; the input is in $build/crashes/$t/" >&2
+      exit 1
+    fi
+    grep -E '^Done [0-9]+ runs' "$work.log" >&2 || true
+    rm -rf "$work" "$work.log"
     trap - EXIT
+  else
+    "$build/native/fuzz/$t" "${opts[@]}" "$work" "$seeds"
   fi
 done
