@@ -272,7 +272,16 @@ function checkDisjoint(pools: PoolMapping[], published: PublishedPool[]): void {
   }
 }
 
-/** The translation regions of a mapped device: one per mempool. */
-export function regionsOf(d: MappedDevice): { gva: bigint; len: number; hva: bigint; writable: boolean }[] {
-  return d.pools.map(({ pool }) => ({ gva: pool.va, len: pool.mapping.pages * PAGE_SIZE, hva: pool.mapping.addr, writable: true }));
+/**
+ * The translation regions of a mapped device: one per mempool. `mapLen` is what the mapping's
+ * buffer really holds (0 once unmapped), which the data plane checks against `len`.
+ */
+export function regionsOf(d: MappedDevice): { gva: bigint; len: number; hva: bigint; mapLen: number; writable: boolean }[] {
+  return d.pools.map(({ pool }) => ({
+    gva: pool.va,
+    len: pool.mapping.pages * PAGE_SIZE,
+    hva: pool.mapping.addr,
+    mapLen: pool.mapping.buffer.byteLength,
+    writable: true,
+  }));
 }

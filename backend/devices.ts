@@ -132,9 +132,9 @@ export class DeviceRegistry {
         dev: p.dev,
         mac: p.mac,
         vlan,
-        tx: { addr: mapped.tx.addr, num: mapped.txNum },
-        rx: { addr: mapped.rx.addr, num: mapped.rxNum },
-        flag: { addr: mapped.flag.addr },
+        tx: { addr: mapped.tx.addr, num: mapped.txNum, mapLen: mapped.tx.buffer.byteLength },
+        rx: { addr: mapped.rx.addr, num: mapped.rxNum, mapLen: mapped.rx.buffer.byteLength },
+        flag: { addr: mapped.flag.addr, mapLen: mapped.flag.buffer.byteLength },
         regions: regionsOf(mapped),
       });
     } catch (err) {

@@ -29,14 +29,19 @@ export interface DeviceSpec {
   mac: string;
   /** 1..4095: the device's pool on the NIC (its frames leave with this tag); 0: untagged. */
   vlan: number;
-  /** The guest's TX ring, mapped in this process (we are its device side). */
-  tx: { addr: bigint; num: number };
+  /**
+   * The guest's TX ring, mapped in this process (we are its device side). `mapLen`, here and
+   * below, is the bytes mapped at the address as the mapper reports them (a mapping's
+   * `buffer.byteLength`): the switch refuses, with EINVAL naming it, a ring, flag or region
+   * whose mapping does not cover its layout.
+   */
+  tx: { addr: bigint; num: number; mapLen: number };
   /** The guest's RX ring. */
-  rx: { addr: bigint; num: number };
+  rx: { addr: bigint; num: number; mapLen: number };
   /** Byte 0: 0xA5 while the guest lives, 0 when it died. */
-  flag: { addr: bigint };
-  /** Where the guest's descriptors may point: one per mempool (gva -> hva). */
-  regions: { gva: bigint; len: number; hva: bigint; writable: boolean }[];
+  flag: { addr: bigint; mapLen: number };
+  /** Where the guest's descriptors may point: one per mempool (gva -> hva), `len` at most `mapLen`. */
+  regions: { gva: bigint; len: number; hva: bigint; mapLen: number; writable: boolean }[];
 }
 
 export type DeviceState = 'active' | 'quarantined' | 'dead' | 'removed';
@@ -95,6 +100,8 @@ export const SWITCH_DROP_NAMES = [
   'rx_too_big',
   'unknown_dst',
   'guest_rx_failed',
+  'guest_vlan_tag',
+  'nic_tx_share',
 ] as const;
 export type SwitchDropName = (typeof SWITCH_DROP_NAMES)[number];
 /** A stats key of `drops`: a ring violation (the device was quarantined) or a switch drop reason. */
@@ -165,7 +172,9 @@ export class Switch {
   /**
    * Registers a device and returns its slot. The switch resumes from the indexes already in the
    * rings. Throws EEXIST ("MAC … is already registered by domain D device V"), ENOSPC (no free
-   * slot) or EINVAL (bad MAC, VLAN, ring size/alignment or regions).
+   * slot) or EINVAL (bad MAC, VLAN, ring size/alignment or regions, or a mapping shorter than
+   * what it holds: "the TX ring of domain 1 device 0 (256 entries) needs 10246 bytes but its
+   * mapping has 4096: map all 3 of its pages").
    */
   addDevice(spec: DeviceSpec): number {
     if (typeof spec?.mac !== 'string' || !MAC_RE.test(spec.mac)) {

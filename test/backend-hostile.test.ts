@@ -119,3 +119,19 @@ test.serial('a guest spoofing its source MAC: frames dropped and counted, one wa
     t.is(warnLines(be, re).length, 1);
   });
 });
+
+test.serial('a guest frame carrying its own 802.1Q tag never reaches the wire: dropped once as guest_vlan_tag', async (t) => {
+  await withVictim(t, async (rig, be) => {
+    const cap = await rig.capture(['--listen-src', BAD, '--expect', '1', '--wait-ms', '15000']);
+    // Frame 0: [dst GEN][src BAD][0x8100 VID 5][0x88b5 ...]; frame 1: the same, untagged.
+    rig.guest(1, [JSON.stringify({ mac: BAD, action: 'tagged', vid: 5, dst: GEN })], FAKE_GUEST);
+    await be.waitLine('err', /MAC_ADDRESS 00:00:00:00:00:44 and VLAN_TAG 1001 registered/);
+    await cap.exited;
+    const frames = (JSON.parse(cap.out.join('')) as { frames: { aux_vlan: number | null; tags: [number, number][] }[] }).frames;
+    t.is(frames.length, 1, 'only the untagged frame left the NIC');
+    const vids = frames.flatMap((f) => [...(f.aux_vlan === null ? [] : [f.aux_vlan]), ...f.tags.map(([, vid]) => vid)]);
+    t.deepEqual(vids, [1001], "the frame that left carries the switch's tag and nothing else");
+    const s = await statsUntil(be, (x) => x.devices.some((d) => d.domid === 1 && d.tx_total === 2));
+    t.is(s.devices.find((d) => d.domid === 1)!.drops.guest_vlan_tag, 1);
+  });
+});

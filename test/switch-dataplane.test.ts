@@ -320,6 +320,27 @@ test('registration errors are one sentence with an errno code', (t) => {
   t.throws(() => sw.addDevice(new FakeGuest(C, 0x3000_0000n).spec(3, 0)), { code: 'ENOSPC' });
   t.throws(() => sw.addDevice({ ...a.spec(9, 9), mac: 'zz' }), { instanceOf: TypeError });
   t.throws(() => sw.removeDevice(1234), { code: 'ENOENT' });
+  // Mapping lengths travel with every address and must cover the layout (defence in depth).
+  sw.removeDevice(1);
+  const c = new FakeGuest(C, 0x3000_0000n);
+  const good = c.spec(3, 0);
+  t.throws(() => sw.addDevice({ ...good, tx: { ...good.tx, mapLen: 8192 } }), {
+    code: 'EINVAL',
+    message: 'the TX ring of domain 3 device 0 (256 entries) needs 10246 bytes but its mapping has 8192: map all 3 of its pages',
+  });
+  t.throws(() => sw.addDevice({ ...good, rx: { ...good.rx, mapLen: 0 } }), { code: 'EINVAL', message: /^the RX ring of domain 3 device 0/ });
+  t.throws(() => sw.addDevice({ ...good, flag: { ...good.flag, mapLen: 0 } }), {
+    code: 'EINVAL',
+    message: 'the flag page of domain 3 device 0 has an empty mapping: map its page',
+  });
+  const r = good.regions[0];
+  t.throws(() => sw.addDevice({ ...good, regions: [{ ...r, len: r.mapLen + 4096 }] }), {
+    code: 'EINVAL',
+    message: `region 0 of domain 3 device 0 (gva 0x30000000, ${r.mapLen + 4096} bytes) runs past its mapping of ${r.mapLen} bytes: map the whole region`,
+  });
+  const { mapLen: _dropped, ...noLen } = good.tx;
+  t.throws(() => sw.addDevice({ ...good, tx: noLen as typeof good.tx }), { instanceOf: TypeError, message: /tx\.mapLen/ });
+  t.is(sw.addDevice(good), 1, 'the same device with its true lengths is accepted');
   t.throws(() => new Switch({ vm2vm: true, poll: 'adaptive', port: 'xswnosuch9' }), {
     code: 'ENODEV',
     message: 'cannot open AF_PACKET socket on xswnosuch9: no such interface (check `ip link`)',

@@ -50,10 +50,13 @@ struct SwitchLoop::Guest {
     d.mac = mac;
     d.tx_ring = m.tx_ring;
     d.tx_num = m.ring_size;
+    d.tx_ring_len = VringSize(m.ring_size);  // FrontDeviceMemory: VringSize(ring_size) bytes each
     d.rx_ring = m.rx_ring;
     d.rx_num = m.ring_size;
+    d.rx_ring_len = VringSize(m.ring_size);
     d.flag = m.flag_page;
-    d.regions.push_back(Region{reinterpret_cast<uint64_t>(m.pool_base), m.pool_bytes, m.pool_base, true});
+    d.flag_len = kPageSize;
+    d.regions.push_back(Region{reinterpret_cast<uint64_t>(m.pool_base), m.pool_bytes, m.pool_base, true, m.pool_bytes});
     return d;
   }
 };

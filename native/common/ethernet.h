@@ -11,6 +11,7 @@
 namespace xsw {
 
 constexpr uint16_t kEthPQinQ = 0x88A8;  // 802.1ad outer tag, accepted like 0x8100 from the NIC
+constexpr uint16_t kEthPQinQOld = 0x9100;  // the pre-802.1ad outer tag some switches still honour
 constexpr uint16_t kVlanIdMask = 0x0FFF;
 constexpr uint16_t kMaxVlanId = 4095;
 
@@ -39,6 +40,8 @@ inline void PutBe16(uint8_t* p, uint16_t v) {
 }
 
 inline bool IsVlanTpid(uint16_t ethertype) { return ethertype == kEthPVlan || ethertype == kEthPQinQ; }
+// Any tag protocol ID a switch on the wire may honour: what a guest frame must not start with.
+inline bool IsAnyTagTpid(uint16_t ethertype) { return IsVlanTpid(ethertype) || ethertype == kEthPQinQOld; }
 
 // Parses "xx:xx:xx:xx:xx:xx" (hex digits, either case, exactly 17 chars).
 std::optional<uint64_t> ParseMac(const std::string& text);

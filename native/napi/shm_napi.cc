@@ -83,11 +83,13 @@ void BuildRegions(Napi::Value v, RegionTable* table, std::vector<Napi::ObjectRef
       Memory m = ResolveMemory(buf, "region buffer");
       r.hva = m.p;
       r.len = IsAbsent(o.Get("len")) ? m.len : ReadU64(o.Get("len"), "region len");
+      r.map_len = m.len;
       if (r.len > m.len) throw Napi::RangeError::New(env, "regions[" + std::to_string(i) + "].len is larger than its buffer");
       if (keep) keep->push_back(Napi::Persistent(buf.As<Napi::Object>()));
     } else {
       r.hva = reinterpret_cast<uint8_t*>(uintptr_t(ReadU64(o.Get("hva"), "region hva")));
       r.len = ReadU64(o.Get("len"), "region len");
+      r.map_len = r.len;  // a bare address: the caller vouches for its length
     }
     if (!table->Add(r)) {
       throw Napi::RangeError::New(env, "regions[" + std::to_string(i) +
@@ -223,7 +225,8 @@ class JsVringDevice : public Napi::ObjectWrap<JsVringDevice> {
       else if (d != "any") throw Napi::RangeError::New(env, "direction '" + d + "' is not one of any, device-reads, device-writes");
     }
     try {
-      device_ = std::make_unique<VringDevice>(m.p, num, &regions_, max_chain, dir);
+      // A bare address: the caller vouches for the ring's length (see the top of this file).
+      device_ = std::make_unique<VringDevice>(m.p, num, m.is_view ? m.len : VringSize(num), &regions_, max_chain, dir);
     } catch (const std::invalid_argument& e) {
       throw Napi::RangeError::New(env, e.what());
     }

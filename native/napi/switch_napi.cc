@@ -97,8 +97,10 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
     }
   }
 
-  // addDevice({ domid, dev, mac: 'xx:..', vlan, tx: {addr, num}, rx: {addr, num}, flag: {addr},
-  //             regions: [{ gva, len, hva, writable }] }) -> slot
+  // addDevice({ domid, dev, mac: 'xx:..', vlan, tx: {addr, num, mapLen}, rx: {addr, num, mapLen},
+  //             flag: {addr, mapLen}, regions: [{ gva, len, hva, mapLen, writable }] }) -> slot
+  // mapLen: the bytes mapped at addr / hva, as the mapper reported them; the
+  // switch refuses a ring, flag or region whose mapping is shorter than its layout.
   Napi::Value AddDevice(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     xsw::Switch& sw = Sw(env);
@@ -114,9 +116,13 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
     Napi::Object tx = ReadObject(s.Get("tx"), "tx"), rx = ReadObject(s.Get("rx"), "rx");
     c.tx_ring = ReadAddress(tx.Get("addr"), "tx.addr");
     c.tx_num = ReadU32(tx.Get("num"), "tx.num", 0, xsw::kMaxRingSize);
+    c.tx_ring_len = xsw::napi::ReadUint(tx.Get("mapLen"), "tx.mapLen");
     c.rx_ring = ReadAddress(rx.Get("addr"), "rx.addr");
     c.rx_num = ReadU32(rx.Get("num"), "rx.num", 0, xsw::kMaxRingSize);
-    c.flag = ReadAddress(ReadObject(s.Get("flag"), "flag").Get("addr"), "flag.addr");
+    c.rx_ring_len = xsw::napi::ReadUint(rx.Get("mapLen"), "rx.mapLen");
+    Napi::Object flag = ReadObject(s.Get("flag"), "flag");
+    c.flag = ReadAddress(flag.Get("addr"), "flag.addr");
+    c.flag_len = xsw::napi::ReadUint(flag.Get("mapLen"), "flag.mapLen");
     Napi::Array regions = xsw::napi::ReadArray(s.Get("regions"), "regions");
     for (uint32_t i = 0; i < regions.Length(); ++i) {
       Napi::Object r = ReadObject(regions.Get(i), "region");
@@ -124,6 +130,7 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
       reg.gva = xsw::napi::ReadBigU64(r.Get("gva"), "region.gva");
       reg.len = xsw::napi::ReadUint(r.Get("len"), "region.len", 1, uint64_t(1) << 48);
       reg.hva = ReadAddress(r.Get("hva"), "region.hva");
+      reg.map_len = xsw::napi::ReadUint(r.Get("mapLen"), "region.mapLen");
       reg.writable = r.Get("writable").ToBoolean();
       c.regions.push_back(reg);
     }

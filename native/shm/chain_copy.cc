@@ -18,7 +18,7 @@ void Seek(const Segment* seg, uint32_t nseg, uint32_t offset, uint32_t* i, uint3
 }
 }  // namespace
 
-uint32_t GatherFromSegments(const Segment* seg, uint32_t nseg, uint32_t offset, uint8_t* out, uint32_t len) {
+uint32_t GatherFromChain(const Segment* seg, uint32_t nseg, uint32_t offset, uint8_t* out, uint32_t len) {
   uint32_t i, off, done = 0;
   Seek(seg, nseg, offset, &i, &off);
   for (; i < nseg && done < len; ++i, off = 0) {
@@ -29,7 +29,7 @@ uint32_t GatherFromSegments(const Segment* seg, uint32_t nseg, uint32_t offset, 
   return done;
 }
 
-uint32_t ScatterToSegments(const Segment* seg, uint32_t nseg, uint32_t offset, const uint8_t* in, uint32_t len) {
+uint32_t ScatterToChain(const Segment* seg, uint32_t nseg, uint32_t offset, const uint8_t* in, uint32_t len) {
   uint32_t i, off, done = 0;
   Seek(seg, nseg, offset, &i, &off);
   for (; i < nseg && done < len; ++i, off = 0) {
@@ -40,14 +40,14 @@ uint32_t ScatterToSegments(const Segment* seg, uint32_t nseg, uint32_t offset, c
   return done;
 }
 
-uint32_t CopySegments(const Segment* src, uint32_t src_n, uint32_t src_off, const Segment* dst, uint32_t dst_n,
-                      uint32_t dst_off, uint32_t len) {
+uint32_t CopyChains(const Segment* src, uint32_t src_n, uint32_t src_off, const Segment* dst, uint32_t dst_n,
+                    uint32_t dst_off, uint32_t len) {
   uint32_t si, so, di, dof, done = 0;
   Seek(src, src_n, src_off, &si, &so);
   Seek(dst, dst_n, dst_off, &di, &dof);
   while (si < src_n && di < dst_n && done < len) {
     uint32_t n = std::min({src[si].len - so, dst[di].len - dof, len - done});
-    std::memcpy(dst[di].hva + dof, src[si].hva + so, n);
+    std::memmove(dst[di].hva + dof, src[si].hva + so, n);
     done += n;
     so += n;
     dof += n;

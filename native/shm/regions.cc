@@ -3,7 +3,7 @@
 namespace xsw {
 
 bool RegionTable::Add(const Region& r) {
-  if (count_ == kCapacity || r.len == 0 || r.hva == nullptr) return false;
+  if (count_ == kCapacity || r.len == 0 || r.hva == nullptr || r.map_len < r.len) return false;
   if (r.gva > UINT64_MAX - r.len) return false;
   if (reinterpret_cast<uintptr_t>(r.hva) > UINTPTR_MAX - r.len) return false;
   uint64_t end = r.gva + r.len;  // exclusive

@@ -14,6 +14,7 @@ struct Region {
   uint64_t len = 0;    // bytes; > 0
   uint8_t* hva = nullptr;  // where dom0 has the same bytes mapped
   bool writable = false;   // dom0's mapping may be written
+  uint64_t map_len = 0;    // bytes dom0 has mapped at hva (>= len), as the mapper reported them
 };
 
 class RegionTable {
@@ -21,8 +22,8 @@ class RegionTable {
   static constexpr uint32_t kCapacity = 32;  // 16 mempools + rings, with room to spare
 
   // Adds a region. Returns false (table unchanged) when len is 0, hva is null,
-  // gva+len or hva+len overflows, the gva range overlaps an existing region,
-  // or the table is full. Control path.
+  // the mapping at hva is shorter than len, gva+len or hva+len overflows, the
+  // gva range overlaps an existing region, or the table is full. Control path.
   bool Add(const Region& r);
   // Removes every region.
   void Clear() { count_ = 0; }

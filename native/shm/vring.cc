@@ -29,6 +29,17 @@ uint32_t CheckRing(uint8_t* base, uint32_t num) {
   return num - 1;
 }
 
+// The same for dom0's mapping of a guest's ring: its `len` bytes must hold the whole layout.
+uint32_t CheckRing(uint8_t* base, uint32_t num, uint64_t len) {
+  uint32_t mask = CheckRing(base, num);
+  if (len < VringSize(num)) {
+    throw std::invalid_argument("a vring of " + std::to_string(num) + " entries needs " +
+                                std::to_string(VringSize(num)) + " bytes but only " + std::to_string(len) +
+                                " are mapped: map all " + std::to_string(VringPages(num)) + " of its pages");
+  }
+  return mask;
+}
+
 }  // namespace
 
 bool VringSizeValid(uint32_t num) { return num != 0 && num <= kMaxRingSize && (num & (num - 1)) == 0; }
@@ -142,9 +153,9 @@ uint32_t VringDriver::Harvest(UsedEntry* out, uint32_t max) {
 // ---------------------------------------------------------------------------
 // Device (dom0 side).
 
-VringDevice::VringDevice(uint8_t* ring_base, uint32_t num, const RegionTable* regions,
+VringDevice::VringDevice(uint8_t* ring_base, uint32_t num, uint64_t ring_len, const RegionTable* regions,
                          uint32_t max_chain_len, RingDirection direction)
-    : mask_(CheckRing(ring_base, num)),
+    : mask_(CheckRing(ring_base, num, ring_len)),
       regions_(regions),
       max_chain_(max_chain_len < 1 ? 1 : max_chain_len > kMaxChainSegs ? kMaxChainSegs : max_chain_len),
       direction_(direction),

@@ -132,12 +132,13 @@ struct Chain {
 
 class VringDevice {
  public:
-  // ring_base: dom0's mapping of the ring (VringSize(num) bytes, 4096-aligned).
-  // regions: where descriptor addresses may point; must outlive this object.
-  // max_chain_len is clamped to [1, kMaxChainSegs]. Throws
-  // std::invalid_argument for a bad num, base or null regions.
-  VringDevice(uint8_t* ring_base, uint32_t num, const RegionTable* regions, uint32_t max_chain_len,
-              RingDirection direction = RingDirection::kAny);
+  // ring_base: dom0's mapping of the ring, 4096-aligned; ring_len: the bytes
+  // mapped there, which must cover VringSize(num). regions: where descriptor
+  // addresses may point; must outlive this object. max_chain_len is clamped
+  // to [1, kMaxChainSegs]. Throws std::invalid_argument for a bad num or
+  // base, a mapping too short for the ring, or null regions.
+  VringDevice(uint8_t* ring_base, uint32_t num, uint64_t ring_len, const RegionTable* regions,
+              uint32_t max_chain_len, RingDirection direction = RingDirection::kAny);
 
   // Starts from the ring's own state: last_avail = used->idx, which is also
   // where our used entries continue. Never resets the shared indexes (a

@@ -147,13 +147,35 @@ uint8_t* AfPacketPort::TxReserve() {
 bool AfPacketPort::TxCommit(uint32_t len) {
   if (!tx_reserved_ || len > tx_capacity_) return false;
   tx_reserved_ = false;
+  // A caller that never asks TxFree (NicPortProbe): the slot being filled was
+  // handed back, so the count of slots in flight must not wrap the ring.
+  if (tx_in_flight_ == frame_nr_) ReclaimTx();
   auto* h = reinterpret_cast<tpacket2_hdr*>(TxFrame(tx_head_));
   h->tp_len = len;
   h->tp_snaplen = len;
   StoreStatus(h, TP_STATUS_SEND_REQUEST);
   tx_head_ = (tx_head_ + 1) % frame_nr_;
   ++tx_pending_;
+  ++tx_in_flight_;
   return true;
+}
+
+uint32_t AfPacketPort::TxFree() {
+  ReclaimTx();
+  return frame_nr_ - tx_in_flight_;
+}
+
+void AfPacketPort::ReclaimTx() {
+  // The kernel hands slots back (AVAILABLE, or WRONG_FORMAT for one it
+  // dropped) as it frees their packets: in order on one queue. Out of order,
+  // the count below stays low until the oldest one is back; it never
+  // counts a slot that is still the kernel's.
+  while (tx_in_flight_ != 0) {
+    uint32_t status = LoadStatus(reinterpret_cast<tpacket2_hdr*>(TxFrame(tx_tail_)));
+    if (status != TP_STATUS_AVAILABLE && status != TP_STATUS_WRONG_FORMAT) break;
+    tx_tail_ = (tx_tail_ + 1) % frame_nr_;
+    --tx_in_flight_;
+  }
 }
 
 void AfPacketPort::TxFlush() {

@@ -34,11 +34,13 @@ class AfPacketPort : public NicPort {
   uint8_t* TxReserve() override;
   uint32_t TxCapacity() const override { return tx_capacity_; }
   bool TxCommit(uint32_t len) override;
+  uint32_t TxFree() override;
   void TxFlush() override;
 
  private:
   uint8_t* RxFrame(uint32_t i) const { return ring_ + uint64_t(i) * frame_size_; }
   uint8_t* TxFrame(uint32_t i) const { return ring_ + rx_bytes_ + uint64_t(i) * frame_size_; }
+  void ReclaimTx();  // moves tx_tail_ past the slots the kernel has handed back
 
   std::string name_;
   int fd_ = -1;
@@ -49,6 +51,8 @@ class AfPacketPort : public NicPort {
   uint32_t rx_head_ = 0;      // next RX frame to look at
   uint32_t rx_taken_ = 0;     // frames handed out by the last RxBurst (incl. skipped ones)
   uint32_t tx_head_ = 0;      // next TX slot
+  uint32_t tx_tail_ = 0;      // oldest slot committed and not yet seen back from the kernel
+  uint32_t tx_in_flight_ = 0; // slots from tx_tail_ up to tx_head_
   bool tx_reserved_ = false;
   uint32_t tx_pending_ = 0;   // committed since the last flush
 };

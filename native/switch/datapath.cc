@@ -6,6 +6,7 @@
 // the rule safe: it is gathered once into a local copy, classified and
 // checked (source MAC) on that copy, and the copy - not the guest's buffer,
 // which the guest may rewrite meanwhile - is what the destination receives.
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -22,17 +23,40 @@ const uint8_t kZeroNetHdr[kVirtioNetHdrLen] = {};
 uint32_t Switch::Poll() {
   // seq_cst pairs with the control thread's exchange + epoch read (WaitQuiescent).
   const Snapshot* s = snap_.load(std::memory_order_seq_cst);
+  const uint32_t n_guests = uint32_t(s->guests.size());
   uint32_t work = 0;
-  for (uint16_t slot : s->slots) {
-    Device& d = devices_[slot];
-    if (d.state.load(std::memory_order_acquire) != DeviceState::kActive) continue;
-    if (__atomic_load_n(d.cfg.flag, __ATOMIC_ACQUIRE) == kVringFlagDead) {
-      MarkDead(d);
-      ++work;
-      continue;
-    }
-    work += ServiceGuestTx(*s, d);
+
+  // Which guests have frames to send (and which devices died or broke).
+  uint32_t busy = 0;
+  for (uint32_t g = 0; g < n_guests; ++g) {
+    const GuestRange& r = s->guests[g];
+    bool any = false;
+    for (uint32_t i = r.first; i < r.first + r.count; ++i) any |= CheckTx(devices_[s->slots[i]], &work);
+    guest_busy_[g] = any;
+    busy += any;
   }
+
+  // Their turns, round robin: the busy guest after this loop's first goes
+  // first next loop. The NIC's free transmit slots are shared out as they
+  // go: each guest may take its part of what is left (rounded up), so what
+  // one leaves passes on to the guests after it.
+  if (busy != 0) {
+    uint64_t nic_left = 0;
+    if (nic_) nic_left = std::min<uint64_t>(nic_->TxFree(), uint64_t(kBurst) * busy);
+    uint32_t g = next_guest_ < n_guests ? next_guest_ : 0;
+    bool first = true;
+    for (uint32_t turn = 0; turn < n_guests; ++turn, g = g + 1 == n_guests ? 0 : g + 1) {
+      if (!guest_busy_[g]) continue;
+      if (first) next_guest_ = g + 1;
+      first = false;
+      nic_share_ = uint32_t((nic_left + busy - 1) / busy);
+      nic_taken_ = 0;
+      work += ServiceGuest(*s, g);
+      nic_left -= nic_taken_;
+      --busy;
+    }
+  }
+
   if (nic_) {
     work += ServiceNicRx(*s);
     nic_->TxFlush();
@@ -41,14 +65,46 @@ uint32_t Switch::Poll() {
   return work;
 }
 
-uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d) {
-  uint32_t avail = 0;
-  Violation v = d.tx->Avail(&avail);
+// A device's flag byte and TX avail index: true when it has frames to send.
+bool Switch::CheckTx(Device& d, uint32_t* work) {
+  d.tx_avail = 0;
+  if (d.state.load(std::memory_order_acquire) != DeviceState::kActive) return false;
+  if (__atomic_load_n(d.cfg.flag, __ATOMIC_ACQUIRE) == kVringFlagDead) {
+    MarkDead(d);
+    ++*work;
+    return false;
+  }
+  Violation v = d.tx->Avail(&d.tx_avail);
   if (v != Violation::kNone) {
     Quarantine(d, v);
-    return 1;
+    ++*work;
+    return false;
   }
-  if (avail > kBurst) avail = kBurst;
+  return d.tx_avail != 0;
+}
+
+// One guest's turn: kBurst chains in all from its devices, in turn from one
+// that rotates, each taking what it has up to what is left of the budget.
+uint32_t Switch::ServiceGuest(const Snapshot& s, uint32_t g) {
+  const GuestRange& r = s.guests[g];
+  uint32_t start = guest_next_dev_[g] < r.count ? guest_next_dev_[g] : 0;
+  guest_next_dev_[g] = uint16_t(start + 1 == r.count ? 0 : start + 1);
+  uint32_t budget = kBurst, work = 0;
+  for (uint32_t k = 0, i = start; k < r.count && budget != 0; ++k, i = i + 1 == r.count ? 0 : i + 1) {
+    Device& d = devices_[s.slots[r.first + i]];
+    // A receiver's RX fault earlier in this loop may have quarantined it.
+    if (d.tx_avail == 0 || d.state.load(std::memory_order_acquire) != DeviceState::kActive) continue;
+    uint32_t done = ServiceGuestTx(s, d, std::min(d.tx_avail, budget));
+    budget -= std::min(done, budget);
+    work += done;
+  }
+  return work;
+}
+
+// Switches up to `avail` chains of the device's TX ring (at most what its
+// last Avail saw).
+uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
+  Violation v = Violation::kNone;
   // Pipelined by one chain: the next chain is popped and its frame's first
   // bytes prefetched before the current one is switched, so the miss on the
   // next frame (a line the guest's CPU just wrote) overlaps the copy of this one.
@@ -103,6 +159,11 @@ void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
   uint8_t hdr[kEthHdrLen];
   GatherFromSegments(c.seg, c.nseg, kVirtioNetHdrLen, hdr, kEthHdrLen);
   if (MacAt(hdr + 6) != src.cfg.mac) return drop(Drop::kSpoofedSrcMac);
+  // A guest port is an access port: the VLAN is the switch's to set. A tag
+  // of the guest's own would leave the NIC inside ours (a VLAN hop once the
+  // uplink strips the outer one); to other guests it is refused as well, so
+  // one rule holds for every destination (docs/security.md).
+  if (IsAnyTagTpid(Be16At(hdr + 12))) return drop(Drop::kGuestVlanTag);
   const FrameBody body{c.seg, c.nseg, kVirtioNetHdrLen + kEthHdrLen, frame_len - kEthHdrLen};
   uint64_t dst = MacAt(hdr);
 
@@ -149,12 +210,20 @@ void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
 bool Switch::SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body) {
   uint32_t tag = src.cfg.vlan != 0 ? kVlanHdrLen : 0;
   uint32_t len = kEthHdrLen + tag + body.len;
+  if (nic_taken_ >= nic_share_) {
+    // No share at all: the ring is full. A share used up: the rest is kept for other guests.
+    Drop why = nic_share_ == 0 ? Drop::kNicTxFull : Drop::kNicTxShare;
+    src.counters.drops[DropIndex(why)].Add();
+    NicDrop(why);
+    return false;
+  }
   uint8_t* out = nic_->TxReserve();
   if (out == nullptr) {
     src.counters.drops[DropIndex(Drop::kNicTxFull)].Add();
     NicDrop(Drop::kNicTxFull);
     return false;
   }
+  ++nic_taken_;
   std::memcpy(out, hdr, 12);  // destination and source MAC
   if (tag != 0) {
     PutBe16(out + 12, kEthPVlan);

@@ -25,7 +25,11 @@ const char* DeviceStateName(DeviceState s);  // "free", "active", "quarantined",
 
 enum class FaultKind : uint8_t { kNone, kQuarantine, kDead };
 
-// What the control plane hands over for a device.
+// What the control plane hands over for a device. Every mapping comes with
+// the length the mapper reported for it (the *_len fields, Region::map_len):
+// the switch refuses a device whose mappings do not cover what it will read
+// and write there, so a control-plane mistake cannot become an access past a
+// mapping (defence in depth).
 struct DeviceConfig {
   uint16_t domid = 0;
   uint32_t dev = 0;
@@ -33,9 +37,12 @@ struct DeviceConfig {
   uint16_t vlan = 0;    // 0: untagged on the NIC; 1..4095: the tag of its pool
   uint8_t* tx_ring = nullptr;  // the guest's TX ring (we read its buffers)
   uint32_t tx_num = 0;
+  uint64_t tx_ring_len = 0;    // bytes mapped at tx_ring: at least VringSize(tx_num)
   uint8_t* rx_ring = nullptr;  // the guest's RX ring (we write its buffers)
   uint32_t rx_num = 0;
+  uint64_t rx_ring_len = 0;
   const uint8_t* flag = nullptr;  // byte 0: kVringFlagLive while the guest lives
+  uint64_t flag_len = 0;          // bytes mapped at flag: at least 1
   std::vector<Region> regions;    // where the guest's descriptors may point
 };
 
@@ -67,6 +74,7 @@ struct Device {
   bool fault_reported = false;  // control thread only
 
   // Data-thread scratch, valid within one poll loop.
+  uint32_t tx_avail = 0;   // TX chains seen by this loop's Avail
   uint32_t rx_avail = 0;   // RX chains seen by the last Avail and not popped yet
   bool rx_touched = false; // used entries pushed, PublishUsed pending
 };

@@ -27,7 +27,9 @@ namespace xsw {
   X(kRxNoBuffer, "rx_no_buffer")        /* the receiving guest had no RX buffer posted */                   \
   X(kRxTooBig, "rx_too_big")            /* the receiving guest's RX chain was smaller than the frame */     \
   X(kUnknownDst, "unknown_dst")         /* from the NIC: no device has this MAC + VLAN */                   \
-  X(kGuestRxFailed, "guest_rx_failed")  /* from the NIC: the matching guest could not take it (its counters say why) */
+  X(kGuestRxFailed, "guest_rx_failed")  /* from the NIC: the matching guest could not take it (its counters say why) */ \
+  X(kGuestVlanTag, "guest_vlan_tag")    /* a guest frame carried its own 802.1Q/802.1ad/0x9100 tag */        \
+  X(kNicTxShare, "nic_tx_share")        /* the guest had used its share of the NIC's free transmit slots (per loop) */
 
 enum class Drop : uint8_t {
   // 0 .. kLastViolation mirror Violation (index 0, "none", is never counted).

@@ -40,6 +40,11 @@ class NicPort {
   virtual uint32_t TxCapacity() const = 0;
   // Queues the reserved buffer's first len bytes. False: the port lost it.
   virtual bool TxCommit(uint32_t len) = 0;
+  // How many TxReserve calls would succeed now, before the next TxFlush: the
+  // free slots of the transmit ring (never more than there are; kTxUnbounded
+  // for a port without one). The switch shares them out between guests.
+  virtual uint32_t TxFree() = 0;
+  static constexpr uint32_t kTxUnbounded = UINT32_MAX;
   // Hands everything committed since the last flush to the kernel.
   virtual void TxFlush() = 0;
 };

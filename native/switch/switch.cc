@@ -3,6 +3,7 @@
 // code is in datapath.cc.
 #include "switch/switch.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -27,6 +28,36 @@ std::string Hex(uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
   return buf;
+}
+
+// The mappings the control plane reports must cover what the data plane will
+// touch: each ring's whole layout, the flag byte, each region's window.
+void CheckMappings(const DeviceConfig& c) {
+  auto ring = [&c](const char* which, uint32_t num, uint64_t len) {
+    if (!VringSizeValid(num)) {
+      throw SysError(EINVAL, std::string("the ") + which + " ring of " + Who(c) + " has " + std::to_string(num) +
+                                 " entries: give a power of two from 1 to " + std::to_string(kMaxRingSize));
+    }
+    if (len < VringSize(num)) {
+      throw SysError(EINVAL, std::string("the ") + which + " ring of " + Who(c) + " (" + std::to_string(num) +
+                                 " entries) needs " + std::to_string(VringSize(num)) + " bytes but its mapping has " +
+                                 std::to_string(len) + ": map all " + std::to_string(VringPages(num)) +
+                                 " of its pages");
+    }
+  };
+  ring("TX", c.tx_num, c.tx_ring_len);
+  ring("RX", c.rx_num, c.rx_ring_len);
+  if (c.flag_len == 0) {
+    throw SysError(EINVAL, "the flag page of " + Who(c) + " has an empty mapping: map its page");
+  }
+  for (size_t i = 0; i < c.regions.size(); ++i) {
+    const Region& r = c.regions[i];
+    if (r.map_len < r.len) {
+      throw SysError(EINVAL, "region " + std::to_string(i) + " of " + Who(c) + " (gva " + Hex(r.gva) + ", " +
+                                 std::to_string(r.len) + " bytes) runs past its mapping of " +
+                                 std::to_string(r.map_len) + " bytes: map the whole region");
+    }
+  }
 }
 
 }  // namespace
@@ -54,6 +85,8 @@ Switch::Switch(const SwitchConfig& cfg, std::unique_ptr<NicPort> nic)
   for (uint32_t i = 0; i < cfg.max_devices; ++i) devices_[i].slot = uint16_t(i);
   in_use_.assign(cfg.max_devices, false);
   touched_.reset(new uint16_t[cfg.max_devices]);
+  guest_busy_.reset(new uint8_t[cfg.max_devices]());
+  guest_next_dev_.reset(new uint16_t[cfg.max_devices]());
   snap_.store(new Snapshot(), std::memory_order_release);
 }
 
@@ -75,6 +108,7 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
   if (c.regions.empty()) {
     throw SysError(EINVAL, Who(c) + " has no memory region: map its mempools before adding it");
   }
+  CheckMappings(c);
   int free_slot = -1;
   for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
     const Device& o = devices_[i];
@@ -101,8 +135,10 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
     }
   }
   try {
-    d.tx = std::make_unique<VringDevice>(c.tx_ring, c.tx_num, &d.regions, kMaxChainSegs, RingDirection::kDeviceReads);
-    d.rx = std::make_unique<VringDevice>(c.rx_ring, c.rx_num, &d.regions, kMaxChainSegs, RingDirection::kDeviceWrites);
+    d.tx = std::make_unique<VringDevice>(c.tx_ring, c.tx_num, c.tx_ring_len, &d.regions, kMaxChainSegs,
+                                         RingDirection::kDeviceReads);
+    d.rx = std::make_unique<VringDevice>(c.rx_ring, c.rx_num, c.rx_ring_len, &d.regions, kMaxChainSegs,
+                                         RingDirection::kDeviceWrites);
   } catch (const std::invalid_argument& e) {
     d.tx.reset();
     d.rx.reset();
@@ -143,6 +179,15 @@ void Switch::PublishSnapshot() {
   auto next = std::make_unique<Snapshot>();
   for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
     if (in_use_[i]) next->slots.push_back(uint16_t(i));
+  }
+  // Grouped by guest: the poll loop takes turns per guest, not per device.
+  std::stable_sort(next->slots.begin(), next->slots.end(),
+                   [this](uint16_t a, uint16_t b) { return devices_[a].cfg.domid < devices_[b].cfg.domid; });
+  for (uint32_t i = 0; i < next->slots.size(); ++i) {
+    if (i == 0 || devices_[next->slots[i]].cfg.domid != devices_[next->slots[i - 1]].cfg.domid) {
+      next->guests.push_back(GuestRange{i, 0});
+    }
+    ++next->guests.back().count;
   }
   const Snapshot* old = snap_.exchange(next.release(), std::memory_order_seq_cst);
   WaitQuiescent();

@@ -10,14 +10,20 @@
 // hold the old snapshot, so the old snapshot can be freed and a removed
 // device's memory unmapped. No lock is taken on the data path.
 //
-// Per loop, for each active device: check its flag byte (0 -> dead), take at
-// most kBurst chains from its TX ring and switch each frame (copying it once
-// from the guest's buffer into its destination: another guest's RX buffer or
-// a NIC transmit slot), then publish its used index and those of the RX
-// rings it wrote into, once. Then one NIC receive burst (each frame's source
-// MAC is remembered in a fixed table, nic_macs.h). A ring fault
-// quarantines only the device at fault; bad frames are dropped and counted
-// under a named reason (drops.h). Nothing is logged per packet.
+// Per loop: first, for each active device, check its flag byte (0 -> dead)
+// and read its TX ring's avail index. Then the guests (domids) with frames
+// to send take turns, from a start that rotates every loop: each guest may
+// take kBurst chains in all, from its devices in turn (the first device
+// rotates too), and a share of the NIC's free transmit slots - the free
+// slots divided among the guests whose turn has not come yet - so neither
+// the number of devices a guest has nor its place in the slot order buys it
+// more of the loop or of the NIC. Each frame is switched by copying it once
+// from the guest's buffer into its destination (another guest's RX buffer or
+// a NIC transmit slot); then the TX ring's used index and those of the RX
+// rings written into are published, once per device. Then one NIC receive
+// burst (each frame's source MAC is remembered in a fixed table, nic_macs.h).
+// A ring fault quarantines only the device at fault; bad frames are dropped
+// and counted under a named reason (drops.h). Nothing is logged per packet.
 #pragma once
 
 #include <atomic>
@@ -81,7 +87,8 @@ class Switch {
 
   // Validates and registers a device; returns its slot. Throws SysError:
   // EEXIST (MAC already registered), ENOSPC (no free slot), EINVAL (bad
-  // MAC, VLAN, ring or region). The switch resumes from the rings' indexes.
+  // MAC, VLAN, ring or region, or a ring, flag or region whose mapping is
+  // shorter than its layout, named). The switch resumes from the rings' indexes.
   uint32_t AddDevice(const DeviceConfig& cfg);
   // Unregisters a device; returns once the data thread has let go of it, so
   // its memory may be unmapped right after. Its final counters stay readable
@@ -111,8 +118,13 @@ class Switch {
   const NicPort* nic() const { return nic_.get(); }
 
  private:
+  struct GuestRange {
+    uint32_t first;  // index into Snapshot::slots
+    uint32_t count;  // devices of this guest
+  };
   struct Snapshot {
-    std::vector<uint16_t> slots;  // slots in use, in slot order
+    std::vector<uint16_t> slots;      // slots in use, grouped by guest (domid order), slot order within
+    std::vector<GuestRange> guests;   // each guest's run of `slots`
   };
   // A frame's payload after its Ethernet header: `len` bytes from byte `offset` of the segments.
   struct FrameBody {
@@ -131,7 +143,9 @@ class Switch {
   void PublishSnapshot();
   void WaitQuiescent();
 
-  uint32_t ServiceGuestTx(const Snapshot& s, Device& d);
+  bool CheckTx(Device& d, uint32_t* work);
+  uint32_t ServiceGuest(const Snapshot& s, uint32_t g);
+  uint32_t ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail);
   static void PrefetchFrame(const Chain& c);
   void SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c);
   bool SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body);
@@ -158,6 +172,11 @@ class Switch {
   // Data-thread scratch, allocated once.
   std::unique_ptr<uint16_t[]> touched_;
   uint32_t n_touched_ = 0;
+  std::unique_ptr<uint8_t[]> guest_busy_;        // per guest of the snapshot: frames to send this loop
+  std::unique_ptr<uint16_t[]> guest_next_dev_;   // per guest: the device that goes first next loop
+  uint32_t next_guest_ = 0;                      // the guest that goes first next loop
+  uint32_t nic_share_ = 0;                       // NIC transmit slots the guest being serviced may take
+  uint32_t nic_taken_ = 0;                       // ... and has taken
   Chain tx_chains_[2]{}, rx_chain_{};  // TX: the chain being switched and the next one
   NicRxFrame nic_frames_[kBurst]{};
   uint32_t nic_now_ = 0;  // NicMacTable seconds, read once per NIC burst

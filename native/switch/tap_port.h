@@ -31,6 +31,7 @@ class TapPort : public NicPort {
   uint8_t* TxReserve() override { return tx_buf_.get(); }
   uint32_t TxCapacity() const override { return buf_size_; }
   bool TxCommit(uint32_t len) override;
+  uint32_t TxFree() override { return kTxUnbounded; }  // each write() is the transmission
   void TxFlush() override {}
 
  private:

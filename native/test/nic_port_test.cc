@@ -109,7 +109,11 @@ void TestAfPacketOverVeth() {
   Transmit(pa, f);
   CHECK(ReceiveTest(pb, &r));
   CHECK(r.bytes == f);
-  // A burst larger than one RxBurst, all of it arriving in order.
+  // A burst larger than one RxBurst, all of it arriving in order. The free
+  // transmit slots go down by one per frame committed and come back once the
+  // kernel has sent them.
+  const uint32_t free_before = pb.TxFree();
+  CHECK_EQ(free_before, 256u);
   for (uint32_t i = 0; i < 100; ++i) {
     auto g = MakeFrame(0x020000000001ull, 0x020000000002ull, 64 + i, uint8_t(i), kTestType);
     uint8_t* buf = pb.TxReserve();
@@ -118,9 +122,11 @@ void TestAfPacketOverVeth() {
     std::memcpy(buf, g.data(), g.size());
     CHECK(pb.TxCommit(uint32_t(g.size())));
   }
+  CHECK_EQ(pb.TxFree(), free_before - 100);
   pb.TxFlush();
   auto burst = ReceiveTests(pa, 100);
   CHECK_EQ(burst.size(), 100u);
+  CHECK_EQ(pb.TxFree(), free_before);
   for (uint32_t i = 0; i < burst.size(); ++i) {
     CHECK(burst[i].bytes == MakeFrame(0x020000000001ull, 0x020000000002ull, 64 + i, uint8_t(i), kTestType));
   }

@@ -31,10 +31,10 @@ struct Rig {
         pool{device->memory().pool_base, size_t(device->memory().pool_bytes)},
         tx{device->memory().tx_ring, size_t(xsw::VringSize(ring_size))},
         rx{device->memory().rx_ring, size_t(xsw::VringSize(ring_size))} {
-    regions.Add({reinterpret_cast<uint64_t>(pool.p), pool.size, pool.p, true});
-    dev_tx = std::make_unique<xsw::VringDevice>(tx.p, ring_size, &regions, xsw::kMaxChainSegs,
+    regions.Add({reinterpret_cast<uint64_t>(pool.p), pool.size, pool.p, true, pool.size});
+    dev_tx = std::make_unique<xsw::VringDevice>(tx.p, ring_size, tx.size, &regions, xsw::kMaxChainSegs,
                                                 xsw::RingDirection::kDeviceReads);
-    dev_rx = std::make_unique<xsw::VringDevice>(rx.p, ring_size, &regions, xsw::kMaxChainSegs,
+    dev_rx = std::make_unique<xsw::VringDevice>(rx.p, ring_size, rx.size, &regions, xsw::kMaxChainSegs,
                                                 xsw::RingDirection::kDeviceWrites);
   }
 

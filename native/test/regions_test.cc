@@ -15,21 +15,23 @@ static uint8_t backing_b[4096];
 
 static void AddRejectsBadRegions() {
   RegionTable t;
-  CHECK(t.Add({0x1000, 8192, backing_a, true}));
-  CHECK(!t.Add({0x1000, 0, backing_b, true}));                  // empty
-  CHECK(!t.Add({0x9000, 4096, nullptr, true}));                 // no mapping
-  CHECK(!t.Add({UINT64_MAX - 10, 4096, backing_b, true}));      // gva+len wraps
-  CHECK(!t.Add({0x0000, 0x1001, backing_b, true}));             // overlaps the start
-  CHECK(!t.Add({0x2fff, 2, backing_b, true}));                  // overlaps the end
-  CHECK(!t.Add({0x1800, 16, backing_b, true}));                 // inside
-  CHECK(!t.Add({0x0, 0x10000, backing_b, true}));               // around
-  CHECK(t.Add({0x3000, 4096, backing_b, false}));               // adjacent is fine
+  CHECK(t.Add({0x1000, 8192, backing_a, true, 8192}));
+  CHECK(!t.Add({0x1000, 0, backing_b, true, 0}));                 // empty
+  CHECK(!t.Add({0x9000, 4096, nullptr, true, 4096}));             // no mapping
+  CHECK(!t.Add({0x9000, 8192, backing_b, true, 4096}));           // longer than its mapping
+  CHECK(!t.Add({0x9000, 4096, backing_b, true, 0}));              // mapping length not given
+  CHECK(!t.Add({UINT64_MAX - 10, 4096, backing_b, true, 4096}));  // gva+len wraps
+  CHECK(!t.Add({0x0000, 0x1001, backing_b, true, 0x1001}));       // overlaps the start
+  CHECK(!t.Add({0x2fff, 2, backing_b, true, 2}));                 // overlaps the end
+  CHECK(!t.Add({0x1800, 16, backing_b, true, 16}));               // inside
+  CHECK(!t.Add({0x0, 0x10000, backing_b, true, 0x10000}));        // around
+  CHECK(t.Add({0x3000, 4096, backing_b, false, 4096}));           // adjacent is fine
   CHECK(t.size() == 2);
   RegionTable full;
-  for (uint32_t i = 0; i < RegionTable::kCapacity; ++i) CHECK(full.Add({uint64_t(i) << 20, 4096, backing_b, true}));
-  CHECK(!full.Add({uint64_t(RegionTable::kCapacity) << 20, 4096, backing_b, true}));
+  for (uint32_t i = 0; i < RegionTable::kCapacity; ++i) CHECK(full.Add({uint64_t(i) << 20, 4096, backing_b, true, 4096}));
+  CHECK(!full.Add({uint64_t(RegionTable::kCapacity) << 20, 4096, backing_b, true, 4096}));
   full.Clear();
-  CHECK(full.size() == 0 && full.Add({0, 4096, backing_b, true}));
+  CHECK(full.size() == 0 && full.Add({0, 4096, backing_b, true, 4096}));
 }
 
 struct Row {
@@ -42,9 +44,9 @@ struct Row {
 
 static void TranslateTable() {
   RegionTable t;
-  t.Add({0x1000, 8192, backing_a, true});    // [0x1000, 0x3000) writable
-  t.Add({0x3000, 4096, backing_b, false});   // [0x3000, 0x4000) read-only, adjacent
-  CHECK(!t.Add({UINT64_MAX - 4095, 4096, backing_b, false}));  // would end at 2^64: unrepresentable
+  t.Add({0x1000, 8192, backing_a, true, 8192});    // [0x1000, 0x3000) writable
+  t.Add({0x3000, 4096, backing_b, false, 4096});   // [0x3000, 0x4000) read-only, adjacent
+  CHECK(!t.Add({UINT64_MAX - 4095, 4096, backing_b, false, 4096}));  // would end at 2^64: unrepresentable
   const Violation kOk = Violation::kNone;
   const std::vector<Row> rows = {
       {"start of a region", 0x1000, 64, false, backing_a, kOk},

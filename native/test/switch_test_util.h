@@ -6,6 +6,7 @@
 #include "check.h"
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -70,10 +71,13 @@ struct FakeGuest {
     c.vlan = vlan;
     c.tx_ring = tx.p;
     c.tx_num = num;
+    c.tx_ring_len = tx.size;
     c.rx_ring = rx.p;
     c.rx_num = num;
+    c.rx_ring_len = rx.size;
     c.flag = flag.p;
-    c.regions.push_back(Region{gva, pool.size, pool.p, pool_writable});
+    c.flag_len = flag.size;
+    c.regions.push_back(Region{gva, pool.size, pool.p, pool_writable, pool.size});
     return c;
   }
 
@@ -213,18 +217,29 @@ class FakeNic : public NicPort {
     return n;
   }
   void RxRelease() override { in_flight_.clear(); }
-  uint8_t* TxReserve() override { return tx_full ? nullptr : tx_buf_.data(); }
+  uint8_t* TxReserve() override { return tx_full || TxFree() == 0 ? nullptr : tx_buf_.data(); }
   uint32_t TxCapacity() const override { return capacity_; }
   bool TxCommit(uint32_t len) override {
     tx->push_back(std::vector<uint8_t>(tx_buf_.begin(), tx_buf_.begin() + len));
+    ++in_ring;
     return true;
   }
-  void TxFlush() override { ++flushes; }
+  uint32_t TxFree() override {
+    if (tx_full) return 0;
+    return tx_ring == 0 ? kTxUnbounded : tx_ring - in_ring;
+  }
+  void TxFlush() override {
+    ++flushes;
+    in_ring -= std::min(in_ring, drain_per_flush);
+  }
 
   // Shared with the test, which keeps these pointers after handing the port to the switch.
   std::shared_ptr<std::deque<Frame>> rx = std::make_shared<std::deque<Frame>>();
   std::shared_ptr<std::vector<std::vector<uint8_t>>> tx = std::make_shared<std::vector<std::vector<uint8_t>>>();
   bool tx_full = false;
+  uint32_t tx_ring = 0;                  // transmit ring slots; 0: no ring, never full
+  uint32_t drain_per_flush = UINT32_MAX; // slots the "wire" frees at each flush
+  uint32_t in_ring = 0;                  // committed and not yet drained
   uint64_t flushes = 0;
 
  private:

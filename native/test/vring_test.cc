@@ -47,8 +47,8 @@ constexpr uint32_t kPoolPages = 64;
 // A ring, a writable pool region and a read-only one right after it.
 struct Fixture {
   explicit Fixture(uint32_t num) : num(num), ring(VringSize(num)), pool(kPoolPages * kPageSize), ro(kPageSize) {
-    regions.Add({kPoolGva, pool.size, pool.p, true});
-    regions.Add({RoGva(), ro.size, ro.p, false});
+    regions.Add({kPoolGva, pool.size, pool.p, true, pool.size});
+    regions.Add({RoGva(), ro.size, ro.p, false, ro.size});
   }
   static uint64_t RoGva() { return kPoolGva + kPoolPages * kPageSize; }
   VringView view() { return VringView::At(ring.p, num); }
@@ -95,14 +95,14 @@ static void ConstructorsRefuseBadRings() {
   }
   bool threw = false;
   try {
-    VringDevice d(m.p + 64, 256, &r, 16);
+    VringDevice d(m.p + 64, 256, m.size - 64, &r, 16);
   } catch (const std::invalid_argument&) {
     threw = true;
   }
   CHECK(threw);
   threw = false;
   try {
-    VringDevice d(m.p, 256, nullptr, 16);
+    VringDevice d(m.p, 256, m.size, nullptr, 16);
   } catch (const std::invalid_argument&) {
     threw = true;
   }
@@ -115,7 +115,7 @@ static void DriverAndDeviceAgreeThroughIndexWrap() {
   Fixture f(8);
   VringDriver drv(f.ring.p, 8);
   drv.Init();
-  VringDevice dev(f.ring.p, 8, &f.regions, kMaxChainSegs);
+  VringDevice dev(f.ring.p, 8, f.ring.size, &f.regions, kMaxChainSegs);
   uint64_t next_cookie = 1, expect_cookie = 1;
   UsedEntry used[8];
   Chain chain;
@@ -156,7 +156,7 @@ static void AddNeedsEnoughFreeDescriptorsAndPublishGatesVisibility() {
   Fixture f(4);
   VringDriver drv(f.ring.p, 4);
   drv.Init();
-  VringDevice dev(f.ring.p, 4, &f.regions, kMaxChainSegs);
+  VringDevice dev(f.ring.p, 4, f.ring.size, &f.regions, kMaxChainSegs);
   DriverBuf b[5];
   for (auto& x : b) x = {kPoolGva, 64};
   CHECK(drv.Add(b, 0, 0, 1) == -1);
@@ -182,7 +182,7 @@ static void TwoThreadsMoveDescriptorsWithoutLossOrDuplication() {
   Fixture f(num);
   VringDriver drv(f.ring.p, num);
   drv.Init();
-  VringDevice dev(f.ring.p, num, &f.regions, kMaxChainSegs, RingDirection::kDeviceReads);
+  VringDevice dev(f.ring.p, num, f.ring.size, &f.regions, kMaxChainSegs, RingDirection::kDeviceReads);
   std::atomic<bool> stop{false};
   uint64_t consumed = 0, bad = 0;
   std::thread consumer([&] {
@@ -245,7 +245,7 @@ static void ResumeContinuesFromTheSharedIndexes() {
   Chain c;
   uint32_t n;
   {
-    VringDevice dev(f.ring.p, 16, &f.regions, 4);
+    VringDevice dev(f.ring.p, 16, f.ring.size, &f.regions, 4);
     CHECK_V(dev.Avail(&n), Violation::kNone);
     CHECK(n == 10);
     for (int i = 0; i < 3; ++i) {
@@ -254,7 +254,7 @@ static void ResumeContinuesFromTheSharedIndexes() {
     }
     dev.PublishUsed();
   }
-  VringDevice dev2(f.ring.p, 16, &f.regions, 4);
+  VringDevice dev2(f.ring.p, 16, f.ring.size, &f.regions, 4);
   CHECK(dev2.LastAvail() == 3 && dev2.UsedIdx() == 3);
   CHECK(f.view().avail->idx == 10 && f.view().used->idx == 3);  // untouched
   CHECK_V(dev2.Avail(&n), Violation::kNone);
@@ -331,7 +331,7 @@ static const HostileRow kHostile[] = {
 static void HostileRingsAreNamedViolations() {
   for (const HostileRow& row : kHostile) {
     Fixture f(row.num);
-    VringDevice dev(f.ring.p, row.num, &f.regions, row.max_chain, row.dir);
+    VringDevice dev(f.ring.p, row.num, f.ring.size, &f.regions, row.max_chain, row.dir);
     row.build(f);
     uint32_t n = 0;
     Violation v = dev.Avail(&n);
@@ -347,7 +347,7 @@ static void HostileRingsAreNamedViolations() {
 
 static void ChainAtTheLimitsIsAccepted() {
   Fixture f(64);
-  VringDevice dev(f.ring.p, 64, &f.regions, 1000, RingDirection::kAny);
+  VringDevice dev(f.ring.p, 64, f.ring.size, &f.regions, 1000, RingDirection::kAny);
   for (uint16_t i = 0; i < 16; ++i) f.Desc(i, G + i * 2048, 2048, i < 15 ? VRING_DESC_F_NEXT : 0, uint16_t(i + 1));
   f.Post(0);
   f.Desc(20, G, kMaxSegmentLen, 0, 0);  // exactly the maximum segment length
@@ -368,7 +368,7 @@ static void ChainAtTheLimitsIsAccepted() {
 
 static void AvailIndexJumpIsClamped() {
   Fixture f(16);
-  VringDevice dev(f.ring.p, 16, &f.regions, 16);
+  VringDevice dev(f.ring.p, 16, f.ring.size, &f.regions, 16);
   uint32_t n = 99;
   f.view().avail->idx = 16;  // exactly a full ring: fine
   CHECK_V(dev.Avail(&n), Violation::kNone);
