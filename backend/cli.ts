@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // xsw-backend: the dom0 switch. See docs/backend.md.
 import { OptionError, parseOptions } from './options';
-import { makeLogger, startBackend, StartupError } from './service';
+import { makeLogger, RunningBackend, startBackend, StartupError } from './service';
 
 async function main(): Promise<number> {
   let opts;
@@ -16,7 +16,21 @@ async function main(): Promise<number> {
     throw err;
   }
   const log = makeLogger(opts.logLevel);
-  let backend;
+  // Handlers go in before the back end starts: a signal that arrives while it
+  // starts (after its "watching" line, say) stops it once it is up, instead of
+  // killing the process with devices mapped.
+  let backend: RunningBackend | undefined;
+  let pending: string | undefined;
+  const onSignal = (sig: string): void => {
+    if (!backend) {
+      pending = sig;
+      return;
+    }
+    log.info(`${sig}: detaching every device`);
+    void backend.shutdown();
+  };
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
   try {
     backend = await startBackend(opts, log);
   } catch (err) {
@@ -26,12 +40,7 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const onSignal = (sig: string): void => {
-    log.info(`${sig}: detaching every device`);
-    void backend.shutdown();
-  };
-  process.once('SIGINT', () => onSignal('SIGINT'));
-  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  if (pending) onSignal(pending);
   await backend.done;
   return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }
