@@ -5,7 +5,7 @@
 // back end keeps running.
 import test, { ExecutionContext } from 'ava';
 import type { Child } from '../harness/child';
-import { FAKE_GUEST, lastJson, Rig } from './fixtures/backend-rig';
+import { FAKE_GUEST, Rig, statsUntil } from './fixtures/backend-rig';
 
 const G2 = '00:00:00:00:00:22';
 const G3 = '00:00:00:00:00:33';
@@ -38,17 +38,6 @@ async function withVictim(t: ExecutionContext, hostile: (rig: Rig, be: Child) =>
   }
 }
 
-/** Waits for a stats line (printed after `from`) satisfying `ok`. */
-async function statsUntil(be: Child, ok: (s: Stats) => boolean, timeoutMs = 4000): Promise<Stats> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = lastJson<Stats>(be);
-    if (s && ok(s)) return s;
-    if (Date.now() > deadline) throw new Error(`stats never satisfied the test; last: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 const warnLines = (be: Child, re: RegExp) => be.logs().filter((l) => l.level === 40 && re.test(l.msg));
 
 test.serial('a gref list naming an ungranted ref: refused as map_failed, once', async (t) => {
@@ -56,7 +45,7 @@ test.serial('a gref list naming an ungranted ref: refused as map_failed, once', 
     rig.guest(1, [JSON.stringify({ mac: BAD, ungrantedPoolRef: true })], FAKE_GUEST);
     const re = /^refused domain 1 device 0: 0_mempool_gref names pages domain 1 has not granted to dom0 writable \((EINVAL|EACCES)\)/;
     await be.waitLog(re);
-    await statsUntil(be, (s) => s.refused?.map_failed === 1);
+    await statsUntil<Stats>(be, (s) => s.refused?.map_failed === 1);
     t.is(warnLines(be, re).length, 1);
     t.is(warnLines(be, re)[0].domid, 1);
   });
@@ -78,7 +67,7 @@ test.serial('garbage in each XenStore key: each refused with a line naming the k
       fake.kill('SIGKILL');
       await fake.exited;
     }
-    const s = await statsUntil(be, (x) => x.refused?.bad_key === cases.length);
+    const s = await statsUntil<Stats>(be, (x) => x.refused?.bad_key === cases.length);
     t.is(s.refused!.bad_key, cases.length);
     t.is(warnLines(be, /refused domain 1 device 0: 0_mempool_va "zz" is not a hex address/).length, 1);
     t.false(s.devices.some((d) => d.domid === 1));
@@ -90,7 +79,7 @@ test.serial('a MAC already registered by another guest is refused as mac_taken',
     rig.guest(1, [JSON.stringify({ mac: G2 })], FAKE_GUEST);
     const re = /^refused domain 1 device 0: 0_ether_addr 00:00:00:00:00:22 is already registered by domain 2 device 0/;
     await be.waitLog(re);
-    await statsUntil(be, (s) => s.refused?.mac_taken === 1);
+    await statsUntil<Stats>(be, (s) => s.refused?.mac_taken === 1);
     t.is(warnLines(be, re).length, 1);
   });
 });
@@ -101,7 +90,7 @@ test.serial('a ring whose avail index jumps: quarantined with one line, kept in 
     await be.waitLine('err', /MAC_ADDRESS 00:00:00:00:00:44 and VLAN_TAG 1001 registered/);
     const re = /^quarantined domain 1 device 0: avail_idx_jump \(strike 1: /;
     await be.waitLog(re);
-    const s = await statsUntil(be, (x) => x.devices.some((d) => d.domid === 1 && d.state === 'quarantined'));
+    const s = await statsUntil<Stats>(be, (x) => x.devices.some((d) => d.domid === 1 && d.state === 'quarantined'));
     t.true((s.devices.find((d) => d.domid === 1)!.drops.avail_idx_jump ?? 0) >= 1);
     await new Promise((r) => setTimeout(r, 300));
     t.is(warnLines(be, re).length, 1);
@@ -114,7 +103,7 @@ test.serial('a guest spoofing its source MAC: frames dropped and counted, one wa
     await be.waitLine('err', /MAC_ADDRESS 00:00:00:00:00:44/);
     const re = /^domain 1 device 0 sends frames with a source MAC that is not its own 00:00:00:00:00:44/;
     await be.waitLog(re, 5000);
-    const s = await statsUntil(be, (x) => x.devices.some((d) => d.domid === 1 && d.drops.spoofed_src_mac === 10));
+    const s = await statsUntil<Stats>(be, (x) => x.devices.some((d) => d.domid === 1 && d.drops.spoofed_src_mac === 10));
     t.is(s.devices.find((d) => d.domid === 1)!.tx_total, 10);
     t.is(warnLines(be, re).length, 1);
   });
@@ -131,7 +120,7 @@ test.serial('a guest frame carrying its own 802.1Q tag never reaches the wire: d
     t.is(frames.length, 1, 'only the untagged frame left the NIC');
     const vids = frames.flatMap((f) => [...(f.aux_vlan === null ? [] : [f.aux_vlan]), ...f.tags.map(([, vid]) => vid)]);
     t.deepEqual(vids, [1001], "the frame that left carries the switch's tag and nothing else");
-    const s = await statsUntil(be, (x) => x.devices.some((d) => d.domid === 1 && d.tx_total === 2));
+    const s = await statsUntil<Stats>(be, (x) => x.devices.some((d) => d.domid === 1 && d.tx_total === 2));
     t.is(s.devices.find((d) => d.domid === 1)!.drops.guest_vlan_tag, 1);
   });
 });

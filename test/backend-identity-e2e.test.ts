@@ -5,7 +5,7 @@
 // as a toolstack would.
 import test from 'ava';
 import type { Child } from '../harness/child';
-import { FAKE_GUEST, lastJson, Rig } from './fixtures/backend-rig';
+import { FAKE_GUEST, Rig, statsUntil } from './fixtures/backend-rig';
 
 const G2 = '00:00:00:00:00:22';
 const G3 = '00:00:00:00:00:33';
@@ -18,16 +18,6 @@ async function assign(rig: Rig, domid: number, dev: number, mac: string): Promis
   const dir = `/local/domain/0/backend/xsw/${domid}`;
   await rig.dom0.write(`${dir}/${dev}/mac`, mac);
   for (const p of [dir, `${dir}/${dev}`, `${dir}/${dev}/mac`]) await rig.dom0.setPerms(p, ['n0', `r${domid}`]);
-}
-
-async function statsUntil(be: Child, ok: (s: Stats) => boolean, timeoutMs = 5000): Promise<Stats> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = lastJson<Stats>(be);
-    if (s && ok(s)) return s;
-    if (Date.now() > deadline) throw new Error(`stats never satisfied the test; last: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 const warnLines = (be: Child, re: RegExp) => be.logs().filter((l) => l.level === 40 && re.test(l.msg));
@@ -48,7 +38,7 @@ test.serial('a guest publishing the MAC of a host on the NIC side is refused; th
     rig.guest(1, [JSON.stringify({ mac: GATEWAY })], FAKE_GUEST);
     const re = /^refused domain 1 device 0: 0_ether_addr 00:00:00:00:00:fe is the MAC of a host on the NIC side/;
     await be.waitLog(re);
-    await statsUntil(be, (s) => s.refused?.mac_on_nic === 1);
+    await statsUntil<Stats>(be, (s) => s.refused?.mac_on_nic === 1);
     const N = 200;
     const r = await rig.wire(['--dst', G2, '--src', GATEWAY, '--vlan', '1000', '--count', String(N), '--gap-ms', '0.5']);
     t.is(r.frames.length, N, 'every frame guest 2 sent to the gateway left through the NIC');
@@ -76,7 +66,7 @@ test.serial('--mac-policy dom0: a guest lying about its MAC is refused, the assi
     rig.guest(1, [JSON.stringify({ mac: G2 })], FAKE_GUEST);
     const re = /^refused domain 1 device 0: 0_ether_addr 00:00:00:00:00:22 is not the MAC dom0 assigned to this device \(00:00:00:00:00:44 in \/local\/domain\/0\/backend\/xsw\/1\/0\/mac\)/;
     await be.waitLog(re);
-    await statsUntil(be, (s) => s.refused?.mac_mismatch === 1);
+    await statsUntil<Stats>(be, (s) => s.refused?.mac_mismatch === 1);
     // A third guest without any assignment is refused too.
     await rig.createDomain(3);
     rig.guest(3, [JSON.stringify({ mac: '00:00:00:00:00:55' })], FAKE_GUEST);
