@@ -41,7 +41,8 @@ function readStat(pid: string): ProcStat | undefined {
   }
 }
 
-function ourTicks(): number {
+/** Ticks of the processes matching `roots` and all their descendants. */
+function treeTicks(roots: (p: ProcStat) => boolean): number {
   const all: ProcStat[] = [];
   for (const e of fs.readdirSync('/proc')) if (/^[0-9]+$/.test(e)) {
     const st = readStat(e);
@@ -54,13 +55,22 @@ function ourTicks(): number {
     children.set(p.ppid, list);
   }
   let sum = 0;
-  const stack = all.filter((p) => p.pid === process.pid || p.comm.startsWith('ksoftirqd/'));
+  const stack = all.filter(roots);
   while (stack.length) {
     const p = stack.pop()!;
     sum += p.ticks;
     stack.push(...(children.get(p.pid) ?? []));
   }
   return sum;
+}
+
+function ourTicks(): number {
+  return treeTicks((p) => p.pid === process.pid || p.comm.startsWith('ksoftirqd/'));
+}
+
+/** CPU seconds used so far by process `pid` and its descendants (user + system). */
+export function processTreeCpuSeconds(pid: number): number {
+  return treeTicks((p) => p.pid === pid) / HZ;
 }
 
 export function sampleLoad(): LoadSample {

@@ -40,7 +40,8 @@ export interface BenchAddon {
   crossingTime(cpuA: number, cpuB: number, roundTrips: number, timeoutMs: number): Crossing;
   memcpyBandwidth(len: number, arenaBytes: number, stride: number, copies: number, rounds: number, cpu: number): CopyRate;
   Blaster: new (ifname: string, frame: Buffer, cpu: number) => NativeBlaster;
-  SwitchLoop: new (opts: { frameLen?: number; inFlight?: number; switchCpu?: number; guestCpu?: number; latency?: boolean }) => NativeSwitchLoop;
+  /** idleDevices: devices of other guests attached that never send (0..62). */
+  SwitchLoop: new (opts: { frameLen?: number; inFlight?: number; switchCpu?: number; guestCpu?: number; latency?: boolean; idleDevices?: number }) => NativeSwitchLoop;
 }
 
 let cached: BenchAddon | undefined;

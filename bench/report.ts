@@ -2,7 +2,7 @@
 // docs/PERFORMANCE.md (people). Ratios xsw/peer are only formed between
 // windows of the same CPU placement.
 import { percentile, summarize, Summary } from './stats';
-import type { AttachResult, LatencyResult } from './scenarios';
+import type { AttachResult, IdleResult, LatencyResult, PacedResult } from './scenarios';
 import type { Placement, WindowResult } from './window';
 
 export type Unit = 'Mpps' | 'Gbit/s';
@@ -41,6 +41,10 @@ export interface Report {
   latency: { xsw?: LatencyResult[]; core?: LatencyResult[]; peer?: LatencyResult[]; note?: string };
   attach?: AttachResult;
   attachNote?: string;
+  /** Idle cost per poll mode (absent in reports written before it existed). */
+  idle?: IdleResult[];
+  /** The 3-process topology with the sender paced (absent in older reports). */
+  paced?: PacedResult[];
   rssPerGuestBytes: number[];
   targets: Target[];
   notes: string[];
@@ -158,6 +162,16 @@ export function markdown(r: Report): string {
   L.push('');
   L.push(`Memory anchors: one core copies 1500 B at ${fmt(r.memcpy.hot1500GBs, 1)} GB/s cache-hot and ${fmt(r.memcpy.pool1500GBs, 1)} GB/s across two 32 MiB pools (4 KiB stride, as mbufs sit); crossing time at start ${fmt(r.crossingStartNs, 0)} ns.`);
   L.push('');
+  if (r.idle?.length) {
+    L.push('## Idle cost');
+    L.push('');
+    L.push('The back end and two attached guests that send nothing (xsw-front rxonly, no stats), CPU time over the interval in % of one CPU:');
+    L.push('');
+    L.push('| poll mode | back end | two guests | total | interval (s) |');
+    L.push('|---|---|---|---|---|');
+    for (const x of r.idle) L.push(`| ${x.mode} | ${fmt(x.backendPct)} | ${fmt(x.guestsPct)} | ${fmt(x.backendPct + x.guestsPct)} | ${fmt(x.seconds, 1)} |`);
+    L.push('');
+  }
   L.push('## Targets');
   L.push('');
   for (const t of r.targets) L.push(`- ${t.met === undefined ? 'not measured' : t.met ? 'met' : '**missed**'}: ${t.what} — ${t.detail}`);

@@ -6,13 +6,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { loadAverage } from './cpuload';
+import { loadAverage, waitQuiet } from './cpuload';
 import { benchAddon } from './native';
 import { run } from '../harness/child';
 import { cleanupAll } from './cleanup';
 import { Figure, markdown, ratios, Report, Series, seriesSummary, Target } from './report';
 import { CPU_GUESTS, CPU_SWITCH, SimRig, vethNamespace } from './rig';
 import * as sc from './scenarios';
+import type { IdleResult, PacedResult, PollMode } from './scenarios';
 import { median } from './stats';
 import { Hugepages, NOT_INSTALLED, testpmdPath } from './testpmd';
 import { crossingNs, measureWindow, Timing, Traffic } from './window';
@@ -30,7 +31,7 @@ interface Options {
   quietWait?: number;
 }
 
-const GROUPS = ['core64', 'core1500', 'proc64', 'proc1500', 'nic', 'latency', 'attach'];
+const GROUPS = ['core64', 'core1500', 'scale', 'proc64', 'proc1500', 'nic', 'idle', 'latency', 'attach'];
 
 function num(name: string, min: number) {
   return (t: string): number => {
@@ -88,7 +89,7 @@ async function main(): Promise<number> {
   const opts = parse(process.argv);
   if (opts.render) {
     const saved = JSON.parse(fs.readFileSync(opts.render, 'utf8')) as Report;
-    saved.targets = computeTargets(saved.figures, saved.memcpy.pool1500GBs, saved.attach);
+    saved.targets = computeTargets(saved.figures, saved.memcpy.pool1500GBs, saved.attach, saved.idle ?? [], saved.paced ?? []);
     if (opts.write) writeReport(opts.write, markdown(saved));
     else process.stdout.write(markdown(saved));
     return 0;
@@ -169,6 +170,22 @@ async function main(): Promise<number> {
       { s: f.peers[2], go: () => sc.kernelVeth(size) },
     ]);
   }
+  if (want('scale')) {
+    // The ratio column reads "64 attached / N attached" here: the target is ≥ 0.90 against 2.
+    const f: Figure = {
+      id: 'scale64',
+      title: 'guest→guest 64 B, one switch core, 2 active devices among 64 attached',
+      unit: 'Mpps',
+      frameBytes: 64,
+      xsw: series('xsw, 64 attached'),
+      peers: [series('xsw, 2 attached'), series('xsw, 16 attached')],
+    };
+    await interleave(f, [
+      { s: f.xsw, go: () => sc.xswSwitchLoop(64, 62) },
+      { s: f.peers[0], go: () => sc.xswSwitchLoop(64, 0) },
+      { s: f.peers[1], go: () => sc.xswSwitchLoop(64, 14) },
+    ]);
+  }
   for (const size of [64, 1500]) {
     if (!want(`proc${size}`)) continue;
     const f: Figure = {
@@ -176,13 +193,28 @@ async function main(): Promise<number> {
       title: `guest→guest ${size} B, 3 processes (txonly→switch→rxonly)`,
       unit: size === 64 ? 'Mpps' : 'Gbit/s',
       frameBytes: size,
-      xsw: series('xsw'),
-      peers: [dpdk('DPDK vhost switch (3 testpmds)')],
+      xsw: series('xsw, default poll (adaptive)'),
+      peers: [series('xsw --poll busy'), dpdk('DPDK vhost switch (3 testpmds)')],
     };
     await interleave(f, [
-      { s: f.xsw, go: () => sc.xswGuestToGuest(rig, size) },
-      { s: f.peers[0], go: () => sc.vhostSwitch(huge!, size) },
+      { s: f.xsw, go: () => sc.xswGuestToGuest(rig, size, 'adaptive') },
+      { s: f.peers[0], go: () => sc.xswGuestToGuest(rig, size, 'busy') },
+      { s: f.peers[1], go: () => sc.vhostSwitch(huge!, size) },
     ]);
+  }
+  const paced: PacedResult[] = [];
+  if (want('proc64')) {
+    // The sender held below what the topology carries: does the receiver get every frame?
+    const rate = opts.quick ? 100_000 : 1_000_000;
+    const count = opts.quick ? 100_000 : 5_000_000;
+    try {
+      const x = await sc.xswPaced(rig, 'adaptive', rate, count);
+      paced.push(x);
+      log(`paced 64 B at ${rate}/s, adaptive: ${x.received} of ${x.sent} received`);
+    } catch (err) {
+      log(`paced: failed: ${(err as Error).message}`);
+      notes.push(`paced sender: a run failed: ${(err as Error).message.slice(0, 300)}`);
+    }
   }
   if (want('nic')) {
     const veth = series('kernel veth pair', netNote);
@@ -204,6 +236,24 @@ async function main(): Promise<number> {
       }
     }
     figures.push(n2g, g2n);
+  }
+
+  const idle: IdleResult[] = [];
+  if (want('idle')) {
+    const seconds = opts.quick ? 2 : 10;
+    for (let r = 0; r < (opts.quick ? 1 : Math.min(opts.reps, 2)); r++) {
+      for (const mode of ['adaptive', 'busy'] as PollMode[]) {
+        try {
+          await waitQuiet(timing.quietWaitMs);
+          const x = await sc.xswIdle(rig, mode, seconds);
+          idle.push(x);
+          log(`idle ${mode}: back end ${x.backendPct.toFixed(2)} %, two guests ${x.guestsPct.toFixed(2)} % of one CPU over ${x.seconds.toFixed(1)} s`);
+        } catch (err) {
+          log(`idle ${mode}: failed: ${(err as Error).message}`);
+          notes.push(`idle, ${mode}: a run failed: ${(err as Error).message.slice(0, 300)}`);
+        }
+      }
+    }
   }
 
   const latency: Report['latency'] = { note: netNote };
@@ -244,7 +294,7 @@ async function main(): Promise<number> {
     }
   }
 
-  const targets = computeTargets(figures, pool.gbytesPerS, attach);
+  const targets = computeTargets(figures, pool.gbytesPerS, attach, idle, paced);
   if (root) {
     const ver = (await run('dpkg-query', ['-W', '-f=${Version}', 'dpdk-dev'])).out.trim();
     if (tp && ver) notes.push(`Peers: DPDK (Debian dpdk-dev ${ver}), dpdk-testpmd with one forwarding lcore per process, split rings, 1 queue, default descriptors.`);
@@ -257,7 +307,8 @@ async function main(): Promise<number> {
     topology: [
       `Every switch (xsw's back-end data thread, the vhost switch's forwarding lcore) runs alone on CPU ${CPU_SWITCH}; every guest poller runs on CPU ${CPU_GUESTS}; DPDK main lcores float; all poll busily.`,
       `*One switch core (loop, 2 pollers):* one guest thread drives two devices and sends back, MACs swapped, every frame it receives (${sc.LOOP_IN_FLIGHT} frames in flight per device), so each frame crosses the switch again and again and only two pollers share the two CPUs. xsw: the back end's real data plane (xsw::Switch) and the front end's real PMD (xsw::FrontPort) in one process, memory laid out as grants are (bench/native/switch_loop.h). DPDK: testpmd with two net_vhost ports in io forwarding, and one guest testpmd with two virtio_user ports in io forwarding after \`start tx_first 4\`. One link: testpmd virtio_user txonly → testpmd vhost rxonly (one ring hop, no switch). Kernel: an AF_PACKET generator (sendmmsg, qdisc bypass) in one namespace, counted at the veth in the other.`,
-      `*3 processes (txonly→switch→rxonly):* xsw-backend --poll busy (taskset) with guests xsw-front --fwd txonly and --fwd rxonly under xsw-sim exec; DPDK: the vhost switch with two guest testpmds on virtio_user (txonly, rxonly). Three pollers on two CPUs: the two guests take turns on CPU ${CPU_GUESTS}, so frames flow only while both the sender's and the receiver's ring have room; this measures how much a 256-entry ring carries per scheduler time slice, not the switch.`,
+      `*Scale:* the one-switch-core loop with more devices attached, each of its own guest, that never send (62 or 14 besides the two that loop); the ratio column is the 64-attached figure over the 2- and 16-attached ones.`,
+      `*3 processes (txonly→switch→rxonly):* xsw-backend (taskset) with guests xsw-front --fwd txonly and --fwd rxonly under xsw-sim exec, all in the default poll mode (adaptive) and again all in --poll busy; then once with the sender paced (--rate, --count) in the default mode, counting what the receiver got; DPDK: the vhost switch with two guest testpmds on virtio_user (txonly, rxonly). Three pollers on two CPUs: the two guests take turns on CPU ${CPU_GUESTS}, so frames flow only while both the sender's and the receiver's ring have room; this measures how much a 256-entry ring carries per scheduler time slice, not the switch.`,
       `*NIC paths:* xsw-backend -p on a veth (AF_PACKET) in a namespace; the generator plays the wire (VLAN 1000, the guest's MAC); guest→NIC is counted at the veth's far end.`,
     ].join('\n\n'),
     memcpy: { hot1500GBs: hot.gbytesPerS, pool1500GBs: pool.gbytesPerS },
@@ -266,6 +317,8 @@ async function main(): Promise<number> {
     latency,
     attach,
     attachNote,
+    idle,
+    paced,
     rssPerGuestBytes: rssPerGuest,
     targets,
     notes,
@@ -292,8 +345,38 @@ function writeReport(file: string, md: string): void {
   fs.writeFileSync(file, a >= 0 && b > a ? old.slice(0, a) + block + old.slice(b + END.length) : `${block}\n`);
 }
 
-function computeTargets(figures: Figure[], poolGBs: number, attach: Report['attach']): Target[] {
+function computeTargets(figures: Figure[], poolGBs: number, attach: Report['attach'], idle: IdleResult[], paced: PacedResult[]): Target[] {
   const t: Target[] = [];
+  const p64 = figures.find((f) => f.id === 'proc64');
+  if (p64) {
+    const x = seriesSummary(p64, p64.xsw);
+    t.push({ what: '3 processes on two CPUs, 64 B, default poll mode ≥ 3 Mpps', met: x ? x.median >= 3 : undefined, detail: x ? `median ${x.median.toFixed(2)} Mpps` : 'no window' });
+  }
+  for (const p of paced) {
+    t.push({
+      what: `3 processes, sender paced at ${p.rate} frames/s (${p.mode}): zero loss at the receiver`,
+      met: p.received === p.sent,
+      detail: `${p.received} of ${p.sent} received (${p.sent - p.received} lost)`,
+    });
+  }
+  const scale = figures.find((f) => f.id === 'scale64');
+  if (scale) {
+    const rs = ratios(scale, scale.peers[0]);
+    t.push({
+      what: 'guest→guest 64 B with 64 devices attached (2 active) ≥ 90 % of the 2-device figure',
+      met: rs.length ? rs.every((r) => r.ratio >= 0.9) : undefined,
+      detail: rs.length ? rs.map((r) => `${r.placement}: ${(r.ratio * 100).toFixed(0)} %`).join(', ') : 'no window pair in the same placement',
+    });
+  }
+  const idleDefault = idle.filter((x) => x.mode === 'adaptive');
+  if (idleDefault.length) {
+    const worst = Math.max(...idleDefault.map((x) => x.backendPct + x.guestsPct));
+    t.push({
+      what: 'idle: the back end and two attached idle guests use < 2 % of one CPU in the default poll mode (adaptive)',
+      met: worst < 2,
+      detail: `worst of ${idleDefault.length} run(s): ${worst.toFixed(2)} % (back end ${Math.max(...idleDefault.map((x) => x.backendPct)).toFixed(2)} %)`,
+    });
+  }
   const g64 = figures.find((f) => f.id === 'core64');
   if (g64) {
     const sw = g64.peers[0];

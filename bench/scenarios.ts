@@ -4,8 +4,10 @@
 // forwarding lcore on CPU_SWITCH, the guests' on CPU_GUESTS).
 import { deviceKeys, dpdkDir } from '../schema/dpdk';
 import { XenStoreClient } from '../xenstore/client';
+import { processTreeCpuSeconds } from './cpuload';
 import { BLAST, CPU_GUESTS, CPU_SWITCH, frontCounter, linkRxPackets, PINGER, rssBytes, SimRig } from './rig';
 import { Child, mustRun, run, sleep } from '../harness/child';
+import { CLI } from '../harness/cli-paths';
 import { onCleanup, start } from './cleanup';
 import { Hugepages, socketDir, Testpmd } from './testpmd';
 import { benchAddon } from './native';
@@ -31,15 +33,18 @@ async function backendUp(rig: SimRig, args: string[], ns?: string): Promise<Chil
   return be;
 }
 
-/** xsw guest → guest: vm1 txonly → back end → vm2 rxonly. Facts: the back end's RSS growth per guest. */
-export async function xswGuestToGuest(rig: SimRig, size: number): Promise<Traffic> {
-  const be = await backendUp(rig, []);
+/**
+ * xsw guest → guest: vm1 txonly → back end → vm2 rxonly, every process in
+ * poll mode `mode`. Facts: the back end's RSS growth per guest.
+ */
+export async function xswGuestToGuest(rig: SimRig, size: number, mode: PollMode = 'busy'): Promise<Traffic> {
+  const be = await backendUp(rig, ['--poll', mode]);
   const rssBase = rssBytes(be.pid);
   let rx: Child | undefined;
   let tx: Child | undefined;
   try {
-    rx = await rig.front('vm2', CPU_GUESTS, ['--mac', MAC2, '--fwd', 'rxonly']);
-    tx = await rig.front('vm1', CPU_GUESTS, ['--mac', MAC1, '--fwd', 'txonly', '--txpkts', String(size), '--eth-peer', MAC2]);
+    rx = await rig.front('vm2', CPU_GUESTS, ['--poll', mode, '--mac', MAC2, '--fwd', 'rxonly']);
+    tx = await rig.front('vm1', CPU_GUESTS, ['--poll', mode, '--mac', MAC1, '--fwd', 'txonly', '--txpkts', String(size), '--eth-peer', MAC2]);
     await rig.registered(be, 2);
   } catch (err) {
     await stopAll([tx, rx, be]);
@@ -62,10 +67,12 @@ export const LOOP_IN_FLIGHT = 128;
 /**
  * xsw's switch core: the back end's data plane on CPU_SWITCH between two
  * devices whose guest side (the front end's PMD) is one thread on
- * CPU_GUESTS, frames looping (bench/native/switch_loop.h).
+ * CPU_GUESTS, frames looping (bench/native/switch_loop.h). With
+ * `idleDevices`, that many more devices of other guests are attached and
+ * never send.
  */
-export async function xswSwitchLoop(size: number): Promise<Traffic> {
-  const loop = new (benchAddon().SwitchLoop)({ frameLen: size, inFlight: LOOP_IN_FLIGHT, switchCpu: CPU_SWITCH, guestCpu: CPU_GUESTS });
+export async function xswSwitchLoop(size: number, idleDevices = 0): Promise<Traffic> {
+  const loop = new (benchAddon().SwitchLoop)({ frameLen: size, inFlight: LOOP_IN_FLIGHT, switchCpu: CPU_SWITCH, guestCpu: CPU_GUESTS, idleDevices });
   const stop = onCleanup('stop the switch harness', () => loop.stop());
   loop.start();
   return {
@@ -311,4 +318,76 @@ export async function xswAttach(rig: SimRig, reps: number): Promise<AttachResult
     await be.stop(3000);
   }
   return out;
+}
+
+export type PollMode = 'busy' | 'adaptive';
+
+export interface IdleResult {
+  mode: PollMode;
+  seconds: number;
+  /** CPU used over the interval, in % of one CPU. */
+  backendPct: number;
+  guestsPct: number;
+}
+
+/**
+ * What an idle switch costs: the back end and two attached guests (xsw-front
+ * rxonly, nothing sent, no stats printed), all in poll mode `mode`, measured
+ * over `seconds` once both are registered. Each process's CPU time comes from
+ * /proc (its whole process tree: a guest is `xsw-sim exec` and its child).
+ */
+export async function xswIdle(rig: SimRig, mode: PollMode, seconds: number): Promise<IdleResult> {
+  const be = await backendUp(rig, ['--poll', mode]);
+  const guests: Child[] = [];
+  try {
+    for (const [name, mac] of [['vm5', '02:00:00:00:05:01'], ['vm6', '02:00:00:00:06:01']]) {
+      guests.push(await rig.guest(name, CPU_GUESTS, CLI.front, ['--poll', mode, '--log-level', 'warn', '--mac', mac, '--fwd', 'rxonly']));
+    }
+    await rig.registered(be, 2);
+    await sleep(1000); // start-up work done
+    const cpu = () => ({ be: processTreeCpuSeconds(be.pid!), guests: guests.reduce((a, g) => a + processTreeCpuSeconds(g.pid!), 0), t: performance.now() });
+    const a = cpu();
+    await sleep(seconds * 1000);
+    const b = cpu();
+    const wall = (b.t - a.t) / 1000;
+    for (const p of [be, ...guests]) if (!p.running) throw new Error(`${p.name} exited during the idle measurement: ${p.tail()}`);
+    return { mode, seconds: wall, backendPct: ((b.be - a.be) / wall) * 100, guestsPct: ((b.guests - a.guests) / wall) * 100 };
+  } finally {
+    await stopAll([...guests, be]);
+  }
+}
+
+export interface PacedResult {
+  mode: PollMode;
+  rate: number;
+  sent: number;
+  received: number;
+}
+
+/**
+ * The three processes with the sender paced: vm1 sends `count` 64-byte
+ * frames at `rate` per second (xsw-front --rate --count), everything in poll
+ * mode `mode`; how many of them vm2 received once traffic has drained.
+ */
+export async function xswPaced(rig: SimRig, mode: PollMode, rate: number, count: number): Promise<PacedResult> {
+  const be = await backendUp(rig, ['--poll', mode]);
+  let rx: Child | undefined;
+  let tx: Child | undefined;
+  try {
+    rx = await rig.front('vm2', CPU_GUESTS, ['--poll', mode, '--mac', MAC2, '--fwd', 'rxonly']);
+    await rig.registered(be, 1);
+    tx = await rig.front('vm1', CPU_GUESTS, ['--poll', mode, '--mac', MAC1, '--fwd', 'txonly', '--txpkts', '64', '--eth-peer', MAC2, '--rate', String(rate), '--count', String(count)]);
+    await rig.registered(be, 2);
+    const deadline = Date.now() + Math.max(30000, (count / rate) * 4000);
+    let sent = 0;
+    while (sent < count) {
+      if (Date.now() > deadline) throw new Error(`the paced sender sent ${sent} of ${count} frames in time: ${tx.tail()}`);
+      sent = (await frontCounter(tx)).tx;
+    }
+    await sleep(1000); // what was in flight has arrived
+    const received = (await frontCounter(rx)).rx;
+    return { mode, rate, sent, received };
+  } finally {
+    await stopAll([tx, rx, be]);
+  }
 }

@@ -40,6 +40,7 @@ interface Report {
   latency: { xsw?: { rttUs: number[] }[]; core?: { rttUs: number[] }[]; peer?: { rttUs: number[] }[]; note?: string };
   attach?: { attachMs: number[]; startToAttachMs: number[] };
   rssPerGuestBytes: number[];
+  idle?: { mode: string; seconds: number; backendPct: number; guestsPct: number }[];
   targets: { what: string; met: boolean | null; detail: string }[];
   memcpy: { hot1500GBs: number; pool1500GBs: number };
 }
@@ -96,7 +97,7 @@ async function runBench(args: string[], onStart?: (pid: number) => void): Promis
 }
 
 test.serial('--quick runs end to end and writes a well-formed report', async (t) => {
-  t.timeout(170_000);
+  t.timeout(240_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-bench-test-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const json = path.join(dir, 'report.json');
@@ -109,7 +110,7 @@ test.serial('--quick runs end to end and writes a well-formed report', async (t)
   t.true(report.quick);
   t.false(Number.isNaN(Date.parse(report.date)));
   t.true(report.machine.cpu.length > 0 && report.machine.cpus >= 2);
-  t.deepEqual(report.figures.map((f) => f.id), ['core64', 'core1500', 'proc64', 'proc1500', 'nic2g', 'g2nic']);
+  t.deepEqual(report.figures.map((f) => f.id), ['core64', 'core1500', 'scale64', 'proc64', 'proc1500', 'nic2g', 'g2nic']);
   t.true(report.memcpy.hot1500GBs > 0 && report.memcpy.pool1500GBs > 0);
   const dpdkNote = hasTestpmd() ? undefined : 'not measured: apt-get install dpdk-dev';
   for (const f of report.figures) {
@@ -134,12 +135,24 @@ test.serial('--quick runs end to end and writes a well-formed report', async (t)
   t.true((report.latency.core ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
   t.true(report.attach !== undefined && report.attach.attachMs.length >= 1 && report.attach.attachMs.every((x) => x >= 0));
   t.true(report.rssPerGuestBytes.length >= 1);
-  t.true(report.targets.length >= 4);
+  // Scale: every series is xsw's own, so all three were measured.
+  const scale = report.figures.find((f) => f.id === 'scale64')!;
+  for (const s of [scale.xsw, ...scale.peers]) t.true(s.note === undefined && s.windows.length >= 1, s.name);
+  // Idle: one measurement per poll mode, CPU shares that make sense.
+  t.deepEqual((report.idle ?? []).map((x) => x.mode).sort(), ['adaptive', 'busy']);
+  for (const x of report.idle ?? []) {
+    t.true(x.seconds >= 1.5, `${x.mode} interval ${x.seconds}`);
+    for (const v of [x.backendPct, x.guestsPct]) t.true(Number.isFinite(v) && v >= 0 && v <= 300, `${x.mode}: ${v}`);
+  }
+  t.true(report.targets.some((x) => x.what.startsWith('idle:')));
+  t.true(report.targets.some((x) => x.what.includes('64 devices attached')));
+  t.true(report.targets.length >= 6);
 
   const text = fs.readFileSync(md, 'utf8');
   t.regex(text, /^# Performance$/m);
   t.regex(text, /\| figure \| system \| median \(min–max\) \|/);
   t.regex(text, /## Targets/);
+  t.regex(text, /## Idle cost\n[^]*\| adaptive \|/);
   if (dpdkNote) t.true(text.includes(dpdkNote));
 
   t.deepEqual(leftovers(r.pid), []);

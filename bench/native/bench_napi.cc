@@ -84,7 +84,7 @@ class SwitchLoopWrap : public Napi::ObjectWrap<SwitchLoopWrap> {
                         InstanceMethod("roundTrips", &SwitchLoopWrap::RoundTrips)});
   }
 
-  // new SwitchLoop({ frameLen, inFlight, switchCpu, guestCpu })
+  // new SwitchLoop({ frameLen, inFlight, switchCpu, guestCpu, latency, idleDevices })
   explicit SwitchLoopWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SwitchLoopWrap>(info) {
     xsw::bench::SwitchLoopConfig cfg;
     if (info[0].IsObject()) {
@@ -94,6 +94,7 @@ class SwitchLoopWrap : public Napi::ObjectWrap<SwitchLoopWrap> {
       cfg.switch_cpu = int(xsw::napi::OptU32(o, "switchCpu", uint32_t(cfg.switch_cpu), 0, CPU_SETSIZE - 1));
       cfg.guest_cpu = int(xsw::napi::OptU32(o, "guestCpu", uint32_t(cfg.guest_cpu), 0, CPU_SETSIZE - 1));
       cfg.latency = o.Get("latency").ToBoolean().Value();
+      cfg.idle_devices = xsw::napi::OptU32(o, "idleDevices", 0, 0, xsw::bench::SwitchLoopConfig::kMaxIdleDevices);
     }
     loop_ = Guard(info.Env(), [&] { return std::make_unique<xsw::bench::SwitchLoop>(cfg); });
   }

@@ -33,11 +33,11 @@ struct SwitchLoop::Guest {
   FrontPort* port;
   uint64_t mac = 0;
 
-  Guest(const SwitchLoopConfig& cfg, uint64_t mac_) : mac(mac_) {
+  Guest(const SwitchLoopConfig& cfg, uint64_t mac_, uint32_t nb_mbuf) : mac(mac_) {
     FrontDeviceConfig dc;
     PutMac(dc.mac, mac);
     dc.ring_size = cfg.ring_size;
-    dc.nb_bufs = cfg.nb_mbuf;
+    dc.nb_bufs = nb_mbuf;
     device = FrontDevice::OpenLocal(dc);
     port = &device->port();
     device->SetLive(true);  // posts the RX ring, then marks the device alive
@@ -68,15 +68,23 @@ SwitchLoop::SwitchLoop(const SwitchLoopConfig& cfg) : cfg_(cfg) {
   if (!MempoolLayout::Make(cfg.nb_mbuf) || cfg.nb_mbuf < cfg.in_flight + 2 * cfg.ring_size + kBurst) {
     throw SysError(EINVAL, "the switch harness needs at least in_flight + 2 rings + a burst of mbufs per device: raise nb_mbuf");
   }
+  if (cfg.idle_devices > SwitchLoopConfig::kMaxIdleDevices) {
+    throw SysError(EINVAL, "the switch harness attaches at most " + std::to_string(SwitchLoopConfig::kMaxIdleDevices) + " idle devices, not " + std::to_string(cfg.idle_devices));
+  }
   if (cfg.latency) rtt_ns_.reserve(cfg.max_samples);
-  a_ = std::make_unique<Guest>(cfg, 0x020000000a01ull);
-  b_ = std::make_unique<Guest>(cfg, 0x020000000a02ull);
+  a_ = std::make_unique<Guest>(cfg, 0x020000000a01ull, cfg.nb_mbuf);
+  b_ = std::make_unique<Guest>(cfg, 0x020000000a02ull, cfg.nb_mbuf);
   SwitchConfig sc;
   sc.vm2vm = true;
   sc.busy_poll = true;
   switch_ = std::make_unique<Switch>(sc, nullptr);
   switch_->AddDevice(a_->Device(1));
   switch_->AddDevice(b_->Device(2));
+  // Idle guests: enough buffers to post their RX ring, domids 3, 4, ...
+  for (uint32_t i = 0; i < cfg.idle_devices; i++) {
+    idle_.push_back(std::make_unique<Guest>(cfg, 0x020000000b00ull + i, 2 * cfg.ring_size));
+    switch_->AddDevice(idle_.back()->Device(uint16_t(3 + i)));
+  }
 }
 
 SwitchLoop::~SwitchLoop() { Stop(); }

@@ -11,6 +11,10 @@
 // (no copy in the guest), so each frame crosses the switch again and again.
 // The figure is the frames the two devices receive (the receiver's count).
 //
+// With idle_devices, more devices of other guests are attached that never
+// send (each with a small pool): the loop's figure then shows what the switch
+// pays per attached device that has nothing to do.
+//
 // Memory is this process's own (gva == address), laid out as the front end
 // lays out its grants: a mempool of one mbuf per 4 KiB page per device, and
 // legacy split rings. Control path: throws SysError with a sentence.
@@ -40,6 +44,10 @@ struct SwitchLoopConfig {
   // it back (A → switch → B → switch → A) the round trip is recorded.
   bool latency = false;
   uint32_t max_samples = 1 << 20;
+  // Devices attached besides the two that loop, each of its own guest, that
+  // never send: what many attached-but-quiet devices cost the busy ones.
+  uint32_t idle_devices = 0;  // 0..kMaxIdleDevices
+  static constexpr uint32_t kMaxIdleDevices = 62;  // 64 slots in all
 };
 
 class SwitchLoop {
@@ -66,6 +74,7 @@ class SwitchLoop {
 
   SwitchLoopConfig cfg_;
   std::unique_ptr<Guest> a_, b_;
+  std::vector<std::unique_ptr<Guest>> idle_;
   std::unique_ptr<Switch> switch_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> injected_{false};

@@ -47,6 +47,21 @@ void SwitchLoopMovesFramesWithoutLoss(uint32_t frame_len) {
   CHECK(loop.Received() == got);  // stopped means stopped
 }
 
+// Idle devices of other guests attached beside the loop: the loop still
+// moves every frame, and the idle ones receive nothing.
+void SwitchLoopWithIdleDevices() {
+  xsw::bench::SwitchLoopConfig cfg;
+  cfg.in_flight = 64;
+  cfg.idle_devices = 14;
+  xsw::bench::SwitchLoop loop(cfg);
+  loop.Start();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (loop.Received() < 20000 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  loop.Stop();
+  CHECK(loop.Received() >= 20000);
+  CHECK(loop.SwitchDrops() == 0);
+}
+
 void LatencyModeRecordsRoundTrips() {
   xsw::bench::SwitchLoopConfig cfg;
   cfg.latency = true;
@@ -74,6 +89,7 @@ int main() {
   SwitchLoopMovesFramesWithoutLoss(64);
   SwitchLoopMovesFramesWithoutLoss(1500);
   LatencyModeRecordsRoundTrips();
+  SwitchLoopWithIdleDevices();
 
   CHECK(ThrowsSysError([] {
           xsw::bench::SwitchLoopConfig c;
@@ -85,6 +101,11 @@ int main() {
           c.nb_mbuf = 100;
           xsw::bench::SwitchLoop l(c);
         }).find("raise nb_mbuf") != std::string::npos);
+  CHECK(ThrowsSysError([] {
+          xsw::bench::SwitchLoopConfig c;
+          c.idle_devices = 63;
+          xsw::bench::SwitchLoop l(c);
+        }).find("at most 62 idle devices") != std::string::npos);
 
   auto x = xsw::bench::MeasureCrossing(0, 1, 6400, 5000);
   CHECK(x.batches == 100);
