@@ -16,7 +16,8 @@ import { buildFabric, Fabric, FabricKind, Host } from './fixtures/multihost-rig'
 import { statsUntil } from './fixtures/backend-rig';
 
 const MAC = { a1: '02:00:00:00:0a:01', a2: '02:00:00:00:0a:02', a3: '02:00:00:00:0a:03', b1: '02:00:00:00:0b:01', b2: '02:00:00:00:0b:02' };
-const FRONT = ['--nb-mbuf', '1024', '--log-level', 'warn', '--stats', '1', '--json'];
+// Rings of 1024 and a gentle rate: the guests keep up even on a loaded machine.
+const FRONT = ['--nb-mbuf', '4096', '--ring-size', '1024', '--log-level', 'warn', '--stats', '1', '--json'];
 const N = 200;
 
 interface BackendStats {
@@ -69,9 +70,9 @@ async function twoHosts(t: ExecutionContext, kind: FabricKind): Promise<void> {
     const b2 = b.guest(2, ['--mac', MAC.b2, '--fwd', 'rxonly', '--verify', ...FRONT]);
     await beB.waitLog(registered(MAC.b1, 10));
     await beB.waitLog(registered(MAC.b2, 20));
-    const a1 = a.guest(1, ['--mac', MAC.a1, '--fwd', 'txonly', '--eth-peer', MAC.b1, '--count', String(N), '--rate', '2000', '--verify', ...FRONT]);
-    const a2 = a.guest(2, ['--mac', MAC.a2, '--fwd', 'txonly', '--eth-peer', MAC.b2, '--count', String(N), '--rate', '2000', ...FRONT]);
-    const a3 = a.guest(3, ['--mac', MAC.a3, '--fwd', 'txonly', '--eth-peer', 'ff:ff:ff:ff:ff:ff', '--count', String(N), '--rate', '2000', ...FRONT]);
+    const a1 = a.guest(1, ['--mac', MAC.a1, '--fwd', 'txonly', '--eth-peer', MAC.b1, '--count', String(N), '--rate', '1000', '--verify', ...FRONT]);
+    const a2 = a.guest(2, ['--mac', MAC.a2, '--fwd', 'txonly', '--eth-peer', MAC.b2, '--count', String(N), '--rate', '1000', ...FRONT]);
+    const a3 = a.guest(3, ['--mac', MAC.a3, '--fwd', 'txonly', '--eth-peer', 'ff:ff:ff:ff:ff:ff', '--count', String(N), '--rate', '1000', ...FRONT]);
     await beA.waitLog(registered(MAC.a1, 10));
     await beA.waitLog(registered(MAC.a2, 10));
     await beA.waitLog(registered(MAC.a3, 20));
@@ -117,15 +118,15 @@ async function twoHosts(t: ExecutionContext, kind: FabricKind): Promise<void> {
     const moved = await beA.waitLog(registered(MAC.b1, 10));
     t.is(moved.domid, 7);
     const from = beA.err.length;
-    const a1again = a.guest(1, ['--mac', MAC.a1, '--fwd', 'txonly', '--eth-peer', MAC.b1, '--count', String(N), '--rate', '2000', '--verify', ...FRONT]);
+    const a1again = a.guest(1, ['--mac', MAC.a1, '--fwd', 'txonly', '--eth-peer', MAC.b1, '--count', String(N), '--rate', '1000', '--verify', ...FRONT]);
     await beA.waitLine('err', /MAC_ADDRESS 02:00:00:00:0a:01 and VLAN_TAG 10 registered \(network 10 from dom0\)/, { from });
     const local = await frontUntil(a1again, (d) => d.tx_packets >= N && d.rx_packets >= N);
     t.is(local.rx_packets, N, 'a1 reaches b1 on its new host, in the same network');
     t.is(local.rx_bad, 0);
   } finally {
+    await fabric?.close();
     await a.close();
     await b.close();
-    await fabric?.close();
   }
 }
 
