@@ -174,7 +174,7 @@ void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
     if (cfg_.vm2vm) {
       for (uint16_t slot : s.slots) {
         Device& d = devices_[slot];
-        // Only within the sender's network (docs/security.md#networks).
+        // Only within the sender's network (docs/security.md#networks-isolation-between-guests).
         if (&d == &src || d.cfg.network != src.cfg.network ||
             d.state.load(std::memory_order_acquire) != DeviceState::kActive) {
           continue;
