@@ -109,3 +109,28 @@ test.serial('--native-vlan 10: network 10 crosses the uplink untagged, network 2
     await rig.close();
   }
 });
+
+test.serial('a TAP uplink is a trunk too: networks 10 and 20 tagged, each reaching only its own devices', async (t) => {
+  const rig = await Rig.start();
+  try {
+    await rig.createDomain(1);
+    await assign(rig, 1, A1, 10);
+    await rig.createDomain(2);
+    await assign(rig, 2, B1, 20);
+    const be = rig.backend(['-p', 'tap:xswtrunk0'], { nic: false });
+    await be.waitLog(/watching/);
+    rig.guest(1, ['--mac', A1, '--fwd', 'mac', '--eth-peer', GEN, ...FRONT]);
+    rig.guest(2, ['--mac', B1, '--fwd', 'mac', '--eth-peer', GEN, ...FRONT]);
+    await be.waitLog(/MAC_ADDRESS 02:00:00:00:0a:01 and VLAN_TAG 10 registered \(network 10 from dom0\)$/);
+    await be.waitLog(/MAC_ADDRESS 02:00:00:00:0b:01 and VLAN_TAG 20 registered \(network 20 from dom0\)$/);
+    // The kernel's side of the TAP is the wire here.
+    const bc = await rig.wire(['--dst', 'ff:ff:ff:ff:ff:ff', '--src', GEN, '--vlan', '20', '--count', String(N), '--gap-ms', '0.5', '--expect', String(N)], 'xswtrunk0');
+    t.is(bc.frames.length, N);
+    t.true(bc.frames.every((f) => f.src === B1 && f.vlan === 20 && f.intact), 'only network 20 answered a broadcast on VID 20');
+    const u = await rig.wire(['--dst', A1, '--src', GEN, '--vlan', '10', '--count', String(N), '--gap-ms', '0.5', '--expect', String(N), '--tag', '2'], 'xswtrunk0');
+    t.is(u.frames.length, N);
+    t.true(u.frames.every((f) => f.src === A1 && f.vlan === 10 && f.intact));
+  } finally {
+    await rig.close();
+  }
+});
