@@ -10,6 +10,7 @@
 // mempool no other device of the guest uses are unmapped.
 import { MappedDevice, MapContext, mapDevice, PoolMapping, PublishedDevice, Refusal, regionsOf } from './attach';
 import { VLAN_BASE } from './identity';
+import { NetworkConfig, networkCounters, NetworkCounters, place, Placement } from './networks';
 import { deviceKeys } from '../schema/dpdk';
 import type { DataPlane, GrantMapper, SwitchDeviceStats } from './dependencies';
 import type { DeviceCounters, StatsSnapshot } from './stats';
@@ -23,6 +24,8 @@ export interface Device {
   mac: string;
   /** The VLAN dom0 assigned, else 1000 + slot. */
   vlan: number;
+  /** The device's network and its tag on the uplink (backend/networks.ts). */
+  placement: Placement;
   /** True when dom0 assigned this device's MAC (schema/assignment.ts). */
   assigned: boolean;
   fingerprint: string;
@@ -47,6 +50,8 @@ export interface RegistryContext {
   maxDevices: number;
   /** Pages all guests may have mapped together; default: no switch-wide cap. */
   maxPages?: number;
+  /** --default-network and --native-vlan (backend/networks.ts). */
+  networks?: NetworkConfig;
 }
 
 export class DeviceRegistry {
@@ -124,14 +129,16 @@ export class DeviceRegistry {
       maxPages: this.ctx.maxPages,
       pagesMapped: this.pagesTotal(),
     }, guest, p);
-    const vlan = p.assigned.vlan ?? VLAN_BASE + slot;
+    const placement = place(p.assigned, slot, this.ctx.networks ?? {});
+    const vlan = placement.vlan;
     let switchSlot: number;
     try {
       switchSlot = this.ctx.dataPlane.addDevice({
         domid: p.domid,
         dev: p.dev,
         mac: p.mac,
-        vlan,
+        vlan: placement.nicTag,
+        ...(placement.network !== undefined ? { network: placement.network } : {}),
         tx: { addr: mapped.tx.addr, num: mapped.txNum, mapLen: mapped.tx.buffer.byteLength },
         rx: { addr: mapped.rx.addr, num: mapped.rxNum, mapLen: mapped.rx.buffer.byteLength },
         flag: { addr: mapped.flag.addr, mapLen: mapped.flag.buffer.byteLength },
@@ -156,6 +163,7 @@ export class DeviceRegistry {
       dev: p.dev,
       mac: p.mac,
       vlan,
+      placement,
       assigned: p.assigned.mac !== undefined,
       fingerprint: p.fingerprint,
       mapped,
@@ -206,6 +214,7 @@ export class DeviceRegistry {
         dev: d.dev,
         mac: d.mac,
         vlan: d.vlan,
+        network: d.placement.network ?? null,
         state: 'quarantined',
       });
     }
@@ -229,11 +238,14 @@ export class DeviceRegistry {
     const live: DeviceCounters[] = [];
     for (const c of s.devices) {
       const d = this.bySlot.get(c.slot);
-      if (d && d.domid === c.domid && d.dev === c.dev) live.push({ ...c, vlan: d.vlan });
+      if (d && d.domid === c.domid && d.dev === c.dev) live.push({ ...c, vlan: d.vlan, network: d.placement.network ?? null });
     }
     live.sort((a, b) => a.slot - b.slot);
+    const devices = [...live, ...this.retired];
+    const networks: NetworkCounters[] = networkCounters(devices, s.nic.vlans ?? [], this.ctx.networks?.nativeVlan);
     return {
-      devices: [...live, ...this.retired],
+      devices,
+      ...(networks.length > 0 ? { networks } : {}),
       nic: { rx: s.nic.rx, tx: s.nic.tx, dropped: s.nic.dropped, drops: s.nic.drops },
       refused: { ...this.refused },
       quarantined: this.quarantined,

@@ -39,6 +39,7 @@ import { checkIdentity, MacPolicy } from './identity';
 import { domainPath, matchDomainPath, parseDomid } from '../schema/domain';
 import { deviceKeys, dpdkDir, matchStartPath, parseStart } from '../schema/dpdk';
 import { DomainLogLimiter } from './log-limit';
+import { describePlacement } from './networks';
 import type { DataPlane, Store } from './dependencies';
 import { BackoffOptions, DEFAULT_BACKOFF, Quarantines } from './quarantines';
 
@@ -525,7 +526,7 @@ export class Discovery {
       this.lastRefusal.delete(`${domid}/${dev}`);
       this.log.info(
         { domid, dev, slot: d.slot, rx_ring: d.mapped.rxNum, tx_ring: d.mapped.txNum, pages: this.registry.pagesOf(domid), assigned: d.assigned },
-        `(${d.slot}) MAC_ADDRESS ${d.mac} and VLAN_TAG ${d.vlan} registered`,
+        `(${d.slot}) MAC_ADDRESS ${d.mac} and VLAN_TAG ${d.vlan} registered${describePlacement(d.placement)}`,
       );
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;

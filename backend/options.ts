@@ -29,6 +29,10 @@ export interface BackendOptions {
   macPolicy: MacPolicy;
   /** Seconds to keep reconnecting to a lost XenStore before giving up (0: give up at once). */
   xenstoreRetry: number;
+  /** The network the uplink carries untagged (its native VLAN); undefined: every network tagged. */
+  nativeVlan?: number;
+  /** The network of devices dom0 assigned none; undefined: the guide's 1000 + slot. */
+  defaultNetwork?: number;
 }
 
 export class OptionError extends Error {
@@ -63,6 +67,20 @@ function integer(flag: string, min: number, max: number): (v: string) => number 
       throw new OptionError(`${flag} takes a whole number from ${min} to ${max}, not "${v}".`);
     }
     return Number(v);
+  };
+}
+
+// A network: a VLAN id 1..4094 outside 1000..1063, the VLANs the switch gives devices itself.
+function network(flag: string): (v: string) => number {
+  return (v: string) => {
+    if (!/^[1-9][0-9]{0,3}$/.test(v) || Number(v) > 4094) {
+      throw new OptionError(`${flag} takes a VLAN id from 1 to 4094, not "${v}".`);
+    }
+    const n = Number(v);
+    if (n >= 1000 && n < 1064) {
+      throw new OptionError(`${flag} ${n} is in the range the switch gives devices itself (1000-1063); use another VLAN id.`);
+    }
+    return n;
   };
 }
 
@@ -107,6 +125,8 @@ function buildCommand(): Command {
         .default(DEFAULTS.macPolicy),
     )
     .option('--xenstore-retry <seconds>', 'how long to keep reconnecting to a lost XenStore while attached devices keep switching', integer('--xenstore-retry', 0, 86400), DEFAULTS.xenstoreRetry)
+    .option('--native-vlan <vid>', 'the network the uplink carries untagged (default: every network tagged)', network('--native-vlan'))
+    .option('--default-network <vid>', 'the network of devices dom0 assigned none (default: VLAN 1000 + slot, the guide\'s model)', network('--default-network'))
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
@@ -145,6 +165,8 @@ export function parseOptions(args: string[]): BackendOptions {
     maxPages: o.maxPages,
     macPolicy: o.macPolicy,
     xenstoreRetry: o.xenstoreRetry,
+    ...(o.nativeVlan !== undefined ? { nativeVlan: o.nativeVlan } : {}),
+    ...(o.defaultNetwork !== undefined ? { defaultNetwork: o.defaultNetwork } : {}),
   };
 }
 

@@ -115,7 +115,10 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
 
   const registry = new DeviceRegistry({
     grants, decode: nativeDecode, dataPlane: sw, maxPagesPerGuest: opts.maxPagesPerGuest, maxDevices: opts.maxDevices, maxPages: opts.maxPages,
+    networks: { nativeVlan: opts.nativeVlan, defaultNetwork: opts.defaultNetwork },
   });
+  if (opts.port && opts.nativeVlan !== undefined) log.info(`the uplink carries network ${opts.nativeVlan} untagged (--native-vlan), every other network tagged`);
+  if (opts.defaultNetwork !== undefined) log.info(`devices dom0 assigned no network join network ${opts.defaultNetwork} (--default-network)`);
   const discovery = new Discovery(store, registry, sw, log, { maxDevicesPerGuest: opts.maxDevicesPerGuest, macPolicy: opts.macPolicy });
 
   let stopped = false;

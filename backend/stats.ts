@@ -1,6 +1,7 @@
 // The statistics the back end prints every --stats N seconds: DPDK vhost's
 // print_stats table (with domid, MAC, VLAN and state added per device), or
 // one JSON object per interval with --json. Pure formatting.
+import type { NetworkCounters } from './networks';
 
 /** One device's counters, as the switch reports them (native/switch.ts DeviceStats). */
 export interface DeviceCounters {
@@ -17,6 +18,8 @@ export interface DeviceCounters {
   tx_bytes?: number;
   rx_bytes?: number;
   drops: Record<string, number>;
+  /** The network dom0 (or --default-network) put the device in; null or absent: none (backend/networks.ts). */
+  network?: number | null;
 }
 
 export interface NicCounters { rx: number; tx: number; dropped: number; drops?: Record<string, number> }
@@ -26,6 +29,8 @@ export interface StatsSnapshot {
   nic: NicCounters;
   /** Devices the control plane refused, by reason code (missing_key, bad_key, mac_taken, …). */
   refused?: Record<string, number>;
+  /** Per network, when any device has one (backend/networks.ts). */
+  networks?: NetworkCounters[];
 }
 
 /** The table, as DPDK's vhost example printed it (without the screen clearing). */
@@ -46,6 +51,9 @@ export function formatTable(s: StatsSnapshot): string {
     const reasons = Object.entries(d.drops).filter(([, n]) => n > 0);
     if (reasons.length > 0) lines.push(`Drops:               ${reasons.map(([k, n]) => `${k}=${n}`).join(' ')}`);
   }
+  for (const n of s.networks ?? []) {
+    lines.push('', `Network ${n.network}: ${n.devices} devices  TX ${n.tx_total} (dropped ${n.tx_dropped})  RX ${n.rx_total} (dropped ${n.rx_dropped})  uplink rx ${n.nic_rx} tx ${n.nic_tx}`);
+  }
   lines.push('', `NIC: rx ${s.nic.rx}  tx ${s.nic.tx}  dropped ${s.nic.dropped}`);
   const refused = Object.entries(s.refused ?? {});
   if (refused.length > 0) lines.push(`Refused devices: ${refused.map(([k, n]) => `${k}=${n}`).join(' ')}`);
@@ -65,6 +73,7 @@ export function formatJson(s: StatsSnapshot, time: Date): string {
       dev: d.dev,
       mac: d.mac,
       vlan: d.vlan,
+      ...(d.network !== undefined && d.network !== null ? { network: d.network } : {}),
       state: d.state,
       tx_total: d.tx_total,
       tx_dropped: d.tx_dropped,
@@ -73,6 +82,7 @@ export function formatJson(s: StatsSnapshot, time: Date): string {
       drops: { ...d.drops },
     })),
     nic: { rx: s.nic.rx, tx: s.nic.tx, dropped: s.nic.dropped },
+    ...(s.networks ? { networks: s.networks } : {}),
     ...(s.refused ? { refused: { ...s.refused } } : {}),
   });
 }

@@ -42,6 +42,11 @@ export interface DeviceSpec {
   flag: { addr: bigint; mapLen: number };
   /** Where the guest's descriptors may point: one per mempool (gva -> hva), `len` at most `mapLen`. */
   regions: { gva: bigint; len: number; hva: bigint; mapLen: number; writable: boolean }[];
+  /**
+   * The network dom0 assigned (a VLAN id 1..4094), or absent: the guide's one switching domain.
+   * Frames are switched locally only between devices of the same network (absent counts as one).
+   */
+  network?: number;
 }
 
 export type DeviceState = 'active' | 'quarantined' | 'dead' | 'removed';
@@ -65,6 +70,8 @@ export interface DeviceStats {
   rx_bytes: number;
   /** reason -> count, only non-zero reasons (a DropName; see dropReasons()). */
   drops: Record<string, number>;
+  /** The network the device was given (DeviceSpec.network), or null. */
+  network?: number | null;
 }
 
 export interface NicStats {
@@ -72,6 +79,8 @@ export interface NicStats {
   tx: number;
   dropped: number;
   drops: Record<string, number>;
+  /** Frames received and sent per VLAN id (0: untagged), only VLANs with any. */
+  vlans?: { vlan: number; rx: number; tx: number }[];
 }
 
 export interface SwitchEvent {
@@ -183,6 +192,7 @@ export class Switch {
     checkInt('domid', spec.domid, 0, 0x7fef);
     checkInt('dev', spec.dev, 0, 0xffffffff);
     checkInt('vlan', spec.vlan, 0, 4095);
+    if (spec.network !== undefined) checkInt('network', spec.network, 1, 4094);
     checkAddr('tx.addr', spec.tx?.addr);
     checkAddr('rx.addr', spec.rx?.addr);
     checkAddr('flag.addr', spec.flag?.addr);

@@ -1,5 +1,6 @@
 // The identity dom0 assigns to a guest's device: its MAC and, optionally, its
-// VLAN (the network it belongs to), like `mac=` in an xl vif line. The nodes
+// VLAN: the network it belongs to, which the switch keeps it inside
+// (backend/networks.ts, docs/multihost.md), like `mac=` and `bridge=` in an xl vif line. The nodes
 // live under dom0's own tree, where libxl keeps backend directories, so no
 // guest can write them (the guest may be given read access to its own):
 //

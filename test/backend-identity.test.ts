@@ -74,7 +74,8 @@ test('dom0 policy: only assigned MACs attach; the assigned VLAN replaces 1000 + 
   t.is(s.registry.find(2, 0)!.vlan, 42);
   t.is([...s.dp.specs.values()].find((x) => x.domid === 2)!.vlan, 42);
   t.true(s.registry.find(2, 0)!.assigned);
-  t.true(s.msgs().includes('(1) MAC_ADDRESS 00:00:00:00:00:22 and VLAN_TAG 42 registered'));
+  t.is([...s.dp.specs.values()].find((x) => x.domid === 2)!.network, 42, 'and it is switched only within network 42');
+  t.true(s.msgs().includes('(1) MAC_ADDRESS 00:00:00:00:00:22 and VLAN_TAG 42 registered (network 42 from dom0)'));
 });
 
 test('dom0 changing an attached device\'s assignment re-checks it', async (t) => {

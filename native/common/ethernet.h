@@ -14,6 +14,7 @@ constexpr uint16_t kEthPQinQ = 0x88A8;  // 802.1ad outer tag, accepted like 0x81
 constexpr uint16_t kEthPQinQOld = 0x9100;  // the pre-802.1ad outer tag some switches still honour
 constexpr uint16_t kVlanIdMask = 0x0FFF;
 constexpr uint16_t kMaxVlanId = 4095;
+constexpr uint32_t kVlanCount = 4096;  // VLAN ids 0..4095 (0: untagged)
 
 // The six bytes at p as a 48-bit number, first byte most significant
 // (00:00:00:00:00:11 is 0x11).

@@ -13,7 +13,9 @@
 //
 // Checked, besides ASan/UBSan: B and C lose nothing - every frame B sent
 // reaches C and/or the NIC, every frame the NIC had for B reaches B, each
-// once, in order, byte for byte - and neither is ever quarantined. The
+// once, in order, byte for byte - and neither is ever quarantined. Inputs of
+// odd length put H in network 20 and B and C in network 10 (their NIC tags
+// unchanged): then nothing H sends ever reaches B or C. The
 // benign guests post enough RX buffers and send little enough per poll that
 // only a switch fault could cost them a frame (the switch gives each guest
 // one burst per poll, docs/dataplane.md).
@@ -238,12 +240,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.mtu = kMtu;
   cfg.max_devices = 4;
   Switch sw(cfg, std::move(nic_owned));
-  const DeviceConfig h0_cfg = w->h0.Config(1, 0, kMacH0, kVlanH0, kGvaH, w->pool_h);
-  const DeviceConfig h1_cfg = w->h1.Config(1, 1, kMacH1, kVlanH1, kGvaH, w->pool_h);
+  const bool networks = size % 2 == 1;
+  DeviceConfig h0_cfg = w->h0.Config(1, 0, kMacH0, kVlanH0, kGvaH, w->pool_h);
+  DeviceConfig h1_cfg = w->h1.Config(1, 1, kMacH1, kVlanH1, kGvaH, w->pool_h);
+  DeviceConfig b_cfg = w->b.Config(2, 0, kMacB, kVlanB, kGvaB, w->pool_b);
+  DeviceConfig c_cfg = w->c.Config(3, 0, kMacC, kVlanC, kGvaC, w->pool_c);
+  if (networks) {
+    h0_cfg.network = h1_cfg.network = 20;
+    b_cfg.network = c_cfg.network = 10;
+  }
   int64_t h0_slot = sw.AddDevice(h0_cfg);
   sw.AddDevice(h1_cfg);
-  const uint32_t b_slot = sw.AddDevice(w->b.Config(2, 0, kMacB, kVlanB, kGvaB, w->pool_b));
-  const uint32_t c_slot = sw.AddDevice(w->c.Config(3, 0, kMacC, kVlanC, kGvaC, w->pool_c));
+  const uint32_t b_slot = sw.AddDevice(b_cfg);
+  const uint32_t c_slot = sw.AddDevice(c_cfg);
   Benign b{&w->b, &w->pool_b, kGvaB};
   Benign c{&w->c, &w->pool_c, kGvaC};
   b.Start();
@@ -361,6 +370,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           // Anything, but never from the host whose frames B counts.
           std::vector<uint8_t> junk = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, kMtu + 32));
           if (junk.size() >= 12 && MacAt(junk.data() + 6) == kNicHost) junk[11] ^= 1;
+          // With networks, H's MACs are the mark of H's frames: the NIC does not forge them.
+          if (networks && junk.size() >= 12 && (MacAt(junk.data() + 6) | 1) == (kMacH0 | 1)) junk[10] ^= 1;
           nic->rx.push_back(FuzzNic::Frame{junk, in.ConsumeIntegral<uint16_t>(), in.ConsumeBool()});
         }
         break;
@@ -380,6 +391,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   for (int i = 0; i < 4; ++i) poll();
+
+  // With networks, nothing from H reached B or C (H's frames carry H's MACs: others are spoofed, dropped).
+  if (networks) {
+    for (const auto* got : {&got_b, &got_c}) {
+      for (const auto& f : *got) FUZZ_CHECK(f.size() < 12 || (MacAt(f.data() + 6) | 1) != (kMacH0 | 1));
+    }
+  }
 
   // B and C lost nothing: everything arrived once, in order, intact.
   std::vector<std::vector<uint8_t>> c_from_b, b_from_nic;

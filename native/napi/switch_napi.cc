@@ -113,6 +113,9 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
     if (!parsed) throw Napi::TypeError::New(env, "Expected mac to look like 02:00:00:00:00:11, got '" + mac + "'");
     c.mac = *parsed;
     c.vlan = uint16_t(ReadU32(s.Get("vlan"), "vlan", 0, xsw::kMaxVlanId));
+    // network: optional, 1..4094 (absent or null: none, the guide's one switching domain).
+    Napi::Value network = s.Get("network");
+    if (!network.IsUndefined() && !network.IsNull()) c.network = uint16_t(ReadU32(network, "network", 1, 4094));
     Napi::Object tx = ReadObject(s.Get("tx"), "tx"), rx = ReadObject(s.Get("rx"), "rx");
     c.tx_ring = ReadAddress(tx.Get("addr"), "tx.addr");
     c.tx_num = ReadU32(tx.Get("num"), "tx.num", 0, xsw::kMaxRingSize);
@@ -165,6 +168,7 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
       d.Set("tx_bytes", double(s.tx_bytes));
       d.Set("rx_bytes", double(s.rx_bytes));
       d.Set("drops", DropsObject(env, s.drops));
+      d.Set("network", s.network == xsw::kNoNetwork ? env.Null() : Napi::Value(Napi::Number::New(env, s.network)));
       devices.Set(n++, d);
     }
     xsw::NicStatsSnapshot ns = sw.NicStats();
@@ -173,6 +177,16 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
     nic.Set("tx", double(ns.tx));
     nic.Set("dropped", double(ns.dropped));
     nic.Set("drops", DropsObject(env, ns.drops));
+    Napi::Array vlans = Napi::Array::New(env);
+    uint32_t nv = 0;
+    for (const auto& v : sw.NicVlanStats()) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("vlan", double(v.vlan));
+      o.Set("rx", double(v.rx));
+      o.Set("tx", double(v.tx));
+      vlans.Set(nv++, o);
+    }
+    nic.Set("vlans", vlans);
     Napi::Object out = Napi::Object::New(env);
     out.Set("devices", devices);
     out.Set("nic", nic);

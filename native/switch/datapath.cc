@@ -174,7 +174,11 @@ void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
     if (cfg_.vm2vm) {
       for (uint16_t slot : s.slots) {
         Device& d = devices_[slot];
-        if (&d == &src || d.state.load(std::memory_order_acquire) != DeviceState::kActive) continue;
+        // Only within the sender's network (docs/security.md#networks-isolation-between-guests).
+        if (&d == &src || d.cfg.network != src.cfg.network ||
+            d.state.load(std::memory_order_acquire) != DeviceState::kActive) {
+          continue;
+        }
         any_destination = true;
         delivered |= DeliverToGuest(d, hdr, body);
       }
@@ -185,7 +189,9 @@ void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
     if (cfg_.vm2vm) {
       for (uint16_t slot : s.slots) {
         if (devices_[slot].cfg.mac == dst) {
-          local = &devices_[slot];
+          // A MAC of another network is not local to this one: like any
+          // unknown MAC of the sender's network, the frame goes to the uplink.
+          if (devices_[slot].cfg.network == src.cfg.network) local = &devices_[slot];
           break;
         }
       }
@@ -237,6 +243,7 @@ bool Switch::SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body) {
     return false;
   }
   nic_counters_.tx.Add();
+  nic_vlan_tx_[src.cfg.vlan].Add();
   return true;
 }
 
@@ -310,6 +317,7 @@ void Switch::SwitchNicFrame(const Snapshot& s, const NicRxFrame& f) {
     vid = Be16At(f.data + 14) & kVlanIdMask;
     body_off += kVlanHdrLen;
   }
+  nic_vlan_rx_[vid].Add();
   std::memcpy(hdr + 12, f.data + body_off - 2, 2);
   uint32_t body_len = f.len - body_off;
   if (body_len > cfg_.mtu) return NicDrop(Drop::kMtuExceeded);

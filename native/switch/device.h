@@ -25,6 +25,10 @@ const char* DeviceStateName(DeviceState s);  // "free", "active", "quarantined",
 
 enum class FaultKind : uint8_t { kNone, kQuarantine, kDead };
 
+// DeviceConfig::network of a device dom0 gave no network: it is in the guide's
+// one switching domain (by MAC), its VLAN only marks its pool on the NIC.
+constexpr uint16_t kNoNetwork = 0xFFFF;
+
 // What the control plane hands over for a device. Every mapping comes with
 // the length the mapper reported for it (the *_len fields, Region::map_len):
 // the switch refuses a device whose mappings do not cover what it will read
@@ -44,6 +48,11 @@ struct DeviceConfig {
   const uint8_t* flag = nullptr;  // byte 0: kVringFlagLive while the guest lives
   uint64_t flag_len = 0;          // bytes mapped at flag: at least 1
   std::vector<Region> regions;    // where the guest's descriptors may point
+  // The network (802.1Q VID 1..4094) dom0 assigned, or kNoNetwork. Devices
+  // switch frames locally only with devices of the same network (kNoNetwork
+  // counts as one: the guide's model); `vlan` stays the tag on the NIC (0 when
+  // the uplink carries this network untagged, as its native VLAN).
+  uint16_t network = kNoNetwork;
 };
 
 // A counter written by one thread and read by another: relaxed, no RMW needed.

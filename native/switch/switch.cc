@@ -87,6 +87,8 @@ Switch::Switch(const SwitchConfig& cfg, std::unique_ptr<NicPort> nic)
   touched_.reset(new uint16_t[cfg.max_devices]);
   guest_busy_.reset(new uint8_t[cfg.max_devices]());
   guest_next_dev_.reset(new uint16_t[cfg.max_devices]());
+  nic_vlan_rx_.reset(new Counter[kVlanCount]);
+  nic_vlan_tx_.reset(new Counter[kVlanCount]);
   snap_.store(new Snapshot(), std::memory_order_release);
 }
 
@@ -101,6 +103,10 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
   }
   if (c.vlan > kMaxVlanId) {
     throw SysError(EINVAL, "VLAN " + std::to_string(c.vlan) + " of " + Who(c) + " is out of range: give 0..4095");
+  }
+  if (c.network != kNoNetwork && (c.network < 1 || c.network > 4094)) {
+    throw SysError(EINVAL, "network " + std::to_string(c.network) + " of " + Who(c) +
+                               " is out of range: give a VLAN id 1..4094, or none");
   }
   if (!c.tx_ring || !c.rx_ring || !c.flag) {
     throw SysError(EINVAL, Who(c) + " is missing its TX ring, RX ring or flag page: map all three first");
@@ -236,6 +242,7 @@ std::vector<DeviceStatsSnapshot> Switch::Stats() const {
     s.dev = d.cfg.dev;
     s.mac = d.cfg.mac;
     s.vlan = d.cfg.vlan;
+    s.network = d.cfg.network;
     s.state = state;
     const DeviceCounters& k = d.counters;
     s.tx_total = k.tx_total.Get();
@@ -258,6 +265,18 @@ NicStatsSnapshot Switch::NicStats() const {
   s.dropped = nic_counters_.dropped.Get();
   for (uint32_t r = 0; r < kDropCount; ++r) s.drops[r] = nic_counters_.drops[r].Get();
   return s;
+}
+
+std::vector<NicVlanStatsSnapshot> Switch::NicVlanStats() const {
+  std::vector<NicVlanStatsSnapshot> out;
+  for (uint32_t v = 0; v < kVlanCount; ++v) {
+    NicVlanStatsSnapshot s;
+    s.vlan = uint16_t(v);
+    s.rx = nic_vlan_rx_[v].Get();
+    s.tx = nic_vlan_tx_[v].Get();
+    if (s.rx != 0 || s.tx != 0) out.push_back(s);
+  }
+  return out;
 }
 
 std::vector<SwitchEventRecord> Switch::DrainEvents() {

@@ -55,6 +55,13 @@ struct DeviceStatsSnapshot {
   DeviceState state = DeviceState::kFree;
   uint64_t tx_total = 0, tx_dropped = 0, rx_total = 0, rx_dropped = 0, tx_bytes = 0, rx_bytes = 0;
   uint64_t drops[kDropCount] = {};
+  uint16_t network = kNoNetwork;
+};
+
+// Frames the NIC received and sent on one VLAN (0: untagged).
+struct NicVlanStatsSnapshot {
+  uint16_t vlan = 0;
+  uint64_t rx = 0, tx = 0;
 };
 
 struct NicStatsSnapshot {
@@ -106,6 +113,8 @@ class Switch {
 
   std::vector<DeviceStatsSnapshot> Stats() const;
   NicStatsSnapshot NicStats() const;
+  // The NIC's frames per VLAN, only VLANs with any.
+  std::vector<NicVlanStatsSnapshot> NicVlanStats() const;
   // Quarantines and deaths not reported yet, each once.
   std::vector<SwitchEventRecord> DrainEvents();
   // True if `mac` was the source of a frame from the NIC within the last
@@ -168,6 +177,8 @@ class Switch {
   std::thread thread_;
   NicCounters nic_counters_;
   NicMacTable nic_macs_;  // written by the data thread only
+  // Per VLAN id (index 0: untagged), kVlanCount each: the NIC's frames per network.
+  std::unique_ptr<Counter[]> nic_vlan_rx_, nic_vlan_tx_;
 
   // Data-thread scratch, allocated once.
   std::unique_ptr<uint16_t[]> touched_;

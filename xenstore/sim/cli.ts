@@ -64,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
     .description('create (introduce) a domain; prints its domid')
     .argument('<name>', 'domain name')
     .option('--mac <mac>', 'assign this MAC to the next switch device (0, then 1, …), like mac= in an xl vif line; repeat for more devices', collectMac)
-    .option('--vlan <id>', 'assign this VLAN (1-4094) to the next switch device (0, then 1, …); repeat for more devices', collectVlan)
+    .option('--vlan <id>', 'assign this network (VLAN id 1-4094) to the next switch device (0, then 1, …): it switches only within it; repeat for more devices', collectVlan)
     .action(async (name: string, opts: { mac?: string[]; vlan?: number[] }) => {
       out(`${await toolstack.create(dir, name, { macs: opts.mac, vlans: opts.vlan })}\n`);
     });
