@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 export const MAX_LINE = 64 * 1024;
 export const MAX_CLIENTS = 64;
 export const IDLE_MS = 30_000;
+const REFUSED_LINGER_MS = 1000;
 
 /** An error a command reports to its client: one sentence, and an errno-like code. */
 export class ControlError extends Error {
@@ -138,8 +139,11 @@ export class ControlServer {
     socket.on('error', () => undefined); // a client going away is not our error
     if (this.clients.size >= MAX_CLIENTS) {
       this.counters.refusedClients++;
+      // Say so, and read (and discard) what it sends for a moment so that its
+      // request does not meet a closed socket before it reads the reply.
       socket.end(`${JSON.stringify({ ok: false, code: 'EBUSY', error: `The back end already serves ${MAX_CLIENTS} control clients: try again in a moment.` })}\n`);
-      socket.destroySoon();
+      socket.resume();
+      setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
       return;
     }
     this.clients.add(socket);
@@ -164,7 +168,7 @@ export class ControlServer {
         for (;;) {
           if (taken || socket.destroyed) return;
           const nl = buf.indexOf(0x0a);
-          if (nl < 0) break;
+          if (nl < 0 || nl > MAX_LINE) break;
           const line = buf.subarray(0, nl).toString('utf8');
           buf = buf.subarray(nl + 1);
           socket.setTimeout(IDLE_MS);
@@ -176,7 +180,7 @@ export class ControlServer {
           }
           conn.reply(out as object);
         }
-        if (buf.length > MAX_LINE) {
+        if (buf.length > MAX_LINE && !(buf.indexOf(0x0a) >= 0 && buf.indexOf(0x0a) <= MAX_LINE)) {
           this.counters.errors++;
           socket.end(`${JSON.stringify({ ok: false, code: 'E2BIG', error: `A request line is longer than ${MAX_LINE} bytes: send one JSON object per line.` })}\n`);
           socket.destroySoon();
