@@ -26,7 +26,7 @@ export interface CaptureSwitch {
 export interface CapturePort {
   /** A switch slot, or 'nic'. */
   port: number | 'nic';
-  /** The pcapng interface name: the DEV the user gave (`1:0`, `nic`, …). */
+  /** The pcapng interface name: the device's id (`1:0`) or `nic`. */
   name: string;
   description: string;
 }
@@ -66,6 +66,10 @@ export class Captures {
     const id = this.sw.captureStart(ports.map((p) => p.port), snaplen, CAPTURE_SLOTS);
     let left = count > 0 ? count : Infinity;
     let timer: NodeJS.Timeout | undefined;
+    const note = (c: CaptureChunk): void => {
+      session.captured = c.captured;
+      session.dropped = c.dropped;
+    };
     const session: Session = {
       id,
       captured: 0,
@@ -73,6 +77,7 @@ export class Captures {
       stop: () => {
         if (!this.sessions.delete(session)) return;
         clearInterval(timer);
+        note(this.sw.captureRead(id, 1, 0)); // the final counters, nothing drained
         this.sw.captureStop(id);
         this.done = {
           sessions: this.done.sessions + 1,
@@ -86,10 +91,10 @@ export class Captures {
     socket.write(Buffer.concat([sectionHeader(), ...ports.map((p) => interfaceDescription(p.name, p.description, snaplen))]));
     const drain = (): void => {
       if (socket.destroyed) return session.stop();
-      if (socket.writableNeedDrain) return; // a slow reader: the ring fills and the data plane counts drops
+      // A slow reader: the ring is left to fill, and the data plane counts what it has no room for.
+      if (socket.writableNeedDrain) return note(this.sw.captureRead(id, 1, 0));
       const c = this.sw.captureRead(id, CHUNK_BYTES, left === Infinity ? 0xffffffff : left);
-      session.captured = c.captured;
-      session.dropped = c.dropped;
+      note(c);
       if (c.records > 0) {
         socket.write(c.blocks);
         left -= c.records;
