@@ -2,9 +2,10 @@
 // parsed with a Prometheus text-format parser (parse-prometheus-text-format);
 // its counters must be those `--stats --json` and `xsw-ctl stats --json`
 // print. Real processes on the simulated platform (root: netns, veth).
+import fs from 'node:fs';
 import test from 'ava';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { run } from '../harness/child';
+import { Child, run } from '../harness/child';
 import { CLI } from '../harness/cli-paths';
 import { Rig, statsUntil } from './fixtures/backend-rig';
 
@@ -89,17 +90,18 @@ test.serial('a scrape parses as Prometheus text and its counters match --stats -
   }
 });
 
-test.serial('--metrics on a port already taken: one sentence and exit 1', async (t) => {
+test.serial('--metrics on a port already taken: one sentence, exit 1, nothing left behind', async (t) => {
   const rig = await Rig.start();
   try {
     await run('ip', ['-n', rig.ns.name, 'link', 'set', 'lo', 'up']);
-    const first = rig.backend(['--metrics', String(PORT)], { nic: false });
-    await first.waitLine('err', /Prometheus metrics on/);
-    const [cmd, argv] = rig.ns.wrap(process.execPath, [CLI.backend, '--platform', 'sim', '--metrics', String(PORT), '--control-socket', `${rig.dir}/second.sock`]);
-    // A second back end on the same platform stops at the lock; so it runs on another sim directory.
-    const other = await run(cmd, argv, { env: { ...rig.env(0), XSW_SIM_DIR: `${rig.dir}-other` }, timeoutMs: 20000 });
-    t.not(other.code, 0);
-    t.regex(other.err.trim(), /^xsw-backend: /);
+    const [cmd, argv] = rig.ns.wrap(process.execPath, ['-e', `require('net').createServer().listen(${PORT}, '127.0.0.1', () => console.log('up'))`]);
+    const squatter = new Child(cmd, argv, { name: 'squatter' });
+    rig.procs.push(squatter);
+    await squatter.waitLine('out', /^up$/);
+    const be = rig.backend(['--metrics', String(PORT)], { nic: false });
+    t.is((await be.exited).code, 1);
+    t.is(be.err.at(-1), 'xsw-backend: Cannot serve metrics on 127.0.0.1:9469: listen EADDRINUSE: address already in use 127.0.0.1:9469; give another --metrics address or port.');
+    t.false(fs.existsSync(`${rig.dir}/backend.sock`), 'the control socket is removed');
   } finally {
     await rig.close();
   }
