@@ -111,7 +111,7 @@ function build(run: (p: Promise<void>) => void): Command {
   program.command('set').description('change the statistics interval or the log level of the running back end')
     .argument('<what>', 'stats | log-level').argument('<value>', 'seconds (0 = off) | trace, debug, info, warn, error, fatal, silent')
     .action((what: string, value: string) => {
-      if (what === 'stats') return run(call(sock(), { cmd: 'set-stats', seconds: whole('stats', 0, 86400)(value) }).then(() => out(`statistics every ${value} s${value === '0' ? ' (off)' : ''}\n`)));
+      if (what === 'stats') return run(call(sock(), { cmd: 'set-stats', seconds: whole('stats', 0, 86400)(value) }).then(() => out(value === '0' ? 'statistics off\n' : `statistics every ${value} s\n`)));
       if (what === 'log-level') return run(call(sock(), { cmd: 'set-log-level', level: value }).then(() => out(`log level ${value}\n`)));
       throw new CtlError(`Unknown setting "${what}": give stats or log-level.`, 2);
     });
