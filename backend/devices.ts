@@ -62,6 +62,8 @@ export class DeviceRegistry {
   /** Refusals by reason code. */
   readonly refused: Record<string, number> = {};
   quarantined = 0;
+  /** Attaches and detaches so far (detaches by why), for the metrics. */
+  readonly events = { attached: 0, detached: {} as Partial<Record<DetachWhy, number>> };
 
   constructor(private readonly ctx: RegistryContext) {}
 
@@ -98,6 +100,11 @@ export class DeviceRegistry {
   /** Drops the final counters of `domid`'s quarantined devices (the domain is gone). */
   forgetRetired(domid: number): void {
     this.retired.splice(0, this.retired.length, ...this.retired.filter((r) => r.domid !== domid));
+  }
+
+  /** Drops the final counters of one quarantined device (an operator released it). */
+  forgetRetiredDevice(domid: number, dev: number): void {
+    this.retired.splice(0, this.retired.length, ...this.retired.filter((r) => r.domid !== domid || r.dev !== dev));
   }
 
   /** Counts a refusal under `code`. */
@@ -173,6 +180,7 @@ export class DeviceRegistry {
     this.guests.set(p.domid, guest);
     this.bySlot.set(switchSlot, device);
     this.retired.splice(0, this.retired.length, ...this.retired.filter((r) => r.domid !== p.domid || r.dev !== p.dev));
+    this.events.attached++;
     return device;
   }
 
@@ -187,6 +195,7 @@ export class DeviceRegistry {
     if (why === 'quarantine') last = this.ctx.dataPlane.stats().devices.find((s) => s.slot === d.slot);
     this.ctx.dataPlane.removeDevice(d.slot);
     this.bySlot.delete(d.slot);
+    this.events.detached[why] = (this.events.detached[why] ?? 0) + 1;
     const guest = this.guests.get(d.domid);
     if (guest) {
       guest.devices.delete(d.dev);

@@ -41,7 +41,7 @@ import { deviceKeys, dpdkDir, matchStartPath, parseStart } from '../schema/dpdk'
 import { DomainLogLimiter } from './log-limit';
 import { describePlacement } from './networks';
 import type { DataPlane, Store } from './dependencies';
-import { BackoffOptions, DEFAULT_BACKOFF, Quarantines } from './quarantines';
+import { BackoffOptions, DEFAULT_BACKOFF, QuarantineEntry, Quarantines } from './quarantines';
 
 export const WATCH_TOKEN = 'xsw';
 /** Spoofing and suppressed-line reports are checked every this many polls (about once a second). */
@@ -296,7 +296,7 @@ export class Discovery {
       const d = this.registry.devices().find((x) => x.slot === e.slot && x.domid === e.domid && x.dev === e.dev);
       if (!d) continue;
       if (e.kind === 'quarantine') {
-        const { strikes, waitMs } = this.quarantines.strike(d.domid, d.dev, this.now());
+        const { strikes, waitMs } = this.quarantines.strike(d.domid, d.dev, this.now(), e.reason);
         this.log.warn(
           { domid: d.domid, dev: d.dev, reason: e.reason, strikes },
           `quarantined domain ${d.domid} device ${d.dev}: ${e.reason} (strike ${strikes}: it may attach again once it unpublishes and republishes ${deviceKeys(d.dev).start}, in ${waitMs / 1000} s at the earliest)`,
@@ -451,6 +451,25 @@ export class Discovery {
       this.log.info({ domid, dev: d.dev, slot: d.slot }, `detached domain ${domid} device ${d.dev}: ${text}`);
     }
     this.registry.forgetRetired(domid);
+  }
+
+  /** Devices in quarantine (with strikes), for the control socket. */
+  quarantineList(): QuarantineEntry[] {
+    return this.quarantines.list();
+  }
+
+  /**
+   * An operator's release (xsw-ctl quarantine release): forgets the device's
+   * strikes and checks it at once, so it attaches again if its guest still
+   * publishes it. False when it was not quarantined.
+   */
+  release(domid: number, dev: number): boolean {
+    if (!this.quarantines.release(domid, dev)) return false;
+    this.registry.forgetRetiredDevice(domid, dev);
+    this.log.info({ domid, dev }, `released domain ${domid} device ${dev} from quarantine: it attaches again if its guest still publishes it`);
+    this.wantCheck(domid, dev);
+    this.kick();
+    return true;
   }
 
   /** Checks (domid, dev) again after `ms` (a quarantine back-off). */

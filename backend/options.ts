@@ -33,6 +33,12 @@ export interface BackendOptions {
   nativeVlan?: number;
   /** The network of devices dom0 assigned none; undefined: the guide's 1000 + slot. */
   defaultNetwork?: number;
+  /** The control socket's path; undefined: next to the instance lock (backend/control.ts). */
+  controlSocket?: string;
+  /** The control socket's file mode (0o600: root only). */
+  controlMode: number;
+  /** Serve Prometheus metrics on this address (backend/metrics.ts); undefined: off. */
+  metrics?: { host: string; port: number };
 }
 
 export class OptionError extends Error {
@@ -59,6 +65,7 @@ export const DEFAULTS: BackendOptions = {
   maxPages: 8 * 65536,
   macPolicy: 'guest',
   xenstoreRetry: 60,
+  controlMode: 0o600,
 };
 
 function integer(flag: string, min: number, max: number): (v: string) => number {
@@ -99,6 +106,29 @@ function port(v: string): string {
   return v;
 }
 
+function controlMode(v: string): number {
+  if (!/^0?[0-7]{3}$/.test(v) || (parseInt(v, 8) & 0o600) !== 0o600 || (parseInt(v, 8) & 0o007) !== 0) {
+    throw new OptionError(`--control-mode takes an octal file mode that lets the owner read and write and others nothing, such as 0600 or 0660, not "${v}".`);
+  }
+  return parseInt(v, 8);
+}
+
+function controlSocket(v: string): string {
+  if (v === '' || v.length > 107) throw new OptionError(`--control-socket takes a path of 1 to 107 bytes (a unix socket's limit), not "${v}".`);
+  return v;
+}
+
+/** [ADDR:]PORT: an IPv4 address or host name (default 127.0.0.1), or [IPv6]:PORT. */
+export function parseMetricsAddress(v: string): { host: string; port: number } {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):)?([0-9]{1,5})$/.exec(v);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new OptionError(`--metrics takes [ADDR:]PORT (such as 9469 or 0.0.0.0:9469), not "${v}".`);
+  }
+  const host = m[1] === undefined ? '127.0.0.1' : m[1].replace(/^\[(.*)\]$/, '$1');
+  return { host, port };
+}
+
 function buildCommand(): Command {
   return new Command('xsw-backend')
     .description('Switch packets between Xen guests running xsw-front, and between them and a NIC.')
@@ -127,6 +157,9 @@ function buildCommand(): Command {
     .option('--xenstore-retry <seconds>', 'how long to keep reconnecting to a lost XenStore while attached devices keep switching', integer('--xenstore-retry', 0, 86400), DEFAULTS.xenstoreRetry)
     .option('--native-vlan <vid>', 'the network the uplink carries untagged (default: every network tagged)', network('--native-vlan'))
     .option('--default-network <vid>', 'the network of devices dom0 assigned none (default: VLAN 1000 + slot, the guide\'s model)', network('--default-network'))
+    .option('--control-socket <path>', 'the control socket for xsw-ctl (default /run/xsw/backend.sock; $XSW_SIM_DIR/backend.sock on the simulated platform)', controlSocket)
+    .option('--control-mode <mode>', 'the control socket\'s file mode', controlMode, DEFAULTS.controlMode)
+    .option('--metrics <[addr:]port>', 'serve Prometheus metrics over HTTP (address default 127.0.0.1)', parseMetricsAddress)
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
@@ -167,6 +200,9 @@ export function parseOptions(args: string[]): BackendOptions {
     xenstoreRetry: o.xenstoreRetry,
     ...(o.nativeVlan !== undefined ? { nativeVlan: o.nativeVlan } : {}),
     ...(o.defaultNetwork !== undefined ? { defaultNetwork: o.defaultNetwork } : {}),
+    controlSocket: o.controlSocket,
+    controlMode: o.controlMode,
+    metrics: o.metrics,
   };
 }
 

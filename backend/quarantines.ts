@@ -20,6 +20,21 @@ interface Penalty {
   until: number;
   /** The guest has unpublished the device since its last quarantine. */
   unpublished: boolean;
+  /** The ring violation of the last quarantine, when the caller gave it. */
+  reason?: string;
+  /** When the last quarantine happened (ms, the caller's clock). */
+  at: number;
+}
+
+/** One quarantined device, as the control socket lists it. */
+export interface QuarantineEntry {
+  domid: number;
+  dev: number;
+  strikes: number;
+  reason?: string;
+  at: number;
+  until: number;
+  unpublished: boolean;
 }
 
 export type Verdict = { ok: true } | { ok: false; why: 'unpublish' } | { ok: false; why: 'backoff'; waitMs: number };
@@ -35,11 +50,11 @@ export class Quarantines {
   }
 
   /** Records a quarantine of (domid, dev) at `now`; returns its strike count and wait. */
-  strike(domid: number, dev: number, now: number): { strikes: number; waitMs: number } {
+  strike(domid: number, dev: number, now: number, reason?: string): { strikes: number; waitMs: number } {
     const key = `${domid}/${dev}`;
     const strikes = (this.byDevice.get(key)?.strikes ?? 0) + 1;
     const waitMs = this.backoffMs(strikes);
-    this.byDevice.set(key, { strikes, until: now + waitMs, unpublished: false });
+    this.byDevice.set(key, { strikes, until: now + waitMs, unpublished: false, reason, at: now });
     return { strikes, waitMs };
   }
 
@@ -66,6 +81,19 @@ export class Quarantines {
   /** Forgets every device of `domid` (the domain is gone). */
   forget(domid: number): void {
     for (const key of [...this.byDevice.keys()]) if (key.startsWith(`${domid}/`)) this.byDevice.delete(key);
+  }
+
+  /** Every device with strikes (the control socket's quarantine list). */
+  list(): QuarantineEntry[] {
+    return [...this.byDevice.entries()].map(([key, p]) => {
+      const [domid, dev] = key.split('/').map(Number);
+      return { domid, dev, strikes: p.strikes, reason: p.reason, at: p.at, until: p.until, unpublished: p.unpublished };
+    });
+  }
+
+  /** An operator released (domid, dev): its strikes are forgotten. False if it had none. */
+  release(domid: number, dev: number): boolean {
+    return this.byDevice.delete(`${domid}/${dev}`);
   }
 
   get size(): number {

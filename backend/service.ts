@@ -20,6 +20,11 @@ import { lockFileFor, takeInstanceLock } from './instance-lock';
 import type { BackendOptions } from './options';
 import type { GrefListDecoder } from './dependencies';
 import { formatJson, formatTable } from './stats';
+import { Captures } from './capture';
+import { ControlServer, defaultControlSocket } from './control';
+import { registerCommands } from './control-commands';
+import { buildRegistry, serveMetrics } from './metrics';
+import type http from 'node:http';
 
 export class StartupError extends Error {
   constructor(message: string, readonly exitCode = 1) {
@@ -125,11 +130,29 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   let resolveDone: () => void = () => {};
   const done = new Promise<void>((r) => (resolveDone = r));
   let statsTimer: NodeJS.Timeout | undefined;
+  let statsInterval = 0;
+  const setStats = (seconds: number): void => {
+    if (statsTimer) clearInterval(statsTimer);
+    statsTimer = undefined;
+    statsInterval = seconds;
+    if (seconds === 0) return;
+    statsTimer = setInterval(() => {
+      const snap = registry.snapshot();
+      process.stdout.write(opts.json ? `${formatJson(snap, new Date())}\n` : formatTable(snap));
+    }, seconds * 1000);
+  };
+  const captures = new Captures(sw);
+  let control: ControlServer | undefined;
+  let metricsServer: http.Server | undefined;
 
   const shutdown = async (): Promise<void> => {
     if (stopped) return done;
     stopped = true;
     if (statsTimer) clearInterval(statsTimer);
+    captures.stopAll();
+    await control?.close();
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     await discovery.stop();
     sw.stop();
     sw.close();
@@ -205,11 +228,39 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     `watching /local/domain for guests (max ${opts.maxDevicesPerGuest} devices and ${opts.maxPagesPerGuest} pages per guest, ${opts.maxPages} pages in all; MAC policy ${opts.macPolicy})`,
   );
 
-  if (opts.stats > 0) {
-    statsTimer = setInterval(() => {
-      const snap = registry.snapshot();
-      process.stdout.write(opts.json ? `${formatJson(snap, new Date())}\n` : formatTable(snap));
-    }, opts.stats * 1000);
+  setStats(opts.stats);
+
+  // The operator's windows: the control socket (xsw-ctl) and, on request, Prometheus metrics.
+  const socketPath = opts.controlSocket ?? defaultControlSocket(lockFile);
+  try {
+    control = await ControlServer.listen(socketPath, opts.controlMode, log);
+  } catch (err) {
+    await shutdown();
+    throw new StartupError(`Cannot listen on the control socket ${socketPath}: ${errText(err)}; give another --control-socket, or run xsw-backend as root.`);
+  }
+  const metricsAt = opts.metrics ? `${opts.metrics.host.includes(':') ? `[${opts.metrics.host}]` : opts.metrics.host}:${opts.metrics.port}` : undefined;
+  registerCommands(control, {
+    opts, platform: grants.platform, started: new Date(), log, sw, registry, discovery, captures,
+    stats: { interval: () => statsInterval, set: setStats },
+    metrics: metricsAt,
+  });
+  log.info({ socket: socketPath }, `control socket ${socketPath} (xsw-ctl)`);
+  if (opts.metrics) {
+    const server = control;
+    const register = buildRegistry({
+      devices: () => server.devices(),
+      nic: () => ({ present: opts.port !== undefined, ...sw.stats().nic }),
+      loops: () => sw.loops(),
+      events: () => ({ attached: registry.events.attached, detached: { ...registry.events.detached }, quarantined: registry.quarantined, refused: { ...registry.refused } }),
+      capture: () => captures.totals(),
+    });
+    try {
+      metricsServer = await serveMetrics(register, opts.metrics.host, opts.metrics.port);
+    } catch (err) {
+      await shutdown();
+      throw new StartupError(`Cannot serve metrics on ${metricsAt}: ${errText(err)}; give another --metrics address or port.`);
+    }
+    log.info({ metrics: metricsAt }, `Prometheus metrics on http://${metricsAt}/metrics`);
   }
   return { shutdown, done };
 }

@@ -106,6 +106,8 @@ async function scenarios(p: DemoWorld, o: DemoOptions, run: Run, signal: AbortSi
   say(`checking the back end's own counters in its next stats table…`);
   run.verdicts.push(await switchCounters(p, expected, backend.out.length, STATS_SECONDS, signal));
   say(run.verdicts[run.verdicts.length - 1].line);
+  say('what an operator sees of the running back end: xsw-ctl devices (more in docs/operations.md)');
+  for (const line of (await p.ctl(['devices'])).trimEnd().split('\n')) process.stdout.write(`    ${line}\n`);
   run.scenariosDone = true;
 }
 

@@ -72,6 +72,12 @@ export class DemoWorld {
     return new Child(cmd, args, { ...o, name, env: this.env, group: true });
   }
 
+  /** xsw-ctl against this world's back end (docs/operations.md): its stdout, or one line saying why not. */
+  async ctl(args: string[]): Promise<string> {
+    const r = await run(process.execPath, [CLI.ctl, ...args], { env: this.env, group: true, timeoutMs: 10000 });
+    return r.code === 0 ? r.out : `xsw-ctl ${args.join(' ')} failed: ${r.err.trim() || `status ${r.code}`}\n`;
+  }
+
   private async sim(args: string[], timeoutMs = 20000): Promise<string> {
     const r = await run(process.execPath, [CLI.sim, ...args], { env: this.env, group: true, timeoutMs });
     if (r.code !== 0) {

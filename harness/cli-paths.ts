@@ -1,5 +1,5 @@
 // Where the built commands are: the dist/ entry points of xsw-backend,
-// xsw-front and xsw-sim (package.json's "bin").
+// xsw-ctl, xsw-front and xsw-sim (package.json's "bin").
 import path from 'node:path';
 
 const DIST = path.join(__dirname, '..');
@@ -8,4 +8,5 @@ export const CLI = {
   backend: path.join(DIST, 'backend', 'cli.js'),
   front: path.join(DIST, 'frontend', 'cli.js'),
   sim: path.join(DIST, 'xenstore', 'sim', 'cli.js'),
+  ctl: path.join(DIST, 'ctl', 'cli.js'),
 } as const;

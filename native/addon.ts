@@ -120,6 +120,20 @@ export interface NativeSwitch {
   /** Whether a frame from the NIC had this source MAC within the last maxAgeS seconds. */
   nicMacSeen(mac: string, maxAgeS: number): boolean;
   close(): void;
+  /** Live capture: ports are slots, -1 the NIC; returns the session's id. */
+  captureStart(ports: number[], snaplen: number, slots: number): number;
+  captureStop(id: number): void;
+  captureRead(id: number, maxBytes: number, maxRecords: number): CaptureChunk;
+  /** Poll loops run so far. */
+  loops(): number;
+}
+
+/** What one captureRead drained: pcapng Enhanced Packet Blocks, and the session's counters. */
+export interface CaptureChunk {
+  blocks: Buffer;
+  records: number;
+  captured: number;
+  dropped: number;
 }
 
 export interface NativeNicPortProbe {

@@ -5,7 +5,7 @@
 //
 // Errors from the native side carry `.code` (an errno name: 'EEXIST',
 // 'ENOSPC', 'ENODEV', 'EPERM', 'EINVAL', 'ENOENT') and one sentence.
-import type { NativeNicPortProbe, NativeSwitch } from './addon';
+import type { CaptureChunk, NativeNicPortProbe, NativeSwitch } from './addon';
 import { addon } from './binding';
 import { VIOLATION_NAMES, ViolationName } from './vring';
 
@@ -238,6 +238,31 @@ export class Switch {
    */
   pollOnce(): number {
     return this.n.pollOnce();
+  }
+
+  /**
+   * Starts a live capture of `ports` (device slots; 'nic' for the NIC): the data plane copies
+   * their frames (at most `snaplen` bytes each) into a ring of `slots` frames, dropping and
+   * counting what does not fit. Port i is the session's pcapng interface i. Returns its id.
+   * Throws ENOENT (no such device or no NIC), EBUSY (a port already captured), EINVAL.
+   */
+  captureStart(ports: (number | 'nic')[], snaplen: number, slots = 4096): number {
+    return this.n.captureStart(ports.map((p) => (p === 'nic' ? -1 : checkInt('port', p, 0, 0xffff))), checkInt('snaplen', snaplen, 14, 262144), checkInt('slots', slots, 2, 1 << 20));
+  }
+
+  /** Pcapng EPBs of what the session captured since the last call (at most `maxRecords` frames). */
+  captureRead(id: number, maxBytes = 1 << 20, maxRecords = 0xffffffff): CaptureChunk {
+    return this.n.captureRead(id, maxBytes, maxRecords);
+  }
+
+  /** Ends a capture session; returns once the data plane has let go of its ring. */
+  captureStop(id: number): void {
+    this.n.captureStop(id);
+  }
+
+  /** Poll loops the data plane has run. */
+  loops(): number {
+    return this.n.loops();
   }
 
   /** Stops the thread, closes the NIC port; the object is unusable afterwards. */

@@ -2,7 +2,7 @@ import test from 'ava';
 import { DEFAULTS, helpText, OptionError, parseOptions } from '../backend/options';
 
 test('no arguments gives the defaults: vm2vm on, stats off, no NIC', (t) => {
-  t.deepEqual(parseOptions([]), { ...DEFAULTS, port: undefined });
+  t.deepEqual(parseOptions([]), { ...DEFAULTS, port: undefined, controlSocket: undefined, metrics: undefined });
 });
 
 test('the switch-wide caps leave room for other guests: 8 devices per guest of 64 slots, 8 full guests of pages', (t) => {
@@ -35,6 +35,7 @@ test('all options parse into their fields', (t) => {
   t.deepEqual(o, {
     vm2vm: true, stats: 0, json: true, port: 'tap:xsw0', platform: 'sim', poll: 'busy', mtu: 9000,
     logLevel: 'debug', maxDevicesPerGuest: 4, maxPagesPerGuest: 1000, maxDevices: 8, maxPages: 5000, macPolicy: 'dom0', xenstoreRetry: 5,
+    controlSocket: undefined, controlMode: 0o600, metrics: undefined,
   });
   t.is(parseOptions(['--port', 'veth-a.1']).port, 'veth-a.1');
 });
@@ -70,4 +71,16 @@ test('--help is an OptionError with exit code 0 and the usage text', (t) => {
   t.is(err!.exitCode, 0);
   t.regex(err!.output, /--max-pages-per-guest/);
   t.regex(helpText(), /--vm2vm/);
+});
+
+test('--control-socket, --control-mode and --metrics parse; bad values get one sentence', (t) => {
+  const o = parseOptions(['--control-socket', '/tmp/x.sock', '--control-mode', '0660', '--metrics', '9469']);
+  t.is(o.controlSocket, '/tmp/x.sock');
+  t.is(o.controlMode, 0o660);
+  t.deepEqual(o.metrics, { host: '127.0.0.1', port: 9469 });
+  t.deepEqual(parseOptions(['--metrics', '0.0.0.0:9100']).metrics, { host: '0.0.0.0', port: 9100 });
+  t.deepEqual(parseOptions(['--metrics', '[::1]:9100']).metrics, { host: '::1', port: 9100 });
+  t.throws(() => parseOptions(['--metrics', 'host:99999']), { message: '--metrics takes [ADDR:]PORT (such as 9469 or 0.0.0.0:9469), not "host:99999".' });
+  t.throws(() => parseOptions(['--control-mode', '0666']), { message: /^--control-mode takes an octal file mode/ });
+  t.throws(() => parseOptions(['--control-mode', '0400']), { message: /^--control-mode takes an octal file mode/ });
 });

@@ -3,7 +3,9 @@
 //   NicPortProbe   a NIC port driven from JS, frame by frame (tests and diagnostics)
 //   dropNames      every drop counter name, in table order (switch/drops.h)
 // Every call is coarse and synchronous; the data thread never calls into JS.
+#include <algorithm>
 #include <cstring>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -41,6 +43,10 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
                         InstanceMethod<&NativeSwitch::Stats>("stats"), InstanceMethod<&NativeSwitch::Events>("events"),
                         InstanceMethod<&NativeSwitch::PollOnce>("pollOnce"),
                         InstanceMethod<&NativeSwitch::NicMacSeen>("nicMacSeen"),
+                        InstanceMethod<&NativeSwitch::CaptureStart>("captureStart"),
+                        InstanceMethod<&NativeSwitch::CaptureStop>("captureStop"),
+                        InstanceMethod<&NativeSwitch::CaptureRead>("captureRead"),
+                        InstanceMethod<&NativeSwitch::Loops>("loops"),
                         InstanceMethod<&NativeSwitch::Close>("close")});
   }
 
@@ -217,6 +223,52 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
     if (!parsed) throw Napi::TypeError::New(env, "Expected mac to look like 02:00:00:00:00:11, got '" + mac + "'");
     uint32_t max_age = ReadU32(info[1], "maxAgeS");
     return Napi::Boolean::New(env, Sw(env).NicMacSeen(*parsed, max_age));
+  }
+
+  // captureStart(ports: number[] (slots; -1 = the NIC), snaplen, slots) -> id
+  Napi::Value CaptureStart(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    xsw::Switch& sw = Sw(env);
+    Napi::Array list = xsw::napi::ReadArray(info[0], "ports");
+    std::vector<uint32_t> ports;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      Napi::Value v = list.Get(i);
+      if (v.IsNumber() && v.As<Napi::Number>().Int32Value() == -1) {
+        ports.push_back(xsw::Switch::kCaptureNic);
+      } else {
+        ports.push_back(ReadU32(v, "port", 0, 0xFFFF));
+      }
+    }
+    const uint32_t snaplen = ReadU32(info[1], "snaplen", 14, 262144);
+    const uint32_t slots = ReadU32(info[2], "slots", 2, 1u << 20);
+    return Napi::Number::New(env, Guard(env, [&] { return sw.CaptureStart(ports, snaplen, slots); }));
+  }
+  Napi::Value CaptureStop(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    xsw::Switch& sw = Sw(env);
+    const uint32_t id = ReadU32(info[0], "id");
+    Guard(env, [&] { sw.CaptureStop(id); });
+    return env.Undefined();
+  }
+  // captureRead(id, maxBytes, maxRecords) -> { blocks: Buffer (pcapng EPBs), records, captured, dropped }
+  Napi::Value CaptureRead(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    xsw::CaptureRing* ring = Sw(env).Capture(ReadU32(info[0], "id"));
+    if (!ring) throw Napi::Error::New(env, "no such capture session");
+    size_t max_bytes = std::max<size_t>(ReadU32(info[1], "maxBytes", 1, 64u << 20), ring->MaxBlockLen());
+    const uint32_t max_records = ReadU32(info[2], "maxRecords", 0, 0xFFFFFFFF);
+    std::vector<uint8_t> buf(max_bytes);
+    uint32_t records = 0;
+    const size_t n = ring->DrainPcapng(buf.data(), buf.size(), max_records, &records);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("blocks", Napi::Buffer<uint8_t>::Copy(env, buf.data(), n));
+    out.Set("records", double(records));
+    out.Set("captured", double(ring->captured()));
+    out.Set("dropped", double(ring->dropped()));
+    return out;
+  }
+  Napi::Value Loops(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(Sw(info.Env()).Loops()));
   }
 
   static void CleanupHook(void* self) {

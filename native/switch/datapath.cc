@@ -154,6 +154,7 @@ void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
   };
   // The chain holds a virtio_net_hdr (ignored, never trusted) then the frame.
   uint32_t frame_len = c.out_len > kVirtioNetHdrLen ? c.out_len - kVirtioNetHdrLen : 0;
+  if (CaptureRing* cap = src.capture.load(std::memory_order_acquire)) CaptureGuestTx(*cap, src, c, frame_len);
   if (frame_len < kEthHdrLen) return drop(Drop::kRunt);
   if (frame_len > cfg_.mtu + kEthHdrLen) return drop(Drop::kMtuExceeded);
   uint8_t hdr[kEthHdrLen];
@@ -244,6 +245,9 @@ bool Switch::SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body) {
   }
   nic_counters_.tx.Add();
   nic_vlan_tx_[src.cfg.vlan].Add();
+  if (CaptureRing* cap = nic_capture_.load(std::memory_order_acquire)) {
+    CaptureBytes(*cap, nic_capture_if_, CaptureDir::kOutbound, out, len);
+  }
   return true;
 }
 
@@ -286,6 +290,9 @@ bool Switch::DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& bo
   dst.rx->PushUsed(rx_chain_.head, need);
   Touch(dst);
   k.rx_bytes.Add(frame_len);
+  if (CaptureRing* cap = dst.capture.load(std::memory_order_acquire)) {
+    CaptureFrame(*cap, dst.capture_if, CaptureDir::kOutbound, hdr, body);
+  }
   return true;
 }
 
@@ -300,6 +307,7 @@ uint32_t Switch::ServiceNicRx(const Snapshot& s) {
 
 void Switch::SwitchNicFrame(const Snapshot& s, const NicRxFrame& f) {
   nic_counters_.rx.Add();
+  if (CaptureRing* cap = nic_capture_.load(std::memory_order_acquire)) CaptureNicRx(*cap, f);
   if (f.len < f.wire_len) return NicDrop(Drop::kMtuExceeded);  // truncated by the port
   if (f.len < kEthHdrLen) return NicDrop(Drop::kRunt);
   const uint64_t src = MacAt(f.data + 6);

@@ -16,6 +16,7 @@
 
 #include "shm/regions.h"
 #include "shm/vring.h"
+#include "switch/capture.h"
 #include "switch/drops.h"
 
 namespace xsw {
@@ -86,6 +87,12 @@ struct Device {
   uint32_t tx_avail = 0;   // TX chains seen by this loop's Avail
   uint32_t rx_avail = 0;   // RX chains seen by the last Avail and not popped yet
   bool rx_touched = false; // used entries pushed, PublishUsed pending
+
+  // Live capture: the ring of the session that captures this device (null:
+  // off, the one check per frame) and its interface index there. Set by the
+  // control thread (capture_if first, then the pointer with release).
+  std::atomic<CaptureRing*> capture{nullptr};
+  uint16_t capture_if = 0;
 };
 
 }  // namespace xsw

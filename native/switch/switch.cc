@@ -179,6 +179,7 @@ void Switch::RemoveDevice(uint32_t slot) {
   d.cfg.tx_ring = d.cfg.rx_ring = nullptr;
   d.cfg.flag = nullptr;
   d.cfg.regions.clear();
+  d.capture.store(nullptr, std::memory_order_release);  // the session goes on without it
 }
 
 void Switch::PublishSnapshot() {
@@ -298,6 +299,58 @@ std::vector<SwitchEventRecord> Switch::DrainEvents() {
     out.push_back(e);
   }
   return out;
+}
+
+uint32_t Switch::CaptureStart(const std::vector<uint32_t>& ports, uint32_t snaplen, uint32_t slots) {
+  if (ports.empty()) throw SysError(EINVAL, "a capture needs at least one device or the NIC");
+  if (ports.size() > 0xFFFF) throw SysError(EINVAL, "a capture takes at most 65535 ports");
+  for (uint32_t p : ports) {
+    if (p == kCaptureNic) {
+      if (!nic_) throw SysError(ENOENT, "this switch has no NIC to capture: start xsw-backend with -p");
+      if (nic_capture_.load(std::memory_order_relaxed)) throw SysError(EBUSY, "the NIC is already being captured: stop that capture first");
+    } else {
+      if (p >= cfg_.max_devices || !in_use_[p]) throw SysError(ENOENT, "no device in slot " + std::to_string(p));
+      if (devices_[p].capture.load(std::memory_order_relaxed)) {
+        throw SysError(EBUSY, Who(devices_[p].cfg) + " is already being captured: stop that capture first");
+      }
+    }
+  }
+  std::unique_ptr<CaptureRing> ring;
+  try {
+    ring = std::make_unique<CaptureRing>(slots, std::min(snaplen, MaxFrame(cfg_.mtu)));
+  } catch (const std::invalid_argument& e) {
+    throw SysError(EINVAL, e.what());
+  }
+  for (uint32_t i = 0; i < ports.size(); ++i) {
+    if (ports[i] == kCaptureNic) {
+      nic_capture_if_ = uint16_t(i);
+      nic_capture_.store(ring.get(), std::memory_order_release);
+    } else {
+      devices_[ports[i]].capture_if = uint16_t(i);
+      devices_[ports[i]].capture.store(ring.get(), std::memory_order_release);
+    }
+  }
+  const uint32_t id = next_capture_++;
+  captures_[id] = CaptureSession{std::move(ring), ports};
+  return id;
+}
+
+void Switch::CaptureStop(uint32_t id) {
+  auto it = captures_.find(id);
+  if (it == captures_.end()) throw SysError(ENOENT, "no capture session " + std::to_string(id));
+  CaptureRing* ring = it->second.ring.get();
+  for (uint32_t p : it->second.ports) {
+    std::atomic<CaptureRing*>& at = p == kCaptureNic ? nic_capture_ : devices_[p].capture;
+    CaptureRing* expected = ring;
+    at.compare_exchange_strong(expected, nullptr, std::memory_order_seq_cst);
+  }
+  WaitQuiescent();  // no loop holds the ring any more
+  captures_.erase(it);
+}
+
+CaptureRing* Switch::Capture(uint32_t id) {
+  auto it = captures_.find(id);
+  return it == captures_.end() ? nullptr : it->second.ring.get();
 }
 
 }  // namespace xsw

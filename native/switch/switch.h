@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -126,6 +127,21 @@ class Switch {
   const SwitchConfig& config() const { return cfg_; }
   const NicPort* nic() const { return nic_.get(); }
 
+  // Live capture (capture.h). Starts a session copying the frames of `ports`
+  // (device slots, or kCaptureNic) into a ring of `slots` frames of at most
+  // `snaplen` bytes; port i is the session's interface i. Returns the
+  // session's id. Throws SysError: ENOENT (no device in a slot, no NIC),
+  // EBUSY (a port another session captures), EINVAL (no port, a bad size).
+  static constexpr uint32_t kCaptureNic = UINT32_MAX;
+  uint32_t CaptureStart(const std::vector<uint32_t>& ports, uint32_t snaplen, uint32_t slots);
+  // Ends a session; returns once the data thread has let go of its ring.
+  // Throws SysError(ENOENT) for an unknown id.
+  void CaptureStop(uint32_t id);
+  // The session's ring (drained by the control thread), or null.
+  CaptureRing* Capture(uint32_t id);
+  // Poll loops run so far (the epoch): the switch loop's rate for metrics.
+  uint64_t Loops() const { return epoch_.load(std::memory_order_relaxed); }
+
  private:
   struct GuestRange {
     uint32_t first;  // index into Snapshot::slots
@@ -166,6 +182,11 @@ class Switch {
   void Quarantine(Device& d, Violation v);
   void MarkDead(Device& d);
   void NicDrop(Drop why);
+  // Capture hooks (datapath_capture.cc), called only when a ring is set.
+  void CaptureGuestTx(CaptureRing& cap, const Device& d, const Chain& c, uint32_t frame_len);
+  void CaptureFrame(CaptureRing& cap, uint16_t iface, CaptureDir dir, const uint8_t* hdr, const FrameBody& body);
+  void CaptureBytes(CaptureRing& cap, uint16_t iface, CaptureDir dir, const uint8_t* data, uint32_t len);
+  void CaptureNicRx(CaptureRing& cap, const NicRxFrame& f);
 
   SwitchConfig cfg_;
   std::unique_ptr<NicPort> nic_;
@@ -191,6 +212,17 @@ class Switch {
   Chain tx_chains_[2]{}, rx_chain_{};  // TX: the chain being switched and the next one
   NicRxFrame nic_frames_[kBurst]{};
   uint32_t nic_now_ = 0;  // NicMacTable seconds, read once per NIC burst
+
+  // Live capture: the NIC's session ring (null: off) and its interface index
+  // there; the sessions, owned by the control thread.
+  std::atomic<CaptureRing*> nic_capture_{nullptr};
+  uint16_t nic_capture_if_ = 0;
+  struct CaptureSession {
+    std::unique_ptr<CaptureRing> ring;
+    std::vector<uint32_t> ports;
+  };
+  std::map<uint32_t, CaptureSession> captures_;
+  uint32_t next_capture_ = 1;
 };
 
 }  // namespace xsw

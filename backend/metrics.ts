@@ -1,0 +1,177 @@
+// `xsw-backend --metrics [ADDR:]PORT`: Prometheus text exposition over HTTP
+// (GET /metrics), built with prom-client. Every value is read at scrape time
+// from the same counters `--stats --json` and `xsw-ctl` print (the data
+// plane's relaxed loads), so a scrape costs the control thread a little and
+// the data plane nothing. docs/operations.md lists the metrics.
+import http from 'node:http';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { DeviceInfo } from './control';
+
+export interface MetricsSource {
+  devices(): DeviceInfo[];
+  nic(): { present: boolean; rx: number; tx: number; dropped: number; drops: Record<string, number> };
+  loops(): number;
+  events(): { attached: number; detached: Record<string, number>; quarantined: number; refused: Record<string, number> };
+  capture(): { captured: number; dropped: number };
+}
+
+const DEVICE_LABELS = ['kind', 'domid', 'device', 'mac'] as const;
+type DeviceLabel = (typeof DEVICE_LABELS)[number];
+
+function labelsOf(d: DeviceInfo): Record<DeviceLabel, string> {
+  return {
+    kind: d.kind,
+    domid: d.domid === undefined ? '' : String(d.domid),
+    device: d.device === undefined ? d.id : String(d.device),
+    mac: d.mac,
+  };
+}
+
+/** The registry of every xsw metric plus prom-client's default process metrics. */
+export function buildRegistry(src: MetricsSource): Registry {
+  const register = new Registry();
+  collectDefaultMetrics({ register, prefix: 'xsw_backend_' });
+
+  const perDevice = (name: string, help: string, field: string): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: DEVICE_LABELS,
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const d of src.devices()) this.inc(labelsOf(d), Number(d[field] ?? 0));
+      },
+    });
+  };
+  perDevice('xsw_device_tx_frames_total', 'Frames the device sent to the switch (tx_total)', 'tx_total');
+  perDevice('xsw_device_tx_dropped_total', 'Frames the device sent that were delivered nowhere (tx_dropped)', 'tx_dropped');
+  perDevice('xsw_device_rx_frames_total', 'Frames offered to the device (rx_total)', 'rx_total');
+  perDevice('xsw_device_rx_dropped_total', 'Frames offered to the device that could not be placed (rx_dropped)', 'rx_dropped');
+  perDevice('xsw_device_tx_bytes_total', 'Bytes the device sent that were delivered', 'tx_bytes');
+  perDevice('xsw_device_rx_bytes_total', 'Bytes delivered to the device', 'rx_bytes');
+
+  new Counter({
+    name: 'xsw_device_drops_total',
+    help: 'Frames dropped or faults found on the device, by reason (the drops of --stats --json)',
+    labelNames: [...DEVICE_LABELS, 'reason'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const d of src.devices()) {
+        for (const [reason, n] of Object.entries((d.drops ?? {}) as Record<string, number>)) this.inc({ ...labelsOf(d), reason }, n);
+      }
+    },
+  });
+  new Gauge({
+    name: 'xsw_device_state',
+    help: 'The device is in this state (1): active, quarantined, dead or removed',
+    labelNames: [...DEVICE_LABELS, 'state'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const d of src.devices()) this.set({ ...labelsOf(d), state: d.state }, 1);
+    },
+  });
+
+  const nicCounter = (name: string, help: string, pick: (n: ReturnType<MetricsSource['nic']>) => number): void => {
+    new Counter({
+      name,
+      help,
+      registers: [register],
+      collect() {
+        this.reset();
+        this.inc(pick(src.nic()));
+      },
+    });
+  };
+  nicCounter('xsw_nic_rx_frames_total', 'Frames received from the NIC', (n) => n.rx);
+  nicCounter('xsw_nic_tx_frames_total', 'Frames sent to the NIC', (n) => n.tx);
+  nicCounter('xsw_nic_dropped_total', 'Frames from the NIC dropped, and frames for it that it could not take', (n) => n.dropped);
+  new Counter({
+    name: 'xsw_nic_drops_total',
+    help: 'NIC-side drops by reason',
+    labelNames: ['reason'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(src.nic().drops)) this.inc({ reason }, n);
+    },
+  });
+  new Gauge({
+    name: 'xsw_nic_present',
+    help: '1 when the back end has a NIC (-p)',
+    registers: [register],
+    collect() {
+      this.set(src.nic().present ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'xsw_switch_loops_total',
+    help: "Poll loops the data plane's thread has run",
+    registers: [register],
+    collect() {
+      this.reset();
+      this.inc(src.loops());
+    },
+  });
+
+  const events = (name: string, help: string, pick: (e: ReturnType<MetricsSource['events']>) => number): void => {
+    new Counter({
+      name,
+      help,
+      registers: [register],
+      collect() {
+        this.reset();
+        this.inc(pick(src.events()));
+      },
+    });
+  };
+  events('xsw_device_attaches_total', 'Devices attached', (e) => e.attached);
+  events('xsw_device_quarantines_total', 'Devices quarantined for a ring violation', (e) => e.quarantined);
+  new Counter({
+    name: 'xsw_device_detaches_total',
+    help: 'Devices detached, by why (dead, quarantine, released, stopped, replaced, evicted, shutdown)',
+    labelNames: ['why'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const [why, n] of Object.entries(src.events().detached)) this.inc({ why }, n);
+    },
+  });
+  new Counter({
+    name: 'xsw_device_refusals_total',
+    help: 'Devices the control plane refused to attach, by reason',
+    labelNames: ['reason'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(src.events().refused)) this.inc({ reason }, n);
+    },
+  });
+  events('xsw_capture_frames_total', 'Frames copied into live-capture rings', () => src.capture().captured);
+  events('xsw_capture_dropped_total', 'Frames a live capture had no room for (switching went on)', () => src.capture().dropped);
+  return register;
+}
+
+/** Serves GET /metrics on host:port; resolves once listening (rejects with the listen error). */
+export async function serveMetrics(register: Registry, host: string, port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('xsw-backend serves GET /metrics\n');
+      return;
+    }
+    register.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
