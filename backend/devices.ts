@@ -47,6 +47,8 @@ export interface RegistryContext {
   maxDevices: number;
   /** Pages all guests may have mapped together; default: no switch-wide cap. */
   maxPages?: number;
+  /** Switch slots held by other kinds of device (netif), so VLAN 1000 + slot stays unique. */
+  reservedSlots?: () => Iterable<number>;
 }
 
 export class DeviceRegistry {
@@ -241,7 +243,8 @@ export class DeviceRegistry {
   }
 
   private freeSlot(): number | undefined {
-    for (let s = 0; s < this.ctx.maxDevices; s++) if (!this.bySlot.has(s)) return s;
+    const reserved = new Set(this.ctx.reservedSlots?.() ?? []);
+    for (let s = 0; s < this.ctx.maxDevices; s++) if (!this.bySlot.has(s) && !reserved.has(s)) return s;
     return undefined;
   }
 

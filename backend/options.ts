@@ -29,6 +29,8 @@ export interface BackendOptions {
   macPolicy: MacPolicy;
   /** Seconds to keep reconnecting to a lost XenStore before giving up (0: give up at once). */
   xenstoreRetry: number;
+  /** Serve stock netfront guests' vifs (backend/vif); false leaves them to another back end. */
+  netif: boolean;
 }
 
 export class OptionError extends Error {
@@ -55,6 +57,7 @@ export const DEFAULTS: BackendOptions = {
   maxPages: 8 * 65536,
   macPolicy: 'guest',
   xenstoreRetry: 60,
+  netif: true,
 };
 
 function integer(flag: string, min: number, max: number): (v: string) => number {
@@ -107,6 +110,7 @@ function buildCommand(): Command {
         .default(DEFAULTS.macPolicy),
     )
     .option('--xenstore-retry <seconds>', 'how long to keep reconnecting to a lost XenStore while attached devices keep switching', integer('--xenstore-retry', 0, 86400), DEFAULTS.xenstoreRetry)
+    .option('--no-netif', 'leave vifs (backend/vif, stock xen-netfront guests) to another back end, such as the kernel\'s netback')
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
@@ -145,6 +149,7 @@ export function parseOptions(args: string[]): BackendOptions {
     maxPages: o.maxPages,
     macPolicy: o.macPolicy,
     xenstoreRetry: o.xenstoreRetry,
+    netif: o.netif !== false,
   };
 }
 

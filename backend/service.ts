@@ -16,6 +16,7 @@ import { vringNative } from '../native/vring';
 import { defaultXenStorePath, XenStoreClient } from '../xenstore/client';
 import { DeviceRegistry } from './devices';
 import { Discovery } from './discovery';
+import { NetifBackend } from './netif';
 import { lockFileFor, takeInstanceLock } from './instance-lock';
 import type { BackendOptions } from './options';
 import type { GrefListDecoder } from './dependencies';
@@ -113,10 +114,19 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   else log.info({ port: opts.port }, `NIC port ${opts.port}`);
   log.info(`vm2vm switching ${opts.vm2vm ? 'on' : 'off'}`);
 
+  let netif: NetifBackend | undefined;
   const registry = new DeviceRegistry({
     grants, decode: nativeDecode, dataPlane: sw, maxPagesPerGuest: opts.maxPagesPerGuest, maxDevices: opts.maxDevices, maxPages: opts.maxPages,
+    reservedSlots: () => netif?.slots() ?? [],
   });
   const discovery = new Discovery(store, registry, sw, log, { maxDevicesPerGuest: opts.maxDevicesPerGuest, macPolicy: opts.macPolicy });
+
+  if (opts.netif) {
+    netif = new NetifBackend(store, sw, log, {
+      platform: grants.platform, maxDevices: opts.maxDevices, busy: opts.poll === 'busy',
+      slotsInUse: () => registry.devices().map((d) => d.slot),
+    });
+  }
 
   let stopped = false;
   let resolveDone: () => void = () => {};
@@ -127,6 +137,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     if (stopped) return done;
     stopped = true;
     if (statsTimer) clearInterval(statsTimer);
+    await netif?.stop();
     await discovery.stop();
     sw.stop();
     sw.close();
@@ -140,7 +151,10 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
 
   /** Sends a connection's events to discovery and reconnects when it closes. */
   const follow = (xs: XenStoreClient): void => {
-    xs.on('watch', (path: string, token: string) => discovery.onWatch(path, token));
+    xs.on('watch', (path: string, token: string) => {
+      discovery.onWatch(path, token);
+      netif?.onWatch(path, token);
+    });
     xs.on('close', () => {
       lost.add(xs);
       if (stopped || reconnecting || xs !== store) return;
@@ -167,6 +181,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
         store = xs;
         follow(xs);
         await discovery.reattach(xs);
+        await netif?.reattach(xs);
         if (stopped) return;
         if (lost.has(xs)) throw new Error('the new connection closed again');
         reconnecting = false;
@@ -191,6 +206,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
 
   try {
     await discovery.start();
+    await netif?.start();
   } catch (err) {
     await shutdown();
     throw new StartupError(`Cannot watch XenStore at ${where}: ${errText(err)}.`);
@@ -198,6 +214,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   // Only now, with every announced device attached: after a restart no guest's
   // frames leave through the NIC because its peer guest is not registered yet.
   sw.start();
+  if (!netif) log.info('--no-netif: vifs (backend/vif) are left to another back end');
   log.info(
     `watching /local/domain for guests (max ${opts.maxDevicesPerGuest} devices and ${opts.maxPagesPerGuest} pages per guest, ${opts.maxPages} pages in all; MAC policy ${opts.macPolicy})`,
   );
@@ -205,6 +222,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   if (opts.stats > 0) {
     statsTimer = setInterval(() => {
       const snap = registry.snapshot();
+      netif?.augment(snap);
       process.stdout.write(opts.json ? `${formatJson(snap, new Date())}\n` : formatTable(snap));
     }, opts.stats * 1000);
   }

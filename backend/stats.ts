@@ -17,6 +17,10 @@ export interface DeviceCounters {
   tx_bytes?: number;
   rx_bytes?: number;
   drops: Record<string, number>;
+  /** "pmd" (a guest running xsw-front) or "netif" (a stock netfront guest); absent means pmd. */
+  kind?: string;
+  /** netif only: the engine's counters (frames, slots, completed checksums, events). */
+  netif?: Record<string, number>;
 }
 
 export interface NicCounters { rx: number; tx: number; dropped: number; drops?: Record<string, number> }
@@ -71,6 +75,8 @@ export function formatJson(s: StatsSnapshot, time: Date): string {
       rx_total: d.rx_total,
       rx_dropped: d.rx_dropped,
       drops: { ...d.drops },
+      kind: d.kind ?? 'pmd',
+      ...(d.netif ? { netif: { ...d.netif } } : {}),
     })),
     nic: { rx: s.nic.rx, tx: s.nic.tx, dropped: s.nic.dropped },
     ...(s.refused ? { refused: { ...s.refused } } : {}),
