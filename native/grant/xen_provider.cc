@@ -17,6 +17,7 @@
 // The uapi headers use these two Xen types without defining them.
 typedef uint32_t grant_ref_t;
 typedef uint16_t domid_t;
+#include <xen/evtchn.h>
 #include <xen/gntalloc.h>
 #include <xen/gntdev.h>
 
@@ -276,6 +277,10 @@ std::vector<std::pair<const char*, uint64_t>> XenUapiConstants() {
       {"offsetof_gntdev_grant_copy_segment_len", offsetof(gntdev_grant_copy_segment, len)},
       {"offsetof_gntdev_grant_copy_segment_status", offsetof(gntdev_grant_copy_segment, status)},
       {"sizeof_ioctl_gntdev_grant_copy", sizeof(ioctl_gntdev_grant_copy)},
+      {"IOCTL_EVTCHN_BIND_INTERDOMAIN", IOCTL_EVTCHN_BIND_INTERDOMAIN},
+      {"IOCTL_EVTCHN_BIND_UNBOUND_PORT", IOCTL_EVTCHN_BIND_UNBOUND_PORT},
+      {"IOCTL_EVTCHN_UNBIND", IOCTL_EVTCHN_UNBIND},
+      {"IOCTL_EVTCHN_NOTIFY", IOCTL_EVTCHN_NOTIFY},
       {"GNTALLOC_FLAG_WRITABLE", GNTALLOC_FLAG_WRITABLE},
       {"UNMAP_NOTIFY_CLEAR_BYTE", UNMAP_NOTIFY_CLEAR_BYTE},
       {"sizeof_ioctl_gntalloc_alloc_gref", sizeof(ioctl_gntalloc_alloc_gref)},
