@@ -88,7 +88,12 @@ class GrantProvider {
   // written), bad_copy_arg (offset + len past the page), bad_domain. A copy
   // that fails leaves its destination untouched. Data path: no allocation;
   // never throws (a failed call fails every segment with general_error).
-  virtual void Copy(GrantCopySeg* segs, uint32_t count) = 0;
+  // The base class copies nothing (every segment general_error), so test
+  // doubles of the grant interface need not implement it; both real
+  // providers do.
+  virtual void Copy(GrantCopySeg* segs, uint32_t count) {
+    for (uint32_t i = 0; i < count; ++i) segs[i].status = GNTST_general_error;
+  }
 };
 
 // Checks every segment's page bounds before the provider is asked (gntdev
