@@ -208,7 +208,8 @@ export class NetifBackend {
     }
     if (!v.advertised) {
       for (const [name, value] of BACKEND_FEATURES) await this.store.write(`${be}/${name}`, value);
-      await this.setState(be, XenbusState.InitWait);
+      // A restarted back end finds its vifs Connected: it reconnects them without stepping back.
+      if (beState !== String(XenbusState.Connected)) await this.setState(be, XenbusState.InitWait);
       v.advertised = true;
     }
     if (!v.watchedFrontend) {
