@@ -135,6 +135,30 @@ test.serial('a hostile netfront (19 slots) is quarantined with one log line; ano
   }
 });
 
+test.serial('a back end killed and restarted reconnects the vif: the guest keeps its rings and frames flow again', async (t) => {
+  const rig = await NetifRig.start();
+  try {
+    const { be, nf } = await setup(rig);
+    nf.postRx(32);
+    nf.queue(ethFrame(PMD, N1, 100, 1));
+    nf.pushTx();
+    t.is((await nf.receive(1)).length, 1);
+    be.kill('SIGKILL');
+    await be.exited;
+    const be2 = rig.backend(['--log-level', 'info']);
+    await be2.waitLine('err', /vif 2\/0 \(netif\) connected/, { timeoutMs: 10_000 });
+    t.is(await rig.dom0.read('/local/domain/0/backend/vif/2/0/state'), '4');
+    for (let i = 0; i < 10; i++) nf.queue(ethFrame(PMD, N1, 100 + i, i));
+    nf.pushTx();
+    const got = await nf.receive(10, 10_000);
+    t.is(got.length, 10);
+    t.true(got.every((f, i) => f.subarray(12).equals(ethFrame(PMD, N1, 100 + i, i).subarray(12))));
+    t.true(nf.txResponses().every(([, status]) => status === 0));
+  } finally {
+    await rig.close();
+  }
+});
+
 test.serial('--no-netif leaves vifs alone: no InitWait, no features written', async (t) => {
   const rig = await NetifRig.start();
   try {

@@ -147,6 +147,7 @@ class SimEventChannels : public EventChannels {
     // Both tables locked, lower domid first (one lock when binding to ourselves).
     Locked first(remote < self_ ? peer.fd : own_->fd);
     Locked second(remote == self_ ? -1 : remote < self_ ? own_->fd : peer.fd);
+    if (remote_port != 0 && remote_port < kSimPorts) ReleaseIfOwnerDead(remote, remote_port, peer.ports[remote_port]);
     if (remote_port == 0 || remote_port >= kSimPorts || Load(peer.ports[remote_port].state) != kPortUnbound ||
         peer.ports[remote_port].remote_dom != self_)
       throw SysError(EINVAL, "event channel " + std::to_string(remote_port) + " of domain " + std::to_string(remote) +
@@ -253,6 +254,34 @@ class SimEventChannels : public EventChannels {
   };
 
   std::string FifoPath(uint32_t token) const { return dir_ + "/evtchn/p" + std::to_string(token); }
+
+  // Like the kernel closing a dead process's /dev/xen/evtchn: when the port
+  // `r` is bound to one of ours whose owner died, ours is freed and `r`
+  // becomes unbound (offered to us) again. Both tables are locked.
+  void ReleaseIfOwnerDead(domid_t remote, evtchn_port_t rport, SimPort& r) {
+    if (Load(r.state) != kPortInterdomain || r.remote_dom != self_ || r.remote_port == 0 || r.remote_port >= kSimPorts)
+      return;
+    SimPort& ours = own_->ports[r.remote_port];
+    bool points_back = Load(ours.state) == kPortInterdomain && ours.remote_dom == remote && ours.remote_port == rport;
+    if (points_back) {
+      uint32_t owner = Load(ours.owner);
+      if (owner == reg_.token() || !OwnerDead(owner)) return;  // bound by a live process
+      Store(ours.state, kPortFree);
+    }
+    r.remote_port = 0;
+    Store(r.state, kPortUnbound);
+  }
+
+  // A process holds its procs/<token> file locked while it lives.
+  bool OwnerDead(uint32_t token) const {
+    std::string path = dir_ + "/procs/" + std::to_string(token);
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT;
+    bool dead = flock(fd, LOCK_SH | LOCK_NB) == 0;
+    if (dead) flock(fd, LOCK_UN);
+    close(fd);
+    return dead;
+  }
 
   static evtchn_port_t FreePort(PortTable& t) {
     for (evtchn_port_t p = 1; p < kSimPorts; ++p)

@@ -4,6 +4,7 @@
 // offered to domain 0, which Xen allows). Under ASan/UBSan.
 #include "check.h"
 #include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -155,6 +156,25 @@ int main() {
     Side other = OpenSide("sim", dir, 6);
     GrantCopyRules(guest, back, &other);
     EventChannelRules(guest, back, &other);
+    // A back end that dies bound (no unbind, as SIGKILL leaves it): its port
+    // is closed as the kernel would, and a new back end binds the guest's.
+    evtchn_port_t gport = guest.events->AllocateUnbound(0);
+    pid_t child = fork();
+    if (child == 0) {
+      Side dying = OpenSide("sim", dir, 0);
+      dying.events->BindInterdomain(5, gport);
+      _exit(0);  // no destructors: nothing unbinds
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    evtchn_port_t rebound = 0;
+    CHECK_EQ(ErrOf([&] { rebound = back.events->BindInterdomain(5, gport); }), 0);
+    CHECK(guest.events->Notify(gport));
+    CHECK(Readable(back.events->fd(), 1000));
+    evtchn_port_t got[4];
+    CHECK(back.events->Pending(got, 4) >= 1);
+    back.events->Unbind(rebound);
     std::printf("sim platform: checked\n");
     std::string cmd = "rm -rf " + dir;
     if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", dir.c_str());
