@@ -255,19 +255,25 @@ bool Engine::DoTx() {
   return true;
 }
 
+// Takes from the local RX ring only as many frames as the guest has posted
+// pages for: the rest wait there (the switch counts rx_no_buffer when that
+// ring is full), and the guest's next posting wakes us (feature-rx-notify).
 bool Engine::DoRx() {
-  uint32_t pkts[kBurst];
-  uint32_t n = port_->RxBurst(pkts, kBurst);
-  if (n == 0) return false;
   uint8_t* ring = cfg_.rx_sring;
   SringHeader* h = Header(ring);
   const uint32_t prod = LoadShared(h->req_prod);
   uint32_t posted = prod - rx_req_cons_;
   if (posted > kRxRingSize) {
-    port_->FreeBurst(pkts, n);
     Quarantine(Fault::kRxReqOverflow);
     return false;
   }
+  if (posted == 0) {
+    StoreShared(h->req_event, rx_req_cons_ + 1);
+    return false;
+  }
+  uint32_t pkts[kBurst];
+  uint32_t n = port_->RxBurst(pkts, posted < kBurst ? posted : kBurst);
+  if (n == 0) return false;
   uint16_t ids[kBurst];
   uint32_t nsegs = 0;
   uint64_t no_buffer = 0, too_big = 0;
