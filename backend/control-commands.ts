@@ -10,7 +10,7 @@ import { ControlError, ControlServer, DeviceInfo, TAKEN } from './control';
 import type { DeviceRegistry } from './devices';
 import type { Discovery } from './discovery';
 import type { BackendOptions, LogLevel } from './options';
-import { formatJson } from './stats';
+import { formatJson, StatsSnapshot } from './stats';
 
 const LOG_LEVELS: LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -26,6 +26,8 @@ export interface ControlContext {
   captures: Captures;
   /** The --stats interval now (s, 0 = off), and how to change it. */
   stats: { interval(): number; set(seconds: number): void };
+  /** Every device kind's counters, as --stats prints them. */
+  snapshot(): StatsSnapshot;
   metrics?: string;
 }
 
@@ -130,7 +132,7 @@ export function registerCommands(server: ControlServer, ctx: ControlContext): vo
         .map((d) => ({ mac: d.mac, vlan: d.vlan, kind: d.kind, id: d.id, slot: d.slot, state: d.state })),
     )
     .command('nic', () => nic())
-    .command('stats', () => JSON.parse(formatJson(ctx.registry.snapshot(), new Date())) as unknown)
+    .command('stats', () => JSON.parse(formatJson(ctx.snapshot(), new Date())) as unknown)
     .command('quarantine', () =>
       ctx.discovery.quarantineList().map((q) => ({
         id: `${q.domid}:${q.dev}`,

@@ -52,6 +52,8 @@ export interface RegistryContext {
   maxPages?: number;
   /** --default-network and --native-vlan (backend/networks.ts). */
   networks?: NetworkConfig;
+  /** Switch slots held by other kinds of device (netif), so VLAN 1000 + slot stays unique. */
+  reservedSlots?: () => Iterable<number>;
 }
 
 export class DeviceRegistry {
@@ -262,7 +264,8 @@ export class DeviceRegistry {
   }
 
   private freeSlot(): number | undefined {
-    for (let s = 0; s < this.ctx.maxDevices; s++) if (!this.bySlot.has(s)) return s;
+    const reserved = new Set(this.ctx.reservedSlots?.() ?? []);
+    for (let s = 0; s < this.ctx.maxDevices; s++) if (!this.bySlot.has(s) && !reserved.has(s)) return s;
     return undefined;
   }
 

@@ -39,6 +39,8 @@ export interface BackendOptions {
   controlMode: number;
   /** Serve Prometheus metrics on this address (backend/metrics.ts); undefined: off. */
   metrics?: { host: string; port: number };
+  /** Serve stock netfront guests' vifs (backend/vif); false leaves them to another back end. */
+  netif: boolean;
 }
 
 export class OptionError extends Error {
@@ -66,6 +68,7 @@ export const DEFAULTS: BackendOptions = {
   macPolicy: 'guest',
   xenstoreRetry: 60,
   controlMode: 0o600,
+  netif: true,
 };
 
 function integer(flag: string, min: number, max: number): (v: string) => number {
@@ -160,6 +163,7 @@ function buildCommand(): Command {
     .option('--control-socket <path>', 'the control socket for xsw-ctl (default /run/xsw/backend.sock; $XSW_SIM_DIR/backend.sock on the simulated platform)', controlSocket)
     .option('--control-mode <mode>', 'the control socket\'s file mode', controlMode, DEFAULTS.controlMode)
     .option('--metrics <[addr:]port>', 'serve Prometheus metrics over HTTP (address default 127.0.0.1)', parseMetricsAddress)
+    .option('--no-netif', 'leave vifs (backend/vif, stock xen-netfront guests) to another back end, such as the kernel\'s netback')
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
@@ -203,6 +207,7 @@ export function parseOptions(args: string[]): BackendOptions {
     controlSocket: o.controlSocket,
     controlMode: o.controlMode,
     metrics: o.metrics,
+    netif: o.netif !== false,
   };
 }
 

@@ -16,12 +16,13 @@ import { vringNative } from '../native/vring';
 import { defaultXenStorePath, XenStoreClient } from '../xenstore/client';
 import { DeviceRegistry } from './devices';
 import { Discovery } from './discovery';
+import { NetifBackend } from './netif';
 import { lockFileFor, takeInstanceLock } from './instance-lock';
 import type { BackendOptions } from './options';
 import type { GrefListDecoder } from './dependencies';
-import { formatJson, formatTable } from './stats';
+import { formatJson, formatTable, StatsSnapshot } from './stats';
 import { Captures } from './capture';
-import { ControlServer, defaultControlSocket } from './control';
+import { ControlServer, defaultControlSocket, DeviceInfo } from './control';
 import { registerCommands } from './control-commands';
 import { buildRegistry, serveMetrics } from './metrics';
 import type http from 'node:http';
@@ -118,26 +119,41 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   else log.info({ port: opts.port }, `NIC port ${opts.port}`);
   log.info(`vm2vm switching ${opts.vm2vm ? 'on' : 'off'}`);
 
+  let netif: NetifBackend | undefined;
   const registry = new DeviceRegistry({
     grants, decode: nativeDecode, dataPlane: sw, maxPagesPerGuest: opts.maxPagesPerGuest, maxDevices: opts.maxDevices, maxPages: opts.maxPages,
     networks: { nativeVlan: opts.nativeVlan, defaultNetwork: opts.defaultNetwork },
+    reservedSlots: () => netif?.slots() ?? [],
   });
   if (opts.port && opts.nativeVlan !== undefined) log.info(`the uplink carries network ${opts.nativeVlan} untagged (--native-vlan), every other network tagged`);
   if (opts.defaultNetwork !== undefined) log.info(`devices dom0 assigned no network join network ${opts.defaultNetwork} (--default-network)`);
   const discovery = new Discovery(store, registry, sw, log, { maxDevicesPerGuest: opts.maxDevicesPerGuest, macPolicy: opts.macPolicy });
+
+  if (opts.netif) {
+    netif = new NetifBackend(store, sw, log, {
+      platform: grants.platform, maxDevices: opts.maxDevices, busy: opts.poll === 'busy',
+      slotsInUse: () => registry.devices().map((d) => d.slot),
+    });
+  }
 
   let stopped = false;
   let resolveDone: () => void = () => {};
   const done = new Promise<void>((r) => (resolveDone = r));
   let statsTimer: NodeJS.Timeout | undefined;
   let statsInterval = 0;
+  // Every device kind's counters: the registry's PMD devices, then the vifs.
+  const snapshot = (): ReturnType<DeviceRegistry['snapshot']> => {
+    const snap = registry.snapshot();
+    netif?.augment(snap);
+    return snap;
+  };
   const setStats = (seconds: number): void => {
     if (statsTimer) clearInterval(statsTimer);
     statsTimer = undefined;
     statsInterval = seconds;
     if (seconds === 0) return;
     statsTimer = setInterval(() => {
-      const snap = registry.snapshot();
+      const snap = snapshot();
       process.stdout.write(opts.json ? `${formatJson(snap, new Date())}\n` : formatTable(snap));
     }, seconds * 1000);
   };
@@ -153,6 +169,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     await control?.close();
     metricsServer?.close();
     metricsServer?.closeAllConnections();
+    await netif?.stop();
     await discovery.stop();
     sw.stop();
     sw.close();
@@ -166,7 +183,10 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
 
   /** Sends a connection's events to discovery and reconnects when it closes. */
   const follow = (xs: XenStoreClient): void => {
-    xs.on('watch', (path: string, token: string) => discovery.onWatch(path, token));
+    xs.on('watch', (path: string, token: string) => {
+      discovery.onWatch(path, token);
+      netif?.onWatch(path, token);
+    });
     xs.on('close', () => {
       lost.add(xs);
       if (stopped || reconnecting || xs !== store) return;
@@ -193,6 +213,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
         store = xs;
         follow(xs);
         await discovery.reattach(xs);
+        await netif?.reattach(xs);
         if (stopped) return;
         if (lost.has(xs)) throw new Error('the new connection closed again');
         reconnecting = false;
@@ -217,6 +238,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
 
   try {
     await discovery.start();
+    await netif?.start();
   } catch (err) {
     await shutdown();
     throw new StartupError(`Cannot watch XenStore at ${where}: ${errText(err)}.`);
@@ -224,6 +246,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   // Only now, with every announced device attached: after a restart no guest's
   // frames leave through the NIC because its peer guest is not registered yet.
   sw.start();
+  if (!netif) log.info('--no-netif: vifs (backend/vif) are left to another back end');
   log.info(
     `watching /local/domain for guests (max ${opts.maxDevicesPerGuest} devices and ${opts.maxPagesPerGuest} pages per guest, ${opts.maxPages} pages in all; MAC policy ${opts.macPolicy})`,
   );
@@ -242,8 +265,10 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   registerCommands(control, {
     opts, platform: grants.platform, started: new Date(), log, sw, registry, discovery, captures,
     stats: { interval: () => statsInterval, set: setStats },
+    snapshot,
     metrics: metricsAt,
   });
+  if (netif) control.addDeviceKind({ kind: 'netif', list: () => netifDevices(snapshot()) });
   log.info({ socket: socketPath }, `control socket ${socketPath} (xsw-ctl)`);
   if (opts.metrics) {
     const server = control;
@@ -263,4 +288,17 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     log.info({ metrics: metricsAt }, `Prometheus metrics on http://${metricsAt}/metrics`);
   }
   return { shutdown, done };
+}
+
+/** The "netif" kind for the control socket: each vif as `vif<domid>.<devid>`, Xen's name for it. */
+function netifDevices(snap: StatsSnapshot): DeviceInfo[] {
+  return snap.devices
+    .filter((d) => d.kind === 'netif')
+    .map((d) => ({
+      kind: 'netif', id: `vif${d.domid}.${d.dev}`, domid: d.domid, device: d.dev,
+      ...(d.state === 'active' ? { slot: d.slot } : {}),
+      mac: d.mac, vlan: d.vlan, state: d.state,
+      tx_total: d.tx_total, tx_dropped: d.tx_dropped, rx_total: d.rx_total, rx_dropped: d.rx_dropped,
+      tx_bytes: d.tx_bytes ?? 0, rx_bytes: d.rx_bytes ?? 0, drops: { ...d.drops }, netif: { ...d.netif },
+    }));
 }

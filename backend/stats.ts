@@ -20,6 +20,10 @@ export interface DeviceCounters {
   drops: Record<string, number>;
   /** The network dom0 (or --default-network) put the device in; null or absent: none (backend/networks.ts). */
   network?: number | null;
+  /** "pmd" (a guest running xsw-front) or "netif" (a stock netfront guest); absent means pmd. */
+  kind?: string;
+  /** netif only: the engine's counters (frames, slots, completed checksums, events). */
+  netif?: Record<string, number>;
 }
 
 export interface NicCounters { rx: number; tx: number; dropped: number; drops?: Record<string, number> }
@@ -80,6 +84,8 @@ export function formatJson(s: StatsSnapshot, time: Date): string {
       rx_total: d.rx_total,
       rx_dropped: d.rx_dropped,
       drops: { ...d.drops },
+      kind: d.kind ?? 'pmd',
+      ...(d.netif ? { netif: { ...d.netif } } : {}),
     })),
     nic: { rx: s.nic.rx, tx: s.nic.tx, dropped: s.nic.dropped },
     ...(s.networks ? { networks: s.networks } : {}),

@@ -164,6 +164,53 @@ export interface LockAddon {
   lockFileExclusive(path: string): number;
 }
 
+/** Platform selection shared by the netif objects (sim: `simDir`, and `self`, this process's domid). */
+export interface NetifPlatformOptions {
+  platform?: 'auto' | 'xen' | 'sim';
+  simDir?: string;
+  self?: number;
+}
+
+export interface NativeVifOptions extends NetifPlatformOptions {
+  domid: number;
+  devid: number;
+  txRingRef: number;
+  rxRingRef: number;
+  txEvtchn: number;
+  rxEvtchn: number;
+  maxFrame?: number;
+  busy?: boolean;
+}
+
+/** One vif's engine (native/netif/engine.h). */
+export interface NativeVif {
+  /** The local device to hand to the switch (addresses in this process). */
+  local(): { txRing: bigint; rxRing: bigint; ringSize: number; ringLen: number; flag: bigint; pool: bigint; poolLen: number };
+  start(): void;
+  /** 'none', or the quarantine reason (tx_req_overflow, tx_too_many_slots, …). */
+  fault(): string;
+  counters(): Record<string, number>;
+  /** Stops, unbinds, unmaps: only after the switch let go of the device. */
+  close(): void;
+}
+
+/** Event channels (native/grant/evtchn.h). */
+export interface NativeEventChannels {
+  allocateUnbound(remoteDomid: number): number;
+  bindInterdomain(remoteDomid: number, remotePort: number): number;
+  unbind(port: number): void;
+  notify(port: number): boolean;
+  pending(): number[];
+  unmask(port: number): void;
+  close(): void;
+}
+
+/** addon.netif: the netif (vif) back end's engine and event channels. */
+export interface NetifAddon {
+  NativeVif: new (opts: NativeVifOptions) => NativeVif;
+  NativeEventChannels: new (opts?: NetifPlatformOptions) => NativeEventChannels;
+}
+
 export interface Addon {
   abi: AbiAddon;
   lock: LockAddon;
@@ -172,4 +219,5 @@ export interface Addon {
   switch: SwitchAddon;
   front: FrontAddon;
   testing: TestingAddon;
+  netif: NetifAddon;
 }

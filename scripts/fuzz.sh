@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(vring_device_fuzz gref_list_fuzz switch_fuzz xenstore_wire)
+all=(vring_device_fuzz gref_list_fuzz switch_fuzz netif_engine_fuzz xenstore_wire)
 ci=0
 seconds=600
 jobs=1

@@ -11,6 +11,7 @@ const EXPORTS: Record<string, string[]> = {
   abi: ['layout', 'vringLayout'],
   front: ['FrontDevice', 'FrontPool'],
   lock: ['lockFileExclusive'],
+  netif: ['NativeEventChannels', 'NativeVif'],
   grant: ['NativeGrants', 'defaultSimDir', 'detectPlatform', 'open', 'simDestroyDomain', 'simInit', 'xenUapi'],
   shm: ['VringDevice', 'VringDriver', 'decodeGrefList', 'encodeGrefList', 'grefListPages', 'mempoolLayout', 'regionTranslate', 'violationNames'],
   switch: ['NativeSwitch', 'NicPortProbe', 'dropNames'],

@@ -30,12 +30,12 @@ test('all options parse into their fields', (t) => {
   const o = parseOptions([
     '-p', 'tap:xsw0', '--platform', 'sim', '--poll', 'busy', '--mtu', '9000', '--log-level', 'debug', '--json',
     '--max-devices-per-guest', '4', '--max-pages-per-guest', '1000', '--max-devices', '8', '--max-pages', '5000',
-    '--mac-policy', 'dom0', '--xenstore-retry', '5',
+    '--mac-policy', 'dom0', '--xenstore-retry', '5', '--no-netif',
   ]);
   t.deepEqual(o, {
     vm2vm: true, stats: 0, json: true, port: 'tap:xsw0', platform: 'sim', poll: 'busy', mtu: 9000,
     logLevel: 'debug', maxDevicesPerGuest: 4, maxPagesPerGuest: 1000, maxDevices: 8, maxPages: 5000, macPolicy: 'dom0', xenstoreRetry: 5,
-    controlSocket: undefined, controlMode: 0o600, metrics: undefined,
+    controlSocket: undefined, controlMode: 0o600, metrics: undefined, netif: false,
   });
   t.is(parseOptions(['--port', 'veth-a.1']).port, 'veth-a.1');
 });

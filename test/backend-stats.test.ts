@@ -38,7 +38,7 @@ test('the JSON line has exactly the documented fields', (t) => {
   t.is(o.time, '2024-01-02T03:04:05.000Z');
   t.deepEqual(o.devices[0], {
     domid: 1, dev: 0, mac: '00:00:00:00:00:11', vlan: 1000, state: 'active',
-    tx_total: 100, tx_dropped: 3, rx_total: 50, rx_dropped: 0, drops: { no_rx_buffer: 3, chain_loop: 0 },
+    tx_total: 100, tx_dropped: 3, rx_total: 50, rx_dropped: 0, drops: { no_rx_buffer: 3, chain_loop: 0 }, kind: 'pmd',
   });
   t.is(o.devices[1].state, 'quarantined');
   t.deepEqual(o.nic, { rx: 9, tx: 8, dropped: 1 });
@@ -49,4 +49,11 @@ test('refusals, when given, are printed by reason in both forms', (t) => {
   t.regex(formatTable(withRefused), /Refused devices: mac_taken=2 bad_key=1/);
   t.deepEqual(JSON.parse(formatJson(withRefused, new Date(0))).refused, { mac_taken: 2, bad_key: 1 });
   t.notRegex(formatTable(snap), /Refused/);
+});
+
+test('a netif device carries its kind and its engine counters in the JSON line', (t) => {
+  const vif = { ...snap.devices[0], slot: 2, domid: 4, kind: 'netif', netif: { tx_slots: 7, tx_csum_completed: 1 } };
+  const o = JSON.parse(formatJson({ ...snap, devices: [vif] }, new Date(0)));
+  t.is(o.devices[0].kind, 'netif');
+  t.deepEqual(o.devices[0].netif, { tx_slots: 7, tx_csum_completed: 1 });
 });

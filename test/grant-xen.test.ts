@@ -67,6 +67,31 @@ test('gntalloc/gntdev ioctl numbers and struct sizes match the uapi header', (t)
   t.is(u.UNMAP_NOTIFY_CLEAR_BYTE, 1);
 });
 
+test('grant-copy and event-channel ioctl numbers and struct layouts match the uapi headers', (t) => {
+  const u = addon().grant.xenUapi;
+  // gntdev_grant_copy_segment: source and dest are unions of a pointer and {u32 ref, u16 offset, u16 domid}.
+  const segment = layout([['source', 8], ['dest', 8], ['len', 2], ['flags', 2], ['status', 2]]);
+  t.is(u.sizeof_gntdev_grant_copy_segment, segment.size);
+  t.is(u.offsetof_gntdev_grant_copy_segment_len, segment.offsets.len);
+  t.is(u.offsetof_gntdev_grant_copy_segment_status, segment.offsets.status);
+  const grantCopy = layout([['count', 4], ['segments', 8]]);
+  t.is(u.sizeof_ioctl_gntdev_grant_copy, grantCopy.size);
+  t.is(u.IOCTL_GNTDEV_GRANT_COPY, IOC(8, grantCopy.size));
+  const E = (nr: number, size: number): number => ((size << 16) | ('E'.charCodeAt(0) << 8) | nr) >>> 0;
+  t.is(u.IOCTL_EVTCHN_BIND_INTERDOMAIN, E(1, 8)); // {remote_domain, remote_port}
+  t.is(u.IOCTL_EVTCHN_BIND_UNBOUND_PORT, E(2, 4));
+  t.is(u.IOCTL_EVTCHN_UNBIND, E(3, 4));
+  t.is(u.IOCTL_EVTCHN_NOTIFY, E(4, 4));
+});
+
+test('event channels on platform xen without /dev/xen fail with one sentence naming the device and the module', (t) => {
+  t.false(fs.existsSync('/dev/xen/evtchn'), 'this test needs a machine without Xen');
+  t.throws(() => new (addon().netif.NativeEventChannels)({ platform: 'xen' }), {
+    code: 'ENOENT',
+    message: '/dev/xen/evtchn is missing: load the xen-evtchn module (modprobe xen-evtchn) in this Xen domain',
+  });
+});
+
 test('platform xen without /dev/xen fails with one sentence naming the device and the module', (t) => {
   t.false(fs.existsSync('/dev/xen/gntalloc') || fs.existsSync('/dev/xen/gntdev'), 'this test needs a machine without Xen');
   const g = Grants.open({ platform: 'xen' });

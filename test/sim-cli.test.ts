@@ -151,6 +151,42 @@ test('create --mac/--vlan assigns identities under dom0\'s tree, read-only to th
   t.regex(badVlan.stderr, /--vlan <id>.*"4095" is not a VLAN id from 1 to 4094/);
 });
 
+test('create --vif writes the keys libxl writes for a vif, each side owned as libxl leaves it; destroy removes them', async (t) => {
+  const root = tempDir(t);
+  const dir = path.join(root, 'sim');
+  const env = { XSW_SIM_DIR: dir, XSW_ADDON: recordingAddon(root).file };
+  t.teardown(() => void sim(env, 'down'));
+  t.is((await sim(env, 'up')).code, 0);
+  const c = await sim(env, 'create', 'web', '--vif', 'mac=00:16:3E:00:00:21', '--vif', 'mac=00:16:3e:00:00:22,script=vif-xsw');
+  t.deepEqual(c, { code: 0, stdout: '1\n', stderr: '' });
+  const dom0 = await XenStoreClient.connect({ path: path.join(dir, 'xenstored', 'socket') });
+  t.teardown(() => dom0.close());
+  const be = '/local/domain/0/backend/vif/1/0';
+  const fe = '/local/domain/1/device/vif/0';
+  const expectBe: Record<string, string> = {
+    frontend: fe, 'frontend-id': '1', online: '1', state: '1', script: '/etc/xen/scripts/vif-xsw',
+    mac: '00:16:3e:00:00:21', handle: '0', type: 'vif',
+  };
+  for (const [k, v] of Object.entries(expectBe)) t.is(await dom0.read(`${be}/${k}`), v, k);
+  const expectFe: Record<string, string> = { backend: be, 'backend-id': '0', state: '1', handle: '0', mac: '00:16:3e:00:00:21' };
+  for (const [k, v] of Object.entries(expectFe)) t.is(await dom0.read(`${fe}/${k}`), v, k);
+  t.is(await dom0.read('/local/domain/0/backend/vif/1/1/script'), 'vif-xsw');
+  t.deepEqual(await dom0.getPerms(be), [{ access: 'n', domid: 0 }, { access: 'r', domid: 1 }]);
+  t.deepEqual(await dom0.getPerms(fe), [{ access: 'n', domid: 1 }, { access: 'r', domid: 0 }]);
+  // The guest writes its own front end's keys, never the back end's.
+  const w = await sim(env, 'exec', 'web', '--', 'xenstore-write', `${fe}/tx-ring-ref`, '8');
+  t.is(w.code, 0, w.stderr);
+  const bw = await sim(env, 'exec', 'web', '--', 'xenstore-write', `${be}/mac`, '00:16:3e:00:00:99');
+  t.not(bw.code, 0);
+  t.is((await sim(env, 'destroy', 'web')).code, 0);
+  t.is(await dom0.tryRead('/local/domain/0/backend/vif/1'), undefined, 'libxl removes the back-end directories with the domain');
+  const bad = await sim(env, 'create', 'x', '--vif', 'mac=01:00:5e:00:00:01');
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /--vif <spec>.*the vif's mac "01:00:5e:00:00:01" is a multicast MAC address/);
+  const unknown = await sim(env, 'create', 'x', '--vif', 'mac=00:16:3e:00:00:01,rate=10Mb/s');
+  t.regex(unknown.stderr, /unknown vif setting "rate=10Mb\/s": use mac=…, script=… or bridge=…/);
+});
+
 test('bad commands and arguments exit non-zero with one clear line', async (t) => {
   const root = tempDir(t);
   const env = { XSW_SIM_DIR: path.join(root, 'sim'), XSW_ADDON: recordingAddon(root).file };

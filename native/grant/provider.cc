@@ -23,6 +23,32 @@ void CheckMapArgs(domid_t from, uint32_t count) {
     throw SysError(EINVAL, "cannot map grants of domain " + std::to_string(from) + ": it is not a real domain id");
 }
 
+const char* GntstName(int16_t status) {
+  switch (status) {
+    case GNTST_okay: return "okay";
+    case GNTST_general_error: return "general_error";
+    case GNTST_bad_domain: return "bad_domain";
+    case GNTST_bad_gntref: return "bad_gntref";
+    case GNTST_permission_denied: return "permission_denied";
+    case GNTST_bad_copy_arg: return "bad_copy_arg";
+    default: return "unknown";
+  }
+}
+
+bool PrecheckCopy(GrantCopySeg* segs, uint32_t count) {
+  bool any = false;
+  for (uint32_t i = 0; i < count; ++i) {
+    GrantCopySeg& s = segs[i];
+    if (uint32_t(s.offset) + s.len > kPageSize || s.local == nullptr) {
+      s.status = GNTST_bad_copy_arg;
+    } else {
+      s.status = GNTST_general_error;
+      any = true;
+    }
+  }
+  return any;
+}
+
 std::string DetectPlatform() {
   return access(kGntallocPath, F_OK) == 0 || access(kGntdevPath, F_OK) == 0 ? "xen" : "sim";
 }

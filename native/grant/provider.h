@@ -31,6 +31,28 @@ struct GrantAllocation {
   std::vector<uint32_t> pfns;      // the granting domain's frame of each page (informational)
 };
 
+// GNTTABOP_copy's status codes (Xen's public/grant_table.h).
+constexpr int16_t GNTST_okay = 0;
+constexpr int16_t GNTST_general_error = -1;
+constexpr int16_t GNTST_bad_domain = -2;
+constexpr int16_t GNTST_bad_gntref = -3;
+constexpr int16_t GNTST_permission_denied = -8;
+constexpr int16_t GNTST_bad_copy_arg = -10;
+const char* GntstName(int16_t status);  // "okay", "bad_gntref", ... ("unknown" otherwise)
+
+// One segment of a batched grant copy between local memory and one page
+// granted by another domain. Neither side may cross a page: the foreign side
+// is [offset, offset + len) of the granted page.
+struct GrantCopySeg {
+  bool to_foreign = false;  // false: foreign -> local (read the guest); true: local -> foreign
+  domid_t domid = 0;        // the granting domain
+  grant_ref_t ref = 0;
+  uint16_t offset = 0;
+  uint16_t len = 0;
+  uint8_t* local = nullptr;
+  int16_t status = GNTST_general_error;  // filled by Copy: GNTST_*
+};
+
 struct GrantMapping {
   uint64_t id = 0;
   uint8_t* addr = nullptr;  // contiguous mapping of all pages, page aligned
@@ -59,7 +81,25 @@ class GrantProvider {
   virtual GrantMapping Map(domid_t from, const grant_ref_t* refs, uint32_t count, bool writable) = 0;
   // munmap first, then release the grant mapping.
   virtual void Unmap(uint64_t mapping_id) = 0;
+
+  // GNTTABOP_copy (gntdev's IOCTL_GNTDEV_GRANT_COPY), batched: each segment
+  // gets its own status, as Xen gives it: bad_gntref (reserved, out of
+  // range), permission_denied (not granted to this domain, or read-only when
+  // written), bad_copy_arg (offset + len past the page), bad_domain. A copy
+  // that fails leaves its destination untouched. Data path: no allocation;
+  // never throws (a failed call fails every segment with general_error).
+  // The base class copies nothing (every segment general_error), so test
+  // doubles of the grant interface need not implement it; both real
+  // providers do.
+  virtual void Copy(GrantCopySeg* segs, uint32_t count) {
+    for (uint32_t i = 0; i < count; ++i) segs[i].status = GNTST_general_error;
+  }
 };
+
+// Checks every segment's page bounds before the provider is asked (gntdev
+// refuses a whole batch with EINVAL for one segment past its page): marks the
+// bad ones bad_copy_arg and returns whether any is left to copy.
+bool PrecheckCopy(GrantCopySeg* segs, uint32_t count);
 
 // The contract's limits, checked the same way by every provider before it
 // touches a device or the sim's table: SysError(EINVAL) with one sentence.

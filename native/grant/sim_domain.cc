@@ -354,6 +354,21 @@ std::vector<uint32_t> SimDomain::MapGrants(domid_t mapper_domid, uint32_t mapper
   return frames;
 }
 
+int16_t SimDomain::CheckCopy(domid_t copier, grant_ref_t ref, uint16_t offset, uint16_t len, bool write,
+                             off_t* at) const {
+  constexpr int16_t kOkay = 0, kBadDomain = -2, kBadGntref = -3, kPermissionDenied = -8, kBadCopyArg = -10;
+  if (hdr_->destroyed) return kBadDomain;
+  if (ref >= kSimTableEntries) return kBadGntref;
+  if (uint32_t(offset) + len > kPageSize) return kBadCopyArg;
+  GrantEntryV1 g = CopyEntry(table_[ref]);
+  if ((g.flags & GTF_type_mask) != GTF_permit_access || g.domid != copier || Entry(ref).state == kEntryFree)
+    return kPermissionDenied;
+  if (write && (g.flags & GTF_readonly)) return kPermissionDenied;
+  if (g.frame >= hdr_->frame_count || g.frame >= kSimMaxFrames) return kBadGntref;
+  *at = off_t(g.frame) * kPageSize + offset;
+  return kOkay;
+}
+
 void SimDomain::UnmapGrants(uint32_t mapper, const std::vector<grant_ref_t>& refs, bool writable) {
   hdr_->dirty = 1;
   for (grant_ref_t ref : refs) {

@@ -6,6 +6,8 @@
 // this domain's state.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -50,6 +52,10 @@ class SimDomain {
   std::vector<uint32_t> MapGrants(domid_t mapper_domid, uint32_t mapper, const grant_ref_t* refs, uint32_t count,
                                   bool writable);
   void UnmapGrants(uint32_t mapper, const std::vector<grant_ref_t>& refs, bool writable);
+
+  // GNTTABOP_copy's check of one segment against this domain's table: the
+  // GNTST_* status, and on okay the byte offset of the data in frames_fd().
+  int16_t CheckCopy(domid_t copier, grant_ref_t ref, uint16_t offset, uint16_t len, bool write, off_t* at) const;
 
   // Undo what a dead process left: its grants end, its mappings go.
   void Reap(uint32_t token);

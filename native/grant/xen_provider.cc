@@ -17,6 +17,7 @@
 // The uapi headers use these two Xen types without defining them.
 typedef uint32_t grant_ref_t;
 typedef uint16_t domid_t;
+#include <xen/evtchn.h>
 #include <xen/gntalloc.h>
 #include <xen/gntdev.h>
 
@@ -142,7 +143,55 @@ class XenGrantProvider : public GrantProvider {
     mappings_.erase(it);
   }
 
+  // IOCTL_GNTDEV_GRANT_COPY over the segments PrecheckCopy left (gntdev
+  // refuses a whole batch for one segment past its page). The scratch array
+  // grows to the largest batch once, then the data path allocates nothing.
+  void Copy(GrantCopySeg* segs, uint32_t count) override {
+    if (!PrecheckCopy(segs, count)) return;
+    int fd = gntdev_fd_;
+    if (fd < 0) {
+      try {
+        fd = Device(gntdev_fd_, kGntdevPath, "xen-gntdev");
+      } catch (const SysError&) {
+        return;  // every segment stays general_error
+      }
+    }
+    if (copy_scratch_.size() < count) copy_scratch_.resize(count);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < count; ++i) {
+      const GrantCopySeg& s = segs[i];
+      if (s.status != GNTST_general_error) continue;
+      gntdev_grant_copy_segment& g = copy_scratch_[n++];
+      std::memset(&g, 0, sizeof(g));
+      g.len = s.len;
+      if (s.to_foreign) {
+        g.source.virt = s.local;
+        g.dest.foreign.ref = s.ref;
+        g.dest.foreign.offset = s.offset;
+        g.dest.foreign.domid = s.domid;
+        g.flags = kGntcopyDestGref;
+      } else {
+        g.source.foreign.ref = s.ref;
+        g.source.foreign.offset = s.offset;
+        g.source.foreign.domid = s.domid;
+        g.dest.virt = s.local;
+        g.flags = kGntcopySourceGref;
+      }
+    }
+    ioctl_gntdev_grant_copy req{};
+    req.count = n;
+    req.segments = copy_scratch_.data();
+    if (ioctl(fd, IOCTL_GNTDEV_GRANT_COPY, &req) < 0) return;  // every segment stays general_error
+    n = 0;
+    for (uint32_t i = 0; i < count; ++i)
+      if (segs[i].status == GNTST_general_error) segs[i].status = copy_scratch_[n++].status;
+  }
+
  private:
+  // Xen's public/grant_table.h (the uapi passes them through to GNTTABOP_copy).
+  static constexpr uint16_t kGntcopySourceGref = 1u << 3;
+  static constexpr uint16_t kGntcopyDestGref = 1u << 4;
+
   struct Alloc {
     GrantAllocation info;
     uint64_t index = 0;
@@ -205,6 +254,7 @@ class XenGrantProvider : public GrantProvider {
 
   int gntalloc_fd_ = -1;
   int gntdev_fd_ = -1;
+  std::vector<gntdev_grant_copy_segment> copy_scratch_;
   uint64_t next_id_ = 1;
   std::map<uint64_t, Alloc> allocations_;
   std::map<uint64_t, MapEntry> mappings_;
@@ -222,6 +272,15 @@ std::vector<std::pair<const char*, uint64_t>> XenUapiConstants() {
       {"IOCTL_GNTDEV_MAP_GRANT_REF", IOCTL_GNTDEV_MAP_GRANT_REF},
       {"IOCTL_GNTDEV_UNMAP_GRANT_REF", IOCTL_GNTDEV_UNMAP_GRANT_REF},
       {"IOCTL_GNTDEV_SET_UNMAP_NOTIFY", IOCTL_GNTDEV_SET_UNMAP_NOTIFY},
+      {"IOCTL_GNTDEV_GRANT_COPY", IOCTL_GNTDEV_GRANT_COPY},
+      {"sizeof_gntdev_grant_copy_segment", sizeof(gntdev_grant_copy_segment)},
+      {"offsetof_gntdev_grant_copy_segment_len", offsetof(gntdev_grant_copy_segment, len)},
+      {"offsetof_gntdev_grant_copy_segment_status", offsetof(gntdev_grant_copy_segment, status)},
+      {"sizeof_ioctl_gntdev_grant_copy", sizeof(ioctl_gntdev_grant_copy)},
+      {"IOCTL_EVTCHN_BIND_INTERDOMAIN", IOCTL_EVTCHN_BIND_INTERDOMAIN},
+      {"IOCTL_EVTCHN_BIND_UNBOUND_PORT", IOCTL_EVTCHN_BIND_UNBOUND_PORT},
+      {"IOCTL_EVTCHN_UNBIND", IOCTL_EVTCHN_UNBIND},
+      {"IOCTL_EVTCHN_NOTIFY", IOCTL_EVTCHN_NOTIFY},
       {"GNTALLOC_FLAG_WRITABLE", GNTALLOC_FLAG_WRITABLE},
       {"UNMAP_NOTIFY_CLEAR_BYTE", UNMAP_NOTIFY_CLEAR_BYTE},
       {"sizeof_ioctl_gntalloc_alloc_gref", sizeof(ioctl_gntalloc_alloc_gref)},

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { parseEtherAddr } from '../../schema/dpdk';
 import { parseAssignedVlan } from '../../schema/assignment';
 import * as toolstack from './toolstack';
+import { parseVifSpec, VifSpec } from './vif';
 
 /**
  * Default per-domain grant limit: the whole sim grant table (Xen's default
@@ -21,6 +22,14 @@ function collectMac(text: string, prev: string[] = []): string[] {
   const r = parseEtherAddr(text);
   if (!r.ok) throw new InvalidArgumentError(`expected a unicast MAC like 00:16:3e:00:00:01: ${r.reason}.`);
   return [...prev, r.value];
+}
+
+function collectVif(text: string, prev: VifSpec[] = []): VifSpec[] {
+  try {
+    return [...prev, parseVifSpec(text)];
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}.`);
+  }
 }
 
 function collectVlan(text: string, prev: number[] = []): number[] {
@@ -65,8 +74,22 @@ async function main(argv: string[]): Promise<number> {
     .argument('<name>', 'domain name')
     .option('--mac <mac>', 'assign this MAC to the next switch device (0, then 1, …), like mac= in an xl vif line; repeat for more devices', collectMac)
     .option('--vlan <id>', 'assign this network (VLAN id 1-4094) to the next switch device (0, then 1, …): it switches only within it; repeat for more devices', collectVlan)
-    .action(async (name: string, opts: { mac?: string[]; vlan?: number[] }) => {
-      out(`${await toolstack.create(dir, name, { macs: opts.mac, vlans: opts.vlan })}\n`);
+    .option('--vif <spec>', 'add a network device (vif 0, then 1, …) as libxl does, e.g. mac=00:16:3e:00:00:11[,script=…]; repeat for more', collectVif)
+    .action(async (name: string, opts: { mac?: string[]; vlan?: number[]; vif?: VifSpec[] }) => {
+      out(`${await toolstack.create(dir, name, { macs: opts.mac, vlans: opts.vlan, vifs: opts.vif })}\n`);
+    });
+
+  program
+    .command('network-detach')
+    .description('remove a vif as `xl network-detach` does: online=0, state 5, wait for the back end\'s 6, remove its keys')
+    .argument('<name>', 'domain name')
+    .argument('<devid>', 'the vif\'s device id (0, 1, …)')
+    .action(async (name: string, devid: string) => {
+      if (!/^[0-9]{1,9}$/.test(devid)) throw new Error(`expected a vif device id like 0, not ${JSON.stringify(devid)}`);
+      if (!(await toolstack.networkDetach(dir, name, Number(devid)))) {
+        process.stderr.write(`xsw-sim: the back end did not close vif ${devid} of ${name} within 10 s; its keys were removed anyway\n`);
+        code = 1;
+      }
     });
 
   program

@@ -16,6 +16,7 @@ import { simDestroyDomain, simInit } from '../../native/grants';
 import { assignmentDir, assignmentKeys } from '../../schema/assignment';
 import { XenStoreClient, XenStoreTransaction } from '../client';
 import { Perm } from '../wire';
+import { detachVif, removeVifs, VifSpec, writeVif } from './vif';
 
 /** A failure to show to the user as is: one sentence naming the thing and the fix. */
 export class SimError extends Error {}
@@ -211,6 +212,8 @@ export interface CreateOptions {
   macs?: string[];
   /** VLANs dom0 assigns to devices 0, 1, …. */
   vlans?: number[];
+  /** Network devices (vif 0, 1, …) with the keys libxl writes (xenstore/sim/vif.ts). */
+  vifs?: VifSpec[];
 }
 
 /**
@@ -258,6 +261,7 @@ export async function create(dir: string, name: string, opts: CreateOptions = {}
         await tx.write(p, value);
         await tx.setPerms(p, perms);
       }
+      for (const [devid, spec] of (opts.vifs ?? []).entries()) await writeVif(tx, id, devid, spec);
       return id;
     });
     await xs.introduce(domid, 0, 0);
@@ -339,8 +343,14 @@ export async function destroy(dir: string, name: string): Promise<number> {
     await xs.rm(`/local/domain/${domid}`);
     // libxl removes a domain's backend directories with it.
     if ((await xs.tryRead(assignmentDir(domid))) !== undefined) await xs.rm(assignmentDir(domid));
+    await removeVifs(xs, domid);
     if (await xs.isDomainIntroduced(domid)) await xs.release(domid);
     fs.rmSync(procs, { recursive: true, force: true });
     return domid;
   });
+}
+
+/** `xl network-detach NAME DEVID`: see detachVif; false when the back end did not say Closed in time. */
+export async function networkDetach(dir: string, name: string, devid: number, ms?: number): Promise<boolean> {
+  return withDom0(dir, async (xs) => detachVif(xs, await findDomain(xs, name), devid, ms));
 }
