@@ -83,14 +83,15 @@ export function statsTable(s: { devices: (CtlDevice & { domid: number; dev: numb
   return `${body}NIC: rx ${s.nic.rx}  tx ${s.nic.tx}  dropped ${s.nic.dropped}\n`;
 }
 
-/** One `top` screen: per-device rates since the previous sample (frames/s). */
+/** One `top` screen: per-device rates since the previous sample (frames/s; '-' before a device's second sample). */
 export function topTable(prev: Map<string, CtlDevice>, now: CtlDevice[], seconds: number): string {
   const rate = (a: number | undefined, b: number | undefined): number => Math.max(0, Math.round(((a ?? 0) - (b ?? 0)) / seconds));
   const drops = (d: CtlDevice | undefined): number => Object.values(d?.drops ?? {}).reduce((x, y) => x + y, 0);
   const rows = now.map((d) => {
     const p = prev.get(`${d.kind}/${d.id}`);
-    return [d.kind, d.id, d.mac, d.state, rate(d.tx_total, p?.tx_total ?? d.tx_total), rate(d.rx_total, p?.rx_total ?? d.rx_total),
-      Math.max(0, Math.round((drops(d) - drops(p ?? d)) / seconds)), d.tx_total ?? 0, d.rx_total ?? 0];
+    if (!p) return [d.kind, d.id, d.mac, d.state, '-', '-', '-', d.tx_total ?? 0, d.rx_total ?? 0];
+    return [d.kind, d.id, d.mac, d.state, rate(d.tx_total, p.tx_total), rate(d.rx_total, p.rx_total),
+      Math.max(0, Math.round((drops(d) - drops(p)) / seconds)), d.tx_total ?? 0, d.rx_total ?? 0];
   });
   if (rows.length === 0) return 'No devices attached.\n';
   return table(['KIND', 'DEV', 'MAC', 'STATE', 'TX/S', 'RX/S', 'DROPS/S', 'TX', 'RX'], rows);

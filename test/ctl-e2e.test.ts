@@ -100,6 +100,13 @@ test.serial('show and devices --json list exactly the attached guests, with the 
     const human = await ctl(rig, ['devices']);
     t.regex(human.out, /^KIND\s+DEV\s+MAC\s+VLAN\s+STATE/);
     t.regex(human.out, /\npmd\s+1:0\s+00:00:00:00:00:11\s+1000\s+active\s+0\s+256\/256/);
+    // top, piped: one block per sample, no terminal escapes; rates from the second sample on.
+    const top = await ctl(rig, ['top', '--count', '2', '--interval', '1']);
+    t.is(top.code, 0, top.err);
+    t.is(top.out.match(/^xsw-ctl top: /gm)?.length, 2);
+    t.false(top.out.includes('\x1b'));
+    t.regex(top.out, /\npmd\s+1:0\s+00:00:00:00:00:11\s+active\s+-\s+-\s+-\s+100\s+100\n/);
+    t.regex(top.out, /\npmd\s+1:0\s+00:00:00:00:00:11\s+active\s+0\s+0\s+0\s+100\s+100\n/);
     const macs = await ctlJson<{ mac: string; vlan: number; id: string }[]>(rig, ['macs']);
     t.deepEqual(macs.map((m) => [m.mac, m.vlan, m.id]), [[G1, 1000, '1:0'], [G2, 1001, '2:0']]);
 
