@@ -47,6 +47,8 @@ export interface RegistryContext {
   maxDevices: number;
   /** Pages all guests may have mapped together; default: no switch-wide cap. */
   maxPages?: number;
+  /** Slots of the switch held by devices this registry does not own (vhost-user ports). */
+  slotTaken?: (slot: number) => boolean;
 }
 
 export class DeviceRegistry {
@@ -241,7 +243,7 @@ export class DeviceRegistry {
   }
 
   private freeSlot(): number | undefined {
-    for (let s = 0; s < this.ctx.maxDevices; s++) if (!this.bySlot.has(s)) return s;
+    for (let s = 0; s < this.ctx.maxDevices; s++) if (!this.bySlot.has(s) && !this.ctx.slotTaken?.(s)) return s;
     return undefined;
   }
 

@@ -3,6 +3,7 @@
 // sentence for the person who typed it.
 import { Command, CommanderError, Option } from 'commander';
 import type { MacPolicy } from './identity';
+import { parseVhostUserSpec, VhostUserSpec } from './vhost-options';
 
 export type Platform = 'xen' | 'sim' | 'auto';
 export type Poll = 'busy' | 'adaptive';
@@ -29,6 +30,8 @@ export interface BackendOptions {
   macPolicy: MacPolicy;
   /** Seconds to keep reconnecting to a lost XenStore before giving up (0: give up at once). */
   xenstoreRetry: number;
+  /** vhost-user ports (--vhost-user, repeatable). */
+  vhostUser: VhostUserSpec[];
 }
 
 export class OptionError extends Error {
@@ -55,6 +58,7 @@ export const DEFAULTS: BackendOptions = {
   maxPages: 8 * 65536,
   macPolicy: 'guest',
   xenstoreRetry: 60,
+  vhostUser: [],
 };
 
 function integer(flag: string, min: number, max: number): (v: string) => number {
@@ -79,6 +83,17 @@ function port(v: string): string {
     throw new OptionError(`-p/--port takes an interface name (up to 15 letters, digits, '.', '-', '_') or tap:NAME, not "${v}".`);
   }
   return v;
+}
+
+function vhostUserValue(v: string, prev: VhostUserSpec[]): VhostUserSpec[] {
+  let spec: VhostUserSpec;
+  try {
+    spec = parseVhostUserSpec(v);
+  } catch (err) {
+    throw new OptionError((err as Error).message);
+  }
+  if (prev.some((p) => p.path === spec.path)) throw new OptionError(`--vhost-user ${spec.path} is given twice; give each socket once.`);
+  return [...prev, spec];
 }
 
 function buildCommand(): Command {
@@ -107,6 +122,7 @@ function buildCommand(): Command {
         .default(DEFAULTS.macPolicy),
     )
     .option('--xenstore-retry <seconds>', 'how long to keep reconnecting to a lost XenStore while attached devices keep switching', integer('--xenstore-retry', 0, 86400), DEFAULTS.xenstoreRetry)
+    .option('--vhost-user <PATH[,client][,mac=MAC]>', 'a vhost-user port (DPDK virtio_user, QEMU): xsw listens on PATH, or with ,client connects to it; repeatable', vhostUserValue, [])
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
@@ -145,6 +161,7 @@ export function parseOptions(args: string[]): BackendOptions {
     maxPages: o.maxPages,
     macPolicy: o.macPolicy,
     xenstoreRetry: o.xenstoreRetry,
+    vhostUser: o.vhostUser,
   };
 }
 

@@ -20,6 +20,7 @@ import { lockFileFor, takeInstanceLock } from './instance-lock';
 import type { BackendOptions } from './options';
 import type { GrefListDecoder } from './dependencies';
 import { formatJson, formatTable } from './stats';
+import { VhostPorts } from './vhost';
 
 export class StartupError extends Error {
   constructor(message: string, readonly exitCode = 1) {
@@ -113,8 +114,10 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   else log.info({ port: opts.port }, `NIC port ${opts.port}`);
   log.info(`vm2vm switching ${opts.vm2vm ? 'on' : 'off'}`);
 
+  let vhost: VhostPorts | undefined;
   const registry = new DeviceRegistry({
     grants, decode: nativeDecode, dataPlane: sw, maxPagesPerGuest: opts.maxPagesPerGuest, maxDevices: opts.maxDevices, maxPages: opts.maxPages,
+    slotTaken: (slot) => vhost?.slots().has(slot) ?? false,
   });
   const discovery = new Discovery(store, registry, sw, log, { maxDevicesPerGuest: opts.maxDevicesPerGuest, macPolicy: opts.macPolicy });
 
@@ -128,6 +131,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     stopped = true;
     if (statsTimer) clearInterval(statsTimer);
     await discovery.stop();
+    vhost?.close();
     sw.stop();
     sw.close();
     grants.close();
@@ -202,9 +206,22 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     `watching /local/domain for guests (max ${opts.maxDevicesPerGuest} devices and ${opts.maxPagesPerGuest} pages per guest, ${opts.maxPages} pages in all; MAC policy ${opts.macPolicy})`,
   );
 
+  if (opts.vhostUser.length > 0) {
+    try {
+      vhost = new VhostPorts(sw, opts.vhostUser, log);
+    } catch (err) {
+      await shutdown();
+      throw new StartupError(`Cannot open the vhost-user ports: ${errText(err)}.`);
+    }
+  }
+
   if (opts.stats > 0) {
     statsTimer = setInterval(() => {
       const snap = registry.snapshot();
+      if (vhost) {
+        snap.devices.push(...vhost.counters(sw.stats().devices));
+        snap.devices.sort((a, b) => a.slot - b.slot);
+      }
       process.stdout.write(opts.json ? `${formatJson(snap, new Date())}\n` : formatTable(snap));
     }, opts.stats * 1000);
   }

@@ -17,6 +17,10 @@ export interface DeviceCounters {
   tx_bytes?: number;
   rx_bytes?: number;
   drops: Record<string, number>;
+  /** 'pmd' (a Xen guest running xsw-front; the default) or 'vhost-user'. */
+  kind?: string;
+  /** A vhost-user device's socket. */
+  path?: string;
 }
 
 export interface NicCounters { rx: number; tx: number; dropped: number; drops?: Record<string, number> }
@@ -35,7 +39,9 @@ export function formatTable(s: StatsSnapshot): string {
     lines.push(
       '',
       `Statistics for device ${d.slot} ------------------------------`,
-      `Domain: ${d.domid} device ${d.dev}  MAC: ${d.mac}  VLAN: ${d.vlan}  State: ${d.state}`,
+      d.kind === 'vhost-user'
+        ? `vhost-user: ${d.path ?? ''}  MAC: ${d.mac}  VLAN: ${d.vlan}  State: ${d.state}`
+        : `Domain: ${d.domid} device ${d.dev}  MAC: ${d.mac}  VLAN: ${d.vlan}  State: ${d.state}`,
       `TX total:            ${d.tx_total}`,
       `TX dropped:          ${d.tx_dropped}`,
       `TX successful:       ${d.tx_total - d.tx_dropped}`,
@@ -71,6 +77,8 @@ export function formatJson(s: StatsSnapshot, time: Date): string {
       rx_total: d.rx_total,
       rx_dropped: d.rx_dropped,
       drops: { ...d.drops },
+      kind: d.kind ?? 'pmd',
+      ...(d.path !== undefined ? { path: d.path } : {}),
     })),
     nic: { rx: s.nic.rx, tx: s.nic.tx, dropped: s.nic.dropped },
     ...(s.refused ? { refused: { ...s.refused } } : {}),
