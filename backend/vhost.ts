@@ -44,14 +44,16 @@ export class VhostPorts {
     return s;
   }
 
-  /** The attached vhost-user devices' counters, for the stats. */
+  /**
+   * The vhost-user devices' counters, for the stats: each port's device while attached, and its
+   * final counters (state "removed") after its peer left, until the switch reuses the slot.
+   */
   counters(devices: DeviceStats[]): DeviceCounters[] {
     const out: DeviceCounters[] = [];
-    for (const { spec, port } of this.ports) {
-      const slot = port.slot();
-      const c = devices.find((d) => d.slot === slot);
-      if (slot >= 0 && c) out.push({ ...c, kind: 'vhost-user', path: spec.path });
-    }
+    this.ports.forEach(({ spec }, i) => {
+      const c = devices.find((d) => d.domid === VHOST_DOMID_BASE + i);
+      if (c) out.push({ ...c, kind: 'vhost-user', path: spec.path });
+    });
     return out;
   }
 
