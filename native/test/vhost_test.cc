@@ -209,17 +209,18 @@ struct Pair {
 
 void TestLearnAndSwitch() {
   Pair p;
-  CHECK_EQ(p.pb.slot(), 1);  // B has its MAC from the command line
+  CHECK_EQ(p.pb.slot(), 0);  // B has its MAC from the command line
   CHECK_EQ(p.pa.slot(), -1);  // A waits for its first frame
   CHECK_EQ(p.Exchange(100), 100u);
-  CHECK_EQ(p.pa.slot(), 0);
+  CHECK_EQ(p.pa.slot(), 1);
   std::string log = Logs(p.pa);
-  CHECK(log.find("(0) MAC_ADDRESS 02:00:00:00:0a:01 and VLAN_TAG 1000 registered") != std::string::npos);
+  CHECK(log.find("(1) MAC_ADDRESS 02:00:00:00:0a:01 and VLAN_TAG 1001 registered") != std::string::npos);
   auto stats = p.sw.Stats();
   CHECK_EQ(stats.size(), 2u);
   for (auto& s : stats) {
-    if (s.slot == 0) CHECK_EQ(s.tx_total, 100u);
-    if (s.slot == 1) CHECK_EQ(s.rx_total - s.rx_dropped, 100u);
+    if (s.mac == kMacA) CHECK_EQ(s.tx_total, 100u);
+    if (s.mac == kMacB) CHECK_EQ(s.rx_total - s.rx_dropped, 100u);
+    CHECK_EQ(s.vlan, 1000 + s.slot);
   }
 }
 
@@ -233,7 +234,7 @@ void TestMemTableChangeAndStop() {
   p.b.SendTable();
   p.b.SendState(kSetVringEnable, kRxQueue, 1);
   p.pb.OnReadable();
-  CHECK_EQ(p.pb.slot(), 1);
+  CHECK_EQ(p.pb.slot(), 0);
   CHECK_EQ(p.Exchange(10), 10u);
   // Stop: ENABLE 0 and GET_VRING_BASE, which says where the switch got to.
   p.a.SendState(kSetVringEnable, kTxQueue, 0);
@@ -276,7 +277,7 @@ void Hostile(const char* name, const char* expect, F attack) {
   }
   CHECK_EQ(pc.slot(), -1);
   CHECK(!pc.connected());
-  for (auto& s : p.sw.Stats()) CHECK(s.slot != 2 || s.state == DeviceState::kRemoved);
+  for (auto& s : p.sw.Stats()) CHECK(s.mac != kMacC || s.state == DeviceState::kRemoved);
   CHECK_EQ(p.Exchange(50), 50u);  // the others lose nothing
 }
 
@@ -360,9 +361,10 @@ void TestHostile() {
   });
   Hostile("descriptor outside", "quarantined by the switch: addr_outside_region", [](Peer& c, Port& pc, Switch& sw) {
     Setup(c, pc);
-    CHECK_EQ(pc.slot(), 2);
+    CHECK(pc.slot() >= 0);
     c.SendFrame(Frame(kMacB, kMacC, 100), 0xdead00000000ull);
     sw.PollOnce();
+    pc.Tick();
   });
   Hostile("vanished mid-message", "vanished in the middle of a message", [](Peer& c, Port& pc, Switch&) {
     c.Send(kSetOwner, nullptr, 0);
@@ -375,7 +377,7 @@ void TestHostile() {
   });
   Hostile("vanished with a live device", "the peer closed the connection", [](Peer& c, Port& pc, Switch& sw) {
     Setup(c, pc);
-    CHECK_EQ(pc.slot(), 2);
+    CHECK(pc.slot() >= 0);
     c.Close();
   });
 }
