@@ -293,8 +293,22 @@ void TestHostile() {
     c.Send(kSetVringNum, &x, 4);
     pc.OnReadable();
   });
-  Hostile("out of order", "SET_VRING_NUM before SET_OWNER", [](Peer& c, Port& pc, Switch&) {
-    c.SendState(kSetVringNum, 0, 256);
+  Hostile("out of order: table first", "SET_MEM_TABLE before SET_FEATURES (out of order)", [](Peer& c, Port& pc, Switch&) {
+    c.Send(kSetOwner, nullptr, 0);
+    c.SendTable();
+    pc.OnReadable();
+  });
+  Hostile("out of order: address first", "SET_VRING_ADDR for queue 1 before its SET_VRING_NUM (out of order)",
+          [](Peer& c, Port& pc, Switch&) {
+            c.Send(kSetOwner, nullptr, 0);
+            c.SendU64(kSetFeatures, kFeatureVersion1);
+            VringAddr a{1, 0, c.Addr(0), c.Addr(8192), c.Addr(4096), 0};
+            c.Send(kSetVringAddr, &a, sizeof a);
+            pc.OnReadable();
+          });
+  Hostile("out of order: owner twice", "a second SET_OWNER (out of order)", [](Peer& c, Port& pc, Switch&) {
+    c.Send(kSetOwner, nullptr, 0);
+    c.Send(kSetOwner, nullptr, 0);
     pc.OnReadable();
   });
   Hostile("unknown request", "request 99", [](Peer& c, Port& pc, Switch&) {
@@ -322,6 +336,7 @@ void TestHostile() {
   });
   Hostile("9 regions", "SET_MEM_TABLE with 9 regions", [](Peer& c, Port& pc, Switch&) {
     c.Send(kSetOwner, nullptr, 0);
+    c.SendU64(kSetFeatures, kFeatureVersion1);
     uint8_t t[8 + 8 * sizeof(MemRegion)] = {};
     uint32_t n = 9;
     std::memcpy(t, &n, 4);
@@ -334,6 +349,7 @@ void TestHostile() {
     int small = memfd_create("small", MFD_CLOEXEC);
     (void)!ftruncate(small, 4096);
     c.Send(kSetOwner, nullptr, 0);
+    c.SendU64(kSetFeatures, kFeatureVersion1);
     uint8_t t[8 + sizeof(MemRegion)] = {};
     uint32_t n = 1;
     std::memcpy(t, &n, 4);
@@ -345,6 +361,7 @@ void TestHostile() {
   });
   Hostile("fd count", "with 0 file descriptors (one per region expected)", [](Peer& c, Port& pc, Switch&) {
     c.Send(kSetOwner, nullptr, 0);
+    c.SendU64(kSetFeatures, kFeatureVersion1);
     uint8_t t[8 + sizeof(MemRegion)] = {};
     uint32_t n = 1;
     std::memcpy(t, &n, 4);

@@ -24,12 +24,12 @@ void CloseFd(int* fd) {
   *fd = -1;
 }
 
-// Requests allowed before SET_OWNER (QEMU asks for features first).
-bool AllowedBeforeOwner(uint32_t r) {
-  return r == kGetFeatures || r == kGetProtocolFeatures || r == kSetProtocolFeatures || r == kGetQueueNum ||
-         r == kSetOwner;
-}
-
+// The order every front end keeps (QEMU, virtio_user) and the checks rely
+// on: SET_FEATURES before SET_MEM_TABLE (the header length depends on the
+// features), a queue's SET_VRING_NUM before its SET_VRING_ADDR (the ring's
+// extent depends on its size), SET_OWNER at most once. SET_OWNER itself is
+// not required: a reconnecting virtio_user (server=1) never sends it again,
+// and it first stops its old rings (SET_VRING_ENABLE 0, GET_VRING_BASE).
 // The payload size each request must have (SET_MEM_TABLE is checked by count).
 bool SizeFits(uint32_t r, uint32_t size) {
   switch (r) {
@@ -107,8 +107,17 @@ bool Session::Handle(int fd, Message& m, std::string* why) {
     Detach();
     return false;
   }
-  if (!owner_ && !AllowedBeforeOwner(r)) {
-    *why = std::string(name) + " before SET_OWNER (out of order)";
+  std::string order;
+  if (r == kSetMemTable && !features_set_) order = "SET_MEM_TABLE before SET_FEATURES";
+  if (r == kSetVringAddr) {
+    VringAddr a;
+    std::memcpy(&a, m.payload, sizeof a);
+    if (a.index < kQueues && q_[a.index].num == 0) {
+      order = "SET_VRING_ADDR for queue " + std::to_string(a.index) + " before its SET_VRING_NUM";
+    }
+  }
+  if (!order.empty()) {
+    *why = order + " (out of order)";
     Detach();
     return false;
   }
