@@ -12,4 +12,5 @@ export XSW_ADDON="$PWD/build-asan-addon/Debug/xsw.node"
 # Node itself does not free everything at exit: leak reports would be its own.
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-npx ava dist/test/backend-hostile.test.js dist/test/switch-dataplane.test.js dist/test/vring-hostile.test.js
+npx ava dist/test/backend-hostile.test.js dist/test/switch-dataplane.test.js dist/test/vring-hostile.test.js \
+  dist/test/vhost-hostile.test.js
