@@ -122,14 +122,14 @@ MessageReader::Status MessageReader::Read(int fd, Message* out, std::string* why
       return Status::kError;
     }
     if (n < 0) {
-      *why = std::string("the socket failed (") + std::strerror(errno) + ")";
-      return Status::kError;
+      *why = std::string("the connection failed (") + std::strerror(errno) + ")";
+      return Status::kLost;
     }
     if (n == 0) {
       if (have_ == 0 && nfds_ == 0) return Status::kClosed;
       *why = "the peer vanished in the middle of a message (" + std::to_string(have_) + " of " +
              std::to_string(need) + " bytes read)";
-      return Status::kError;
+      return Status::kLost;
     }
     have_ += uint32_t(n);
   }

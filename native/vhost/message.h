@@ -38,7 +38,8 @@ class MessageReader {
     kMessage,  // *out holds one whole message
     kAgain,    // nothing more to read now (a partial message is kept)
     kClosed,   // the peer closed the socket between messages
-    kError,    // *why says what: a malformed header, too many fds, the peer gone mid-message
+    kLost,     // *why says what: the peer gone mid-message, or the socket failed
+    kError,    // *why says what: a malformed header, too many fds
   };
   MessageReader() = default;
   ~MessageReader();

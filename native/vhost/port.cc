@@ -122,10 +122,11 @@ void Port::TryConnect() {
 
 void Port::Drop(const std::string& why, bool warn) {
   session_.reset();  // the device leaves the switch, its memory is unmapped
+  if (warn) skip_ticks_ = 10;  // a refused peer reconnecting at once would refill the log
   if (conn_ >= 0) retired_.push_back(conn_);
   conn_ = -1;
   Log(!warn, "vhost-user " + cfg_.path + ": " + why + "; device detached and its memory unmapped" +
-                 (cfg_.client ? ", reconnecting" : ", waiting for a new connection"));
+                 (cfg_.client ? (warn ? ", reconnecting in 1 s" : ", reconnecting") : ", waiting for a new connection"));
 }
 
 void Port::OnReadable() {
@@ -139,6 +140,7 @@ void Port::OnReadable() {
     MessageReader::Status s = reader_->Read(conn_, msg_.get(), &why);
     if (s == MessageReader::Status::kAgain) return;
     if (s == MessageReader::Status::kClosed) return Drop("the peer closed the connection", false);
+    if (s == MessageReader::Status::kLost) return Drop(why, true);
     if (s == MessageReader::Status::kError) return Drop("refused " + why, true);
     if (!session_->Handle(conn_, *msg_, &why)) return Drop("refused " + why, true);
     msg_->CloseFds();
@@ -147,7 +149,11 @@ void Port::OnReadable() {
 
 void Port::Tick() {
   if (conn_ < 0) {
-    if (cfg_.client) TryConnect();
+    if (skip_ticks_ > 0) {
+      --skip_ticks_;
+    } else if (cfg_.client) {
+      TryConnect();
+    }
     return;
   }
   std::string why;

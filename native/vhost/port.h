@@ -66,6 +66,7 @@ class Port {
   std::vector<int> retired_;
   std::vector<LogLine> log_;
   bool waiting_logged_ = false;
+  int skip_ticks_ = 0;  // client: ticks to wait before reconnecting after a refusal (1 s)
 };
 
 }  // namespace xsw::vhost
