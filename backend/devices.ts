@@ -54,6 +54,8 @@ export interface RegistryContext {
   networks?: NetworkConfig;
   /** Switch slots held by other kinds of device (netif), so VLAN 1000 + slot stays unique. */
   reservedSlots?: () => Iterable<number>;
+  /** Slots of the switch held by devices this registry does not own (vhost-user ports). */
+  slotTaken?: (slot: number) => boolean;
 }
 
 export class DeviceRegistry {
@@ -265,7 +267,7 @@ export class DeviceRegistry {
 
   private freeSlot(): number | undefined {
     const reserved = new Set(this.ctx.reservedSlots?.() ?? []);
-    for (let s = 0; s < this.ctx.maxDevices; s++) if (!this.bySlot.has(s) && !reserved.has(s)) return s;
+    for (let s = 0; s < this.ctx.maxDevices; s++) if (!this.bySlot.has(s) && !reserved.has(s) && !this.ctx.slotTaken?.(s)) return s;
     return undefined;
   }
 

@@ -3,6 +3,7 @@
 // sentence for the person who typed it.
 import { Command, CommanderError, Option } from 'commander';
 import type { MacPolicy } from './identity';
+import { parseVhostUserSpec, VhostUserSpec } from './vhost-options';
 
 export type Platform = 'xen' | 'sim' | 'auto';
 export type Poll = 'busy' | 'adaptive';
@@ -41,6 +42,8 @@ export interface BackendOptions {
   metrics?: { host: string; port: number };
   /** Serve stock netfront guests' vifs (backend/vif); false leaves them to another back end. */
   netif: boolean;
+  /** vhost-user ports (--vhost-user, repeatable). */
+  vhostUser: VhostUserSpec[];
 }
 
 export class OptionError extends Error {
@@ -69,6 +72,7 @@ export const DEFAULTS: BackendOptions = {
   xenstoreRetry: 60,
   controlMode: 0o600,
   netif: true,
+  vhostUser: [],
 };
 
 function integer(flag: string, min: number, max: number): (v: string) => number {
@@ -132,6 +136,17 @@ export function parseMetricsAddress(v: string): { host: string; port: number } {
   return { host, port };
 }
 
+function vhostUserValue(v: string, prev: VhostUserSpec[]): VhostUserSpec[] {
+  let spec: VhostUserSpec;
+  try {
+    spec = parseVhostUserSpec(v);
+  } catch (err) {
+    throw new OptionError((err as Error).message);
+  }
+  if (prev.some((p) => p.path === spec.path)) throw new OptionError(`--vhost-user ${spec.path} is given twice; give each socket once.`);
+  return [...prev, spec];
+}
+
 function buildCommand(): Command {
   return new Command('xsw-backend')
     .description('Switch packets between Xen guests running xsw-front, and between them and a NIC.')
@@ -164,6 +179,7 @@ function buildCommand(): Command {
     .option('--control-mode <mode>', 'the control socket\'s file mode', controlMode, DEFAULTS.controlMode)
     .option('--metrics <[addr:]port>', 'serve Prometheus metrics over HTTP (address default 127.0.0.1)', parseMetricsAddress)
     .option('--no-netif', 'leave vifs (backend/vif, stock xen-netfront guests) to another back end, such as the kernel\'s netback')
+    .option('--vhost-user <PATH[,client][,mac=MAC]>', 'a vhost-user port (DPDK virtio_user, QEMU): xsw listens on PATH, or with ,client connects to it; repeatable', vhostUserValue, [])
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
@@ -208,6 +224,7 @@ export function parseOptions(args: string[]): BackendOptions {
     controlMode: o.controlMode,
     metrics: o.metrics,
     netif: o.netif !== false,
+    vhostUser: o.vhostUser,
   };
 }
 

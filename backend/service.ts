@@ -26,6 +26,7 @@ import { ControlServer, defaultControlSocket, DeviceInfo } from './control';
 import { registerCommands } from './control-commands';
 import { buildRegistry, serveMetrics } from './metrics';
 import type http from 'node:http';
+import { VhostPorts } from './vhost';
 
 export class StartupError extends Error {
   constructor(message: string, readonly exitCode = 1) {
@@ -120,10 +121,12 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   log.info(`vm2vm switching ${opts.vm2vm ? 'on' : 'off'}`);
 
   let netif: NetifBackend | undefined;
+  let vhost: VhostPorts | undefined;
   const registry = new DeviceRegistry({
     grants, decode: nativeDecode, dataPlane: sw, maxPagesPerGuest: opts.maxPagesPerGuest, maxDevices: opts.maxDevices, maxPages: opts.maxPages,
     networks: { nativeVlan: opts.nativeVlan, defaultNetwork: opts.defaultNetwork },
     reservedSlots: () => netif?.slots() ?? [],
+    slotTaken: (slot) => vhost?.slots().has(slot) ?? false,
   });
   if (opts.port && opts.nativeVlan !== undefined) log.info(`the uplink carries network ${opts.nativeVlan} untagged (--native-vlan), every other network tagged`);
   if (opts.defaultNetwork !== undefined) log.info(`devices dom0 assigned no network join network ${opts.defaultNetwork} (--default-network)`);
@@ -141,10 +144,14 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   const done = new Promise<void>((r) => (resolveDone = r));
   let statsTimer: NodeJS.Timeout | undefined;
   let statsInterval = 0;
-  // Every device kind's counters: the registry's PMD devices, then the vifs.
+  // Every device kind's counters: the registry's PMD devices, the vifs, the vhost-user ports.
   const snapshot = (): ReturnType<DeviceRegistry['snapshot']> => {
     const snap = registry.snapshot();
     netif?.augment(snap);
+    if (vhost) {
+      snap.devices.push(...vhost.counters(sw.stats().devices));
+      snap.devices.sort((a, b) => a.slot - b.slot);
+    }
     return snap;
   };
   const setStats = (seconds: number): void => {
@@ -171,6 +178,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     metricsServer?.closeAllConnections();
     await netif?.stop();
     await discovery.stop();
+    vhost?.close();
     sw.stop();
     sw.close();
     grants.close();
@@ -251,6 +259,15 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     `watching /local/domain for guests (max ${opts.maxDevicesPerGuest} devices and ${opts.maxPagesPerGuest} pages per guest, ${opts.maxPages} pages in all; MAC policy ${opts.macPolicy})`,
   );
 
+  if (opts.vhostUser.length > 0) {
+    try {
+      vhost = new VhostPorts(sw, opts.vhostUser, log);
+    } catch (err) {
+      await shutdown();
+      throw new StartupError(`Cannot open the vhost-user ports: ${errText(err)}.`);
+    }
+  }
+
   setStats(opts.stats);
 
   // The operator's windows: the control socket (xsw-ctl) and, on request, Prometheus metrics.
@@ -268,7 +285,8 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     snapshot,
     metrics: metricsAt,
   });
-  if (netif) control.addDeviceKind({ kind: 'netif', list: () => netifDevices(snapshot()) });
+  if (netif) control.addDeviceKind({ kind: 'netif', list: () => kindDevices(snapshot(), 'netif') });
+  if (vhost) control.addDeviceKind({ kind: 'vhost-user', list: () => kindDevices(snapshot(), 'vhost-user') });
   log.info({ socket: socketPath }, `control socket ${socketPath} (xsw-ctl)`);
   if (opts.metrics) {
     const server = control;
@@ -290,15 +308,21 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   return { shutdown, done };
 }
 
-/** The "netif" kind for the control socket: each vif as `vif<domid>.<devid>`, Xen's name for it. */
-function netifDevices(snap: StatsSnapshot): DeviceInfo[] {
+/**
+ * The "netif" and "vhost-user" kinds for the control socket, from the stats
+ * snapshot: a vif as `vif<domid>.<devid>` (Xen's name for it), a vhost-user
+ * port by its socket path.
+ */
+function kindDevices(snap: StatsSnapshot, kind: 'netif' | 'vhost-user'): DeviceInfo[] {
   return snap.devices
-    .filter((d) => d.kind === 'netif')
+    .filter((d) => d.kind === kind)
     .map((d) => ({
-      kind: 'netif', id: `vif${d.domid}.${d.dev}`, domid: d.domid, device: d.dev,
+      kind, id: kind === 'netif' ? `vif${d.domid}.${d.dev}` : d.path ?? `slot${d.slot}`, domid: d.domid, device: d.dev,
       ...(d.state === 'active' ? { slot: d.slot } : {}),
       mac: d.mac, vlan: d.vlan, state: d.state,
       tx_total: d.tx_total, tx_dropped: d.tx_dropped, rx_total: d.rx_total, rx_dropped: d.rx_dropped,
-      tx_bytes: d.tx_bytes ?? 0, rx_bytes: d.rx_bytes ?? 0, drops: { ...d.drops }, netif: { ...d.netif },
+      tx_bytes: d.tx_bytes ?? 0, rx_bytes: d.rx_bytes ?? 0, drops: { ...d.drops },
+      ...(d.netif ? { netif: { ...d.netif } } : {}),
+      ...(d.path !== undefined ? { path: d.path } : {}),
     }));
 }

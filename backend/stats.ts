@@ -20,10 +20,12 @@ export interface DeviceCounters {
   drops: Record<string, number>;
   /** The network dom0 (or --default-network) put the device in; null or absent: none (backend/networks.ts). */
   network?: number | null;
-  /** "pmd" (a guest running xsw-front) or "netif" (a stock netfront guest); absent means pmd. */
+  /** "pmd" (a guest running xsw-front; absent means pmd), "netif" (a stock netfront guest) or "vhost-user". */
   kind?: string;
   /** netif only: the engine's counters (frames, slots, completed checksums, events). */
   netif?: Record<string, number>;
+  /** A vhost-user device's socket. */
+  path?: string;
 }
 
 export interface NicCounters { rx: number; tx: number; dropped: number; drops?: Record<string, number> }
@@ -44,7 +46,9 @@ export function formatTable(s: StatsSnapshot): string {
     lines.push(
       '',
       `Statistics for device ${d.slot} ------------------------------`,
-      `Domain: ${d.domid} device ${d.dev}  MAC: ${d.mac}  VLAN: ${d.vlan}  State: ${d.state}`,
+      d.kind === 'vhost-user'
+        ? `vhost-user: ${d.path ?? ''}  MAC: ${d.mac}  VLAN: ${d.vlan}  State: ${d.state}`
+        : `Domain: ${d.domid} device ${d.dev}  MAC: ${d.mac}  VLAN: ${d.vlan}  State: ${d.state}`,
       `TX total:            ${d.tx_total}`,
       `TX dropped:          ${d.tx_dropped}`,
       `TX successful:       ${d.tx_total - d.tx_dropped}`,
@@ -86,6 +90,7 @@ export function formatJson(s: StatsSnapshot, time: Date): string {
       drops: { ...d.drops },
       kind: d.kind ?? 'pmd',
       ...(d.netif ? { netif: { ...d.netif } } : {}),
+      ...(d.path !== undefined ? { path: d.path } : {}),
     })),
     nic: { rx: s.nic.rx, tx: s.nic.tx, dropped: s.nic.dropped },
     ...(s.networks ? { networks: s.networks } : {}),

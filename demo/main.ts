@@ -5,17 +5,20 @@
 // veth wire in a network namespace with a VLAN-1000 generator (the loopback
 // and inter-VM scenarios), otherwise a third guest in txonly mode. Shows the
 // back end's stats table live, ends by itself after --duration seconds,
-// tears everything down and exits non-zero if a scenario failed.
+// tears everything down and exits non-zero if a scenario failed. With
+// dpdk-testpmd installed, a container's DPDK app on a vhost-user port
+// exchanges frames with a fourth guest (demo/container.ts).
 // See docs/demo.md.
 import { sleep } from '../harness/child';
 import { addon } from '../native/binding';
 import { DemoOptionError, DemoOptions, parseDemoOptions } from './options';
 import { ExpectedTotals, guestsOnly, interVm, loopback, MAC, switchCounters, TXONLY_RATE, Verdict } from './scenarios';
 import { DemoWorld, Guest, NIC } from './world';
+import { CONTAINER_MAC, containerScenario, containerSocket, hasTestpmd } from './container';
 
 const STATS_SECONDS = 5;
 /** The scenarios must be over by then (setup included), whatever happens. */
-const SCENARIO_BUDGET_MS = 40000;
+const SCENARIO_BUDGET_MS = 70000;
 const ROOT_WOULD_ADD =
   'run as root to add the NIC path: a veth wire in a network namespace with a VLAN-1000 generator ' +
   "(the guide's loopback and inter-VM scenarios)";
@@ -65,7 +68,12 @@ async function scenarios(p: DemoWorld, o: DemoOptions, run: Run, signal: AbortSi
     }
   }
 
-  const backendArgs = ['--vm2vm', '--stats', String(STATS_SECONDS), '--platform', 'sim', ...(wire ? ['-p', NIC] : [])];
+  // dpdk-testpmd needs root for its runtime directory and memory (a user's demo skips it, saying so).
+  const container = hasTestpmd() && root;
+  const backendArgs = [
+    '--vm2vm', '--stats', String(STATS_SECONDS), '--platform', 'sim', ...(wire ? ['-p', NIC] : []),
+    ...(container ? ['--vhost-user', `${containerSocket(p)},mac=${CONTAINER_MAC}`] : []),
+  ];
   say(`starting the back end: ${wire ? `ip netns exec ${p.netns?.name} ` : ''}xsw-backend ${backendArgs.join(' ')}`);
   const onTable = (line: string): void => {
     if (!o.quiet) process.stdout.write(`    ${line}\n`);
@@ -106,6 +114,14 @@ async function scenarios(p: DemoWorld, o: DemoOptions, run: Run, signal: AbortSi
   say(`checking the back end's own counters in its next stats table…`);
   run.verdicts.push(await switchCounters(p, expected, backend.out.length, STATS_SECONDS, signal));
   say(run.verdicts[run.verdicts.length - 1].line);
+  if (container) {
+    run.verdicts.push(await containerScenario(p, n, say, (name, mac, args) => startGuest(p, name, mac, args, signal), signal));
+    say(run.verdicts[run.verdicts.length - 1].line);
+  } else {
+    say(hasTestpmd()
+      ? 'not root: skipping the container part (dpdk-testpmd on a vhost-user port needs root)'
+      : "dpdk-testpmd is not installed: skipping the container part (install Debian's dpdk-dev to add a testpmd container on a vhost-user port)");
+  }
   say('what an operator sees of the running back end: xsw-ctl devices (more in docs/operations.md)');
   for (const line of (await p.ctl(['devices'])).trimEnd().split('\n')) process.stdout.write(`    ${line}\n`);
   run.scenariosDone = true;

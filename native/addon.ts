@@ -159,6 +159,20 @@ export interface TestingAddon {
   unmapPages(buffer: ArrayBuffer): void;
 }
 
+/** addon.vhost: vhost-user ports of the back end's switch (native/vhost/), wrapped by backend/vhost.ts. */
+export interface VhostAddon {
+  VhostUserPort: new (sw: NativeSwitch, opts: { path: string; client: boolean; mac?: string; domid: number }) => NativeVhostUserPort;
+}
+
+export interface NativeVhostUserPort {
+  /** Periodic work (reconnects, MAC learning, quarantine) and the log lines since the last call. */
+  tick(): { level: 'info' | 'warn'; msg: string }[];
+  /** The attached device's switch slot, or -1. */
+  slot(): number;
+  /** Detaches the device, closes the socket (a listening one's file is removed). */
+  close(): void;
+}
+
 export interface LockAddon {
   /** The fd holding an flock on path, or -1 when another process holds it (native/common/file_lock.h). */
   lockFileExclusive(path: string): number;
@@ -220,4 +234,5 @@ export interface Addon {
   front: FrontAddon;
   testing: TestingAddon;
   netif: NetifAddon;
+  vhost: VhostAddon;
 }

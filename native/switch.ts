@@ -270,6 +270,11 @@ export class Switch {
     this.native?.close();
     this.native = undefined;
   }
+
+  /** The native switch, for ports that attach to it natively (backend/vhost.ts). */
+  nativeHandle(): NativeSwitch {
+    return this.n;
+  }
 }
 
 export interface ProbeFrame {

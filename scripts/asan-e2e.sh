@@ -13,4 +13,4 @@ export XSW_ADDON="$PWD/build-asan-addon/Debug/xsw.node"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 npx ava dist/test/backend-hostile.test.js dist/test/switch-dataplane.test.js dist/test/vring-hostile.test.js \
-  dist/test/netif-hostile.test.js dist/test/netif-e2e.test.js
+  dist/test/netif-hostile.test.js dist/test/netif-e2e.test.js dist/test/vhost-hostile.test.js

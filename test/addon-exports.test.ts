@@ -16,6 +16,7 @@ const EXPORTS: Record<string, string[]> = {
   shm: ['VringDevice', 'VringDriver', 'decodeGrefList', 'encodeGrefList', 'grefListPages', 'mempoolLayout', 'regionTranslate', 'violationNames'],
   switch: ['NativeSwitch', 'NicPortProbe', 'dropNames'],
   testing: ['allocPages', 'bufferAddress', 'mapSharedFile', 'unmapPages'],
+  vhost: ['VhostUserPort'],
 };
 
 const BENCH = /bench|blaster|switchloop|crossing|memcpy/i;

@@ -35,9 +35,17 @@ test('all options parse into their fields', (t) => {
   t.deepEqual(o, {
     vm2vm: true, stats: 0, json: true, port: 'tap:xsw0', platform: 'sim', poll: 'busy', mtu: 9000,
     logLevel: 'debug', maxDevicesPerGuest: 4, maxPagesPerGuest: 1000, maxDevices: 8, maxPages: 5000, macPolicy: 'dom0', xenstoreRetry: 5,
-    controlSocket: undefined, controlMode: 0o600, metrics: undefined, netif: false,
+    controlSocket: undefined, controlMode: 0o600, metrics: undefined, netif: false, vhostUser: [],
   });
   t.is(parseOptions(['--port', 'veth-a.1']).port, 'veth-a.1');
+});
+
+test('--vhost-user is repeatable: PATH (xsw listens), PATH,client (xsw connects), mac=', (t) => {
+  const o = parseOptions(['--vhost-user', '/run/a.sock', '--vhost-user', '/run/b.sock,client,mac=02:00:00:00:01:0B']);
+  t.deepEqual(o.vhostUser, [
+    { path: '/run/a.sock', client: false },
+    { path: '/run/b.sock', client: true, mac: '02:00:00:00:01:0b' },
+  ]);
 });
 
 const bad: [string[], RegExp][] = [
@@ -56,6 +64,10 @@ const bad: [string[], RegExp][] = [
   [['--max-devices', '65'], /from 1 to 64/],
   [['--max-pages', '0'], /--max-pages takes a whole number from 1 to 67108864/],
   [['--mac-policy', 'anyone'], /mac-policy.*anyone/i],
+  [['--vhost-user', 'a.sock'], /--vhost-user takes an absolute socket path/],
+  [['--vhost-user', '/a.sock,server'], /unknown option "server"; give ,client and\/or ,mac=/],
+  [['--vhost-user', '/a.sock,mac=01:00:00:00:00:01'], /mac= must be a unicast, non-zero address/],
+  [['--vhost-user', '/a.sock', '--vhost-user', '/a.sock,client'], /--vhost-user \/a\.sock is given twice/],
 ];
 for (const [args, why] of bad) {
   test(`refuses ${args.join(' ')} with one sentence`, (t) => {

@@ -44,6 +44,16 @@ test('the JSON line has exactly the documented fields', (t) => {
   t.deepEqual(o.nic, { rx: 9, tx: 8, dropped: 1 });
 });
 
+test('a vhost-user device says so, with its socket, in both forms', (t) => {
+  const vh = { ...snap.devices[0], slot: 5, domid: 0x8000, mac: '02:00:00:00:01:01', vlan: 1005, kind: 'vhost-user', path: '/run/xsw/a.sock' };
+  const withVhost = { ...snap, devices: [...snap.devices, vh] };
+  const o = JSON.parse(formatJson(withVhost, new Date(0)));
+  t.is(o.devices[2].kind, 'vhost-user');
+  t.is(o.devices[2].path, '/run/xsw/a.sock');
+  t.false('path' in o.devices[0]);
+  t.regex(formatTable(withVhost), /vhost-user: \/run\/xsw\/a\.sock  MAC: 02:00:00:00:01:01  VLAN: 1005/);
+});
+
 test('refusals, when given, are printed by reason in both forms', (t) => {
   const withRefused = { ...snap, refused: { mac_taken: 2, bad_key: 1 } };
   t.regex(formatTable(withRefused), /Refused devices: mac_taken=2 bad_key=1/);

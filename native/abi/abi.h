@@ -59,6 +59,7 @@ struct VringDesc {
 constexpr uint16_t VRING_DESC_F_NEXT = 1;
 constexpr uint16_t VRING_DESC_F_WRITE = 2;
 constexpr uint16_t VRING_DESC_F_INDIRECT = 4;
+constexpr uint16_t VRING_AVAIL_F_NO_INTERRUPT = 1;  // the driver needs no call after used entries
 
 struct VringAvail {
   uint16_t flags;
@@ -109,6 +110,9 @@ struct VirtioNetHdr {
   uint16_t csum_offset;
 };
 constexpr uint32_t kVirtioNetHdrLen = 10;
+// With VIRTIO_F_VERSION_1 (vhost-user peers) the header has a num_buffers
+// field too: 12 bytes, num_buffers = 1 without mergeable buffers.
+constexpr uint32_t kVirtioNetHdrLenV1 = 12;
 
 // ---------------------------------------------------------------------------
 // Vring flag page: byte 0 is 0xA5 while the device lives; the granting

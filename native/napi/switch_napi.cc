@@ -13,6 +13,7 @@
 #include "common/ethernet.h"
 #include "napi/convert.h"
 #include "napi/registry.h"
+#include "napi/switch_access.h"
 #include "switch/nic_port.h"
 #include "switch/switch.h"
 
@@ -70,7 +71,11 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
     // The data thread must be joined before the environment goes away (worker exit, process exit).
     napi_add_env_cleanup_hook(env, &NativeSwitch::CleanupHook, this);
     hooked_ = true;
+    napi_type_tag_object(env, info.This(), &xsw::napi::kSwitchTypeTag);
   }
+
+  // For other binding files (switch_access.h): the switch, or null once closed.
+  xsw::Switch* Raw() { return sw_.get(); }
 
   ~NativeSwitch() override {
     if (hooked_) napi_remove_env_cleanup_hook(Env(), &NativeSwitch::CleanupHook, this);
@@ -351,5 +356,21 @@ void InitSwitch(Napi::Env env, Napi::Object group) {
 }
 
 }  // namespace
+
+namespace xsw::napi {
+
+const napi_type_tag kSwitchTypeTag = {0x7873775f73776974ull, 0x63685f6e6174ull};
+
+xsw::Switch* SwitchOf(const Napi::Value& v, const char* name) {
+  Napi::Env env = v.Env();
+  bool tagged = false;
+  if (v.IsObject()) napi_check_object_type_tag(env, v, &kSwitchTypeTag, &tagged);
+  if (!tagged) throw Napi::TypeError::New(env, std::string("Expected ") + name + " to be a NativeSwitch");
+  xsw::Switch* sw = NativeSwitch::Unwrap(v.As<Napi::Object>())->Raw();
+  if (sw == nullptr) throw Napi::Error::New(env, std::string(name) + " is closed: create a new one");
+  return sw;
+}
+
+}  // namespace xsw::napi
 
 XSW_NAPI_EXPORTS(switch, InitSwitch);

@@ -53,6 +53,15 @@ VringView VringView::At(uint8_t* base, uint32_t num) {
   return v;
 }
 
+VringView VringView::Split(uint8_t* desc, uint8_t* avail, uint8_t* used, uint32_t num) {
+  VringView v;
+  v.desc = reinterpret_cast<VringDesc*>(desc);
+  v.avail = reinterpret_cast<VringAvail*>(avail);
+  v.used = reinterpret_cast<VringUsed*>(used);
+  v.num = num;
+  return v;
+}
+
 // ---------------------------------------------------------------------------
 // Driver (guest side).
 
@@ -165,6 +174,27 @@ VringDevice::VringDevice(uint8_t* ring_base, uint32_t num, uint64_t ring_len, co
   Resume();
 }
 
+VringDevice::VringDevice(const VringView& view, const RegionTable* regions, uint32_t max_chain_len,
+                         RingDirection direction)
+    : mask_(view.num - 1),
+      regions_(regions),
+      max_chain_(max_chain_len < 1 ? 1 : max_chain_len > kMaxChainSegs ? kMaxChainSegs : max_chain_len),
+      direction_(direction) {
+  if (!VringSizeValid(view.num)) {
+    throw std::invalid_argument("vring size " + std::to_string(view.num) +
+                                " is not a power of two between 1 and 32768: pick e.g. 256");
+  }
+  auto aligned = [](const void* p, uintptr_t a) { return p != nullptr && reinterpret_cast<uintptr_t>(p) % a == 0; };
+  if (!aligned(view.desc, 16) || !aligned(view.avail, 2) || !aligned(view.used, 4)) {
+    throw std::invalid_argument("a split vring's descriptor table, avail ring or used ring is null or misaligned: "
+                                "align them to 16, 2 and 4 bytes");
+  }
+  if (regions == nullptr) throw std::invalid_argument("a vring device needs a region table");
+  stamp_.reset(new uint32_t[view.num]());
+  view_ = view;
+  Resume();
+}
+
 void VringDevice::Resume() {
   used_idx_ = __atomic_load_n(&view_.used->idx, __ATOMIC_ACQUIRE);
   last_avail_ = used_idx_;
@@ -246,5 +276,12 @@ void VringDevice::PushUsed(uint16_t head, uint32_t len) {
 }
 
 void VringDevice::PublishUsed() { __atomic_store_n(&view_.used->idx, used_idx_, __ATOMIC_RELEASE); }
+
+bool VringDevice::WantsCall() const {
+  // seq_cst: our used->idx store must not pass this load (the driver sets
+  // the flag, then rechecks used->idx).
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return (__atomic_load_n(&view_.avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT) == 0;
+}
 
 }  // namespace xsw

@@ -40,7 +40,16 @@ struct VringView {
   VringUsed* used = nullptr;
   uint32_t num = 0;
   static VringView At(uint8_t* base, uint32_t num);
+  // A ring whose three parts live at separate addresses (vhost-user's
+  // SET_VRING_ADDR); the caller has checked that each part is mapped.
+  static VringView Split(uint8_t* desc, uint8_t* avail, uint8_t* used, uint32_t num);
 };
+
+// Bytes of each part of a split ring of `num` entries (avail and used with
+// their trailing event word).
+constexpr uint64_t VringDescBytes(uint32_t num) { return uint64_t(num) * sizeof(VringDesc); }
+constexpr uint64_t VringAvailBytes(uint32_t num) { return 6 + 2 * uint64_t(num); }
+constexpr uint64_t VringUsedBytes(uint32_t num) { return 6 + 8 * uint64_t(num); }
 
 // ---------------------------------------------------------------------------
 // Guest side.
@@ -139,6 +148,11 @@ class VringDevice {
   // base, a mapping too short for the ring, or null regions.
   VringDevice(uint8_t* ring_base, uint32_t num, uint64_t ring_len, const RegionTable* regions,
               uint32_t max_chain_len, RingDirection direction = RingDirection::kAny);
+  // The same over a split view (VringView::Split) whose parts the caller has
+  // bounds-checked; throws std::invalid_argument for a bad num, a null or
+  // misaligned part (desc 16, avail 2, used 4 bytes), or null regions.
+  VringDevice(const VringView& view, const RegionTable* regions, uint32_t max_chain_len,
+              RingDirection direction = RingDirection::kAny);
 
   // Starts from the ring's own state: last_avail = used->idx, which is also
   // where our used entries continue. Never resets the shared indexes (a
@@ -164,6 +178,10 @@ class VringDevice {
 
   // One release store of used->idx for everything pushed since the last call.
   void PublishUsed();
+
+  // True unless the driver set VRING_AVAIL_F_NO_INTERRUPT: it wants a call
+  // (an interrupt, an eventfd write) after used entries are published.
+  bool WantsCall() const;
 
   uint16_t LastAvail() const { return last_avail_; }
   uint16_t UsedIdx() const { return used_idx_; }

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <utility>
 
+#include <unistd.h>
+
 #include "common/ethernet.h"
 #include "shm/chain_copy.h"
 #include "switch/switch.h"
@@ -17,7 +19,16 @@
 namespace xsw {
 
 namespace {
-const uint8_t kZeroNetHdr[kVirtioNetHdrLen] = {};
+// The header in front of each frame we write: all zero (no offloads), and
+// for a 12-byte header num_buffers = 1 (the 10-byte one ends before it).
+const uint8_t kRxNetHdr[kVirtioNetHdrLenV1] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+
+// A vhost-user peer that asked for calls gets one eventfd write per batch.
+void Call(int fd) {
+  const uint64_t one = 1;
+  ssize_t n = ::write(fd, &one, sizeof one);
+  (void)n;  // EAGAIN: the counter is already non-zero, the peer wakes anyway
+}
 }
 
 uint32_t Switch::Poll() {
@@ -69,7 +80,7 @@ uint32_t Switch::Poll() {
 bool Switch::CheckTx(Device& d, uint32_t* work) {
   d.tx_avail = 0;
   if (d.state.load(std::memory_order_acquire) != DeviceState::kActive) return false;
-  if (__atomic_load_n(d.cfg.flag, __ATOMIC_ACQUIRE) == kVringFlagDead) {
+  if (d.cfg.flag != nullptr && __atomic_load_n(d.cfg.flag, __ATOMIC_ACQUIRE) == kVringFlagDead) {
     MarkDead(d);
     ++*work;
     return false;
@@ -129,7 +140,10 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
   }
   // Chains already switched go back to the guest even if the next one was
   // bad: that is the last write to a ring we are about to stop touching.
-  if (done != 0) d.tx->PublishUsed();
+  if (done != 0) {
+    d.tx->PublishUsed();
+    if (d.cfg.tx_call_fd >= 0 && d.tx->WantsCall()) Call(d.cfg.tx_call_fd);
+  }
   FlushTouched();
   if (v != Violation::kNone) {
     Quarantine(d, v);
@@ -153,19 +167,20 @@ void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
     k.tx_dropped.Add();
   };
   // The chain holds a virtio_net_hdr (ignored, never trusted) then the frame.
-  uint32_t frame_len = c.out_len > kVirtioNetHdrLen ? c.out_len - kVirtioNetHdrLen : 0;
+  const uint32_t hl = src.cfg.net_hdr_len;
+  uint32_t frame_len = c.out_len > hl ? c.out_len - hl : 0;
   if (CaptureRing* cap = src.capture.load(std::memory_order_acquire)) CaptureGuestTx(*cap, src, c, frame_len);
   if (frame_len < kEthHdrLen) return drop(Drop::kRunt);
   if (frame_len > cfg_.mtu + kEthHdrLen) return drop(Drop::kMtuExceeded);
   uint8_t hdr[kEthHdrLen];
-  GatherFromSegments(c.seg, c.nseg, kVirtioNetHdrLen, hdr, kEthHdrLen);
+  GatherFromSegments(c.seg, c.nseg, hl, hdr, kEthHdrLen);
   if (MacAt(hdr + 6) != src.cfg.mac) return drop(Drop::kSpoofedSrcMac);
   // A guest port is an access port: the VLAN is the switch's to set. A tag
   // of the guest's own would leave the NIC inside ours (a VLAN hop once the
   // uplink strips the outer one); to other guests it is refused as well, so
   // one rule holds for every destination (docs/security.md).
   if (IsAnyTagTpid(Be16At(hdr + 12))) return drop(Drop::kGuestVlanTag);
-  const FrameBody body{c.seg, c.nseg, kVirtioNetHdrLen + kEthHdrLen, frame_len - kEthHdrLen};
+  const FrameBody body{c.seg, c.nseg, hl + kEthHdrLen, frame_len - kEthHdrLen};
   uint64_t dst = MacAt(hdr);
 
   bool delivered = false;
@@ -274,8 +289,9 @@ bool Switch::DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& bo
     return false;
   }
   --dst.rx_avail;
+  const uint32_t hl = dst.cfg.net_hdr_len;
   uint32_t frame_len = kEthHdrLen + body.len;
-  uint32_t need = kVirtioNetHdrLen + frame_len;
+  uint32_t need = hl + frame_len;
   if (rx_chain_.in_len < need) {
     dst.rx->PushUsed(rx_chain_.head, 0);  // the guest gets its buffer back, empty
     Touch(dst);
@@ -283,10 +299,9 @@ bool Switch::DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& bo
     k.rx_dropped.Add();
     return false;
   }
-  ScatterToSegments(rx_chain_.seg, rx_chain_.nseg, 0, kZeroNetHdr, kVirtioNetHdrLen);
-  ScatterToSegments(rx_chain_.seg, rx_chain_.nseg, kVirtioNetHdrLen, hdr, kEthHdrLen);
-  CopySegments(body.seg, body.nseg, body.offset, rx_chain_.seg, rx_chain_.nseg, kVirtioNetHdrLen + kEthHdrLen,
-               body.len);
+  ScatterToSegments(rx_chain_.seg, rx_chain_.nseg, 0, kRxNetHdr, hl);
+  ScatterToSegments(rx_chain_.seg, rx_chain_.nseg, hl, hdr, kEthHdrLen);
+  CopySegments(body.seg, body.nseg, body.offset, rx_chain_.seg, rx_chain_.nseg, hl + kEthHdrLen, body.len);
   dst.rx->PushUsed(rx_chain_.head, need);
   Touch(dst);
   k.rx_bytes.Add(frame_len);
@@ -360,7 +375,10 @@ void Switch::FlushTouched() {
   for (uint32_t i = 0; i < n_touched_; ++i) {
     Device& d = devices_[touched_[i]];
     d.rx_touched = false;
-    if (d.state.load(std::memory_order_acquire) == DeviceState::kActive) d.rx->PublishUsed();
+    if (d.state.load(std::memory_order_acquire) == DeviceState::kActive) {
+      d.rx->PublishUsed();
+      if (d.cfg.rx_call_fd >= 0 && d.rx->WantsCall()) Call(d.cfg.rx_call_fd);
+    }
   }
   n_touched_ = 0;
 }

@@ -18,7 +18,7 @@ void Switch::CaptureGuestTx(CaptureRing& cap, const Device& d, const Chain& c, u
   uint8_t* out = cap.Reserve();
   if (out == nullptr) return;
   uint32_t n = std::min(frame_len, cap.snaplen());
-  n = GatherFromSegments(c.seg, c.nseg, kVirtioNetHdrLen, out, n);
+  n = GatherFromSegments(c.seg, c.nseg, d.cfg.net_hdr_len, out, n);
   cap.Commit(d.capture_if, CaptureDir::kInbound, frame_len, n);
 }
 

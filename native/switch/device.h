@@ -54,7 +54,20 @@ struct DeviceConfig {
   // counts as one: the guide's model); `vlan` stays the tag on the NIC (0 when
   // the uplink carries this network untagged, as its native VLAN).
   uint16_t network = kNoNetwork;
+
+  // vhost-user devices (native/vhost): rings whose desc/avail/used parts live
+  // at separate addresses in the peer's memory, each part inside one of
+  // `regions`' mappings. When tx_split.desc is set, tx_split and rx_split are
+  // used and tx_ring/rx_ring/flag may be null (no flag page: the socket tells
+  // when the peer dies).
+  VringView tx_split, rx_split;
+  uint32_t net_hdr_len = kVirtioNetHdrLen;  // 10, or 12 with VERSION_1
+  bool vlan_from_slot = false;              // vlan = kVlanPoolBase + the slot the switch picks
+  int tx_call_fd = -1, rx_call_fd = -1;     // eventfds written after used entries are published
 };
+
+// The VLAN of a device's pool when dom0 assigned none: 1000 + slot.
+constexpr uint16_t kVlanPoolBase = 1000;
 
 // A counter written by one thread and read by another: relaxed, no RMW needed.
 struct Counter {

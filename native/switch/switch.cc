@@ -60,6 +60,33 @@ void CheckMappings(const DeviceConfig& c) {
   }
 }
 
+// A split ring's parts (vhost-user) must each lie inside one region's
+// mapping: the vhost layer checked them against the peer's memory table, and
+// this checks again against what is actually mapped.
+void CheckSplitMappings(const DeviceConfig& c) {
+  auto inside = [&c](const void* p, uint64_t bytes) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    for (const Region& r : c.regions) {
+      const uintptr_t h = reinterpret_cast<uintptr_t>(r.hva);
+      if (a >= h && a - h <= r.map_len && bytes <= r.map_len - (a - h)) return true;
+    }
+    return false;
+  };
+  auto ring = [&](const char* which, const VringView& v) {
+    if (!VringSizeValid(v.num)) {
+      throw SysError(EINVAL, std::string("the ") + which + " ring of " + Who(c) + " has " + std::to_string(v.num) +
+                                 " entries: give a power of two from 1 to " + std::to_string(kMaxRingSize));
+    }
+    if (!inside(v.desc, VringDescBytes(v.num)) || !inside(v.avail, VringAvailBytes(v.num)) ||
+        !inside(v.used, VringUsedBytes(v.num))) {
+      throw SysError(EINVAL, std::string("the ") + which + " ring of " + Who(c) +
+                                 " is not wholly inside the device's mapped memory: map the regions holding it");
+    }
+  };
+  ring("TX", c.tx_split);
+  ring("RX", c.rx_split);
+}
+
 }  // namespace
 
 void Switch::Validate(const SwitchConfig& cfg) {
@@ -108,13 +135,22 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
     throw SysError(EINVAL, "network " + std::to_string(c.network) + " of " + Who(c) +
                                " is out of range: give a VLAN id 1..4094, or none");
   }
-  if (!c.tx_ring || !c.rx_ring || !c.flag) {
+  const bool split = c.tx_split.desc != nullptr;
+  if (!split && (!c.tx_ring || !c.rx_ring || !c.flag)) {
     throw SysError(EINVAL, Who(c) + " is missing its TX ring, RX ring or flag page: map all three first");
   }
   if (c.regions.empty()) {
     throw SysError(EINVAL, Who(c) + " has no memory region: map its mempools before adding it");
   }
-  CheckMappings(c);
+  if (c.net_hdr_len != kVirtioNetHdrLen && c.net_hdr_len != kVirtioNetHdrLenV1) {
+    throw SysError(EINVAL, "the virtio-net header of " + Who(c) + " is " + std::to_string(c.net_hdr_len) +
+                               " bytes: give 10 or 12");
+  }
+  if (split) {
+    CheckSplitMappings(c);
+  } else {
+    CheckMappings(c);
+  }
   int free_slot = -1;
   for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
     const Device& o = devices_[i];
@@ -141,10 +177,15 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
     }
   }
   try {
-    d.tx = std::make_unique<VringDevice>(c.tx_ring, c.tx_num, c.tx_ring_len, &d.regions, kMaxChainSegs,
-                                         RingDirection::kDeviceReads);
-    d.rx = std::make_unique<VringDevice>(c.rx_ring, c.rx_num, c.rx_ring_len, &d.regions, kMaxChainSegs,
-                                         RingDirection::kDeviceWrites);
+    if (split) {
+      d.tx = std::make_unique<VringDevice>(c.tx_split, &d.regions, kMaxChainSegs, RingDirection::kDeviceReads);
+      d.rx = std::make_unique<VringDevice>(c.rx_split, &d.regions, kMaxChainSegs, RingDirection::kDeviceWrites);
+    } else {
+      d.tx = std::make_unique<VringDevice>(c.tx_ring, c.tx_num, c.tx_ring_len, &d.regions, kMaxChainSegs,
+                                           RingDirection::kDeviceReads);
+      d.rx = std::make_unique<VringDevice>(c.rx_ring, c.rx_num, c.rx_ring_len, &d.regions, kMaxChainSegs,
+                                           RingDirection::kDeviceWrites);
+    }
   } catch (const std::invalid_argument& e) {
     d.tx.reset();
     d.rx.reset();
@@ -153,6 +194,7 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
                                "): give 4096-aligned rings of a power-of-two size");
   }
   d.cfg = c;
+  if (c.vlan_from_slot) d.cfg.vlan = uint16_t(kVlanPoolBase + free_slot);
   d.counters.Reset();
   d.fault_reason.store(0, std::memory_order_relaxed);
   d.fault_kind.store(FaultKind::kNone, std::memory_order_relaxed);
@@ -178,6 +220,8 @@ void Switch::RemoveDevice(uint32_t slot) {
   d.regions.Clear();
   d.cfg.tx_ring = d.cfg.rx_ring = nullptr;
   d.cfg.flag = nullptr;
+  d.cfg.tx_split = d.cfg.rx_split = VringView{};
+  d.cfg.tx_call_fd = d.cfg.rx_call_fd = -1;
   d.cfg.regions.clear();
   d.capture.store(nullptr, std::memory_order_release);  // the session goes on without it
 }
