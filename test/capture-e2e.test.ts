@@ -143,15 +143,20 @@ test.serial('capturing while guests switch loses no switched frame: a reader tha
     stalled.write(`${JSON.stringify({ cmd: 'capture', dev: '2:0' })}\n`);
     await untilCapturing(rig, 1);
 
-    // A flow the receiver keeps up with: not one frame lost while the capture ring overflows.
+    // A paced flow while the capture ring overflows. The capture never costs a
+    // frame: the only loss allowed is the receiver's own (rx_no_buffer, when
+    // a loaded machine keeps its poller off the CPU), and every frame
+    // delivered is captured or counted as a capture drop.
     const K = 40_000;
     rig.guest(4, ['--mac', G4, '--fwd', 'txonly', '--eth-peer', G2, '--count', String(K), '--rate', '20000', '--log-level', 'warn']);
     const s1 = await statsUntil<S>(be, (x) => x.devices.find((d) => d.domid === 4)?.tx_total === K && x.devices.find((d) => d.domid === 2)?.rx_total === K, 60000);
-    t.is(s1.devices.find((d) => d.domid === 2)!.rx_dropped, 0, 'no frame lost');
-    t.is(s1.devices.find((d) => d.domid === 4)!.tx_dropped, 0);
+    const rx1 = s1.devices.find((d) => d.domid === 2)!;
+    t.deepEqual(Object.keys(rx1.drops).filter((k) => k !== 'rx_no_buffer'), [], 'no drop reason but the receiver having no buffer');
+    t.is(rx1.rx_dropped, rx1.drops.rx_no_buffer ?? 0);
+    t.is(s1.devices.find((d) => d.domid === 4)!.tx_dropped, rx1.rx_dropped, "the sender's losses are exactly the receiver's rx_no_buffer");
     const c1 = await captures(rig);
     t.true(c1.dropped > 0, 'the ring filled: capture drops were counted');
-    t.is(c1.captured + c1.dropped, K, 'every frame delivered was captured or counted as a capture drop');
+    t.is(c1.captured + c1.dropped, K - rx1.rx_dropped, 'every frame delivered was captured or counted as a capture drop');
 
     // Full rate: the receiver is the bottleneck (rx_no_buffer, its own counter), never the capture.
     const M = 300_000;
@@ -161,7 +166,8 @@ test.serial('capturing while guests switch loses no switched frame: a reader tha
     const tx = s2.devices.find((d) => d.domid === 3)!;
     t.deepEqual(Object.keys(rx.drops).filter((k) => k !== 'rx_no_buffer'), [], 'no drop reason but the receiver having no buffer');
     t.is(rx.rx_dropped, rx.drops.rx_no_buffer ?? 0);
-    t.is(tx.tx_dropped, rx.rx_dropped, "the sender's losses are exactly the receiver's rx_no_buffer");
+    const tx4 = s2.devices.find((d) => d.domid === 4)!;
+    t.is(tx.tx_dropped + tx4.tx_dropped, rx.rx_dropped, "the senders' losses are exactly the receiver's rx_no_buffer");
     const c2 = await captures(rig);
     t.is(c2.captured + c2.dropped, K + M - rx.rx_dropped, 'every frame delivered was captured or counted as a capture drop');
     stalled.destroy();
