@@ -1,0 +1,126 @@
+# Sourced by dom0's scenario script: every wait of test:xen, scaled by how fast
+# the emulated machine is (docs/xen.md, "Timeouts").
+#
+#   calibrate             measures SPEED once dom0 is up
+#   step WHO WHAT QUIET CMD...
+#                         polls CMD until it succeeds, within QUIET x MARGIN x SPEED + SLACK
+#   console_tail NAME     a guest's last console lines, on one line
+#
+# SPEED is how many times slower this run's emulated machine is than the
+# reference machine (2 cores, quiet, QEMU 7.2 TCG), never below 1. QUIET values
+# are what a step takes there. Every step's time and budget go to $OUT/timings.
+
+# The reference figures (seconds), measured on the quiet reference machine.
+CAL_QUIET=6        # calibrate's workload: three node start-ups in dom0
+BOOT_QUIET=20      # dom0's kernel up to "dom0 ready" (its uptime then)
+MARGIN=3           # a budget is QUIET x MARGIN x SPEED, plus SLACK
+SLACK=10
+POLL=2             # seconds between checks: each check forks, which costs
+                   # about a second of an emulated CPU on a loaded machine
+SPEED=1
+TIMINGS=$OUT/timings
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+# now: dom0's uptime in whole seconds (the clock of every step)
+now() { local u; u=$(uptime_s); echo "${u%.*}"; }
+
+# The scenarios end RESERVE seconds before the host's XSW_XEN_TIMEOUT (time to
+# write the results, copy the logs and power off, at a few seconds per command
+# on a starved machine). dom0's uptime started LAG seconds after QEMU
+# (Xen's boot, the dom0 builder); dom0's wall clock, QEMU's RTC set from the
+# host's, measures that against the host's XSW_XEN_STARTED. A clock that
+# disagrees by more than the timeout counts as no lag.
+RESERVE=60
+CLOCK_LAG=$(( $(date +%s) - $(now) - ${XSW_XEN_STARTED:-0} ))
+LAG=$CLOCK_LAG
+{ [ "$LAG" -ge 0 ] && [ "$LAG" -le "${XSW_XEN_TIMEOUT:-1800}" ]; } || LAG=0
+DEADLINE=$(( ${XSW_XEN_TIMEOUT:-1800} - LAG - RESERVE ))
+note() { echo "$*" >> "$TIMINGS"; echo "[timing $(uptime_s)] $*"; }
+time_left() { echo $(( DEADLINE - $(now) )); }
+
+# budget QUIET: seconds allowed for a step that takes QUIET on the reference
+# machine (full_budget), cut to the time left before the deadline
+full_budget() { awk -v q="$1" -v m="$MARGIN" -v s="$SPEED" -v k="$SLACK" 'BEGIN { printf "%d", q * m * s + k + 0.999 }'; }
+budget() {
+  local b left
+  b=$(full_budget "$1")
+  left=$(time_left)
+  [ "$b" -gt "$left" ] && b=$(( left > 0 ? left : 0 ))
+  echo "$b"
+}
+
+# calibrate: SPEED = the larger of (dom0's boot time / BOOT_QUIET) and (three
+# node start-ups / CAL_QUIET), at least 1. Node's start-up is the workload
+# that dominates the scenarios (the back end and both guests run node).
+calibrate() {
+  local booted=${XSW_DOM0_READY:-0} t0 t1 cal i
+  t0=$(uptime_s)
+  for i in 1 2 3; do node -e "require('/opt/xsw/dist/xenstore/client')" || return 1; done
+  t1=$(uptime_s)
+  cal=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  SPEED=$(awk -v c="$cal" -v cq="$CAL_QUIET" -v b="$booted" -v bq="$BOOT_QUIET" \
+    'BEGIN { s = c / cq; if (b / bq > s) s = b / bq; if (s < 1) s = 1; printf "%.2f", s }')
+  note "calibration: node start-up x3 in $cal s (quiet $CAL_QUIET s), dom0 booted in ${booted%.*} s (quiet $BOOT_QUIET s) $LAG s after QEMU started (clock: $CLOCK_LAG s): speed factor $SPEED; $(time_left) s left of XSW_XEN_TIMEOUT"
+}
+
+# step WHO WHAT QUIET CMD...: polls CMD every POLL seconds. Times count from
+# STEP_FROM (dom0 uptime, whole seconds) when set, else from now: a guest that
+# boots while another is waited for is timed from its creation.
+# STEP_PROGRESS, when set, is a command printing a counter that grows while the
+# step's actor runs (a domain's CPU time, frames received): a step that ran out
+# of budget while its counter grew was merely slow and gets its budget once
+# more (re-checking CMD is idempotent); a stalled one fails at once.
+# A step that took longer than SPEED predicts raises SPEED for the steps after
+# it: the machine got slower during the run. On failure STEP_ERROR says which
+# step, its budget and how that was derived.
+STEP_ERROR=
+step() {
+  local who=$1 what=$2 quiet=$3; shift 3
+  local from=${STEP_FROM:-$(now)} probe=${STEP_PROGRESS:-} b end took mark= extended=
+  STEP_FROM= STEP_PROGRESS=
+  b=$(budget "$quiet")
+  end=$(( from + b ))
+  [ -n "$probe" ] && mark=$(eval "$probe" 2>/dev/null)
+  echo "$who: $what (budget $b s from dom0 uptime $from)" > "$OUT/current"
+  until "$@"; do
+    if [ "$(now)" -ge "$end" ]; then
+      local again=
+      [ -n "$probe" ] && again=$(eval "$probe" 2>/dev/null)
+      if [ -z "$extended" ] && [ -n "$again" ] && [ "$again" != "$mark" ] && [ "$(time_left)" -gt 0 ]; then
+        extended=1
+        note "$who: $what: slow, not within $b s but progressing ($mark -> $again): waiting once more"
+        end=$(( $(now) + $(budget "$quiet") ))
+        continue
+      fi
+      local why="calibrated budget: quiet $quiet s x $MARGIN x speed $SPEED + $SLACK s = $(full_budget "$quiet") s"
+      [ "$b" -lt "$(full_budget "$quiet")" ] && why+=", cut to the time left of XSW_XEN_TIMEOUT"
+      if [ -n "$extended" ]; then why+="; waited twice, it was progressing"
+      elif [ -n "$probe" ]; then why+="; not progressing (${mark:-none} -> ${again:-none})"
+      fi
+      STEP_ERROR="$who: $what: timed out after $(( $(now) - from )) s ($why)"
+      note "FAILED $STEP_ERROR"
+      rm -f "$OUT/current"
+      return 1
+    fi
+    sleep "$POLL"
+  done
+  rm -f "$OUT/current"
+  took=$(( $(now) - from ))
+  note "$who: $what in $took s (budget $b s${extended:+, extended once})"
+  if [ "$quiet" -ge 5 ]; then
+    local observed
+    observed=$(awk -v t="$took" -v q="$quiet" -v s="$SPEED" 'BEGIN { o = t / q; if (o > s) printf "%.2f", o }')
+    if [ -n "$observed" ]; then
+      SPEED=$observed
+      note "speed factor raised to $SPEED ($who: $what took $took s, quiet $quiet s)"
+    fi
+  fi
+  return 0
+}
+
+# console_tail NAME [LINES]: a guest's last console lines without its JSON
+# stats lines, control characters dropped, joined with " | "
+console_tail() {
+  local f=/var/log/xen/guest-$1.log
+  [ -s "$f" ] || { echo "(no console output yet)"; return; }
+  grep -av '"devices"' "$f" | tr -d '\r' | tr -cd '[:print:]\n' | grep -v '^ *$' | tail -"${2:-6}" | paste -sd'|' - | sed 's/|/ | /g'
+}
