@@ -73,8 +73,8 @@ start_backend() {
   BE_PID=$!
   say "back end $BACKENDS started (pid $BE_PID)"
 }
-registered() { grep -q "MAC_ADDRESS $1 and VLAN_TAG [0-9]* registered" "$BE_LOG"; }
-be_says() { grep -q "$1" "$BE_LOG"; }
+registered() { file_has "$BE_LOG" "MAC_ADDRESS $1 and VLAN_TAG [0-9]+ registered"; }
+be_says() { file_has "$BE_LOG" "$1"; }
 be_gone() { ! kill -0 "$BE_PID" 2>/dev/null; }
 be_tail() { tail -"${1:-2}" "$BE_LOG" 2>/dev/null | tr '\n' ' '; }
 # Progress counters for timing.sh's STEP_PROGRESS: the CPU time of the back
@@ -83,7 +83,7 @@ be_cpu() { kill -0 "$BE_PID" 2>/dev/null && ps -o times= -p "$BE_PID" | tr -d ' 
 dom_cpu() { xl list "$1" 2>/dev/null | awk 'NR == 2 && $5 !~ /[cd]/ { print $6 }'; }
 
 guest_log() { echo "/var/log/xen/guest-$1.log"; }
-guest_says() { grep -aq "$2" "$(guest_log "$1")" 2>/dev/null; }
+guest_says() { file_has "/var/log/xen/guest-$1.log" "$2"; }
 # the last JSON stats line a guest printed (xsw-front --stats 1 --json)
 last_stats() { grep -a '"devices"' "$(guest_log "$1")" 2>/dev/null | tail -1; }
 field() { grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
@@ -194,7 +194,7 @@ scenario_attach() {
 
 # ---- 2 traffic
 rx_count() { last_stats vm2 | field rx_packets; }
-rx_done() { [ "$(rx_count)" = "$FRAMES" ]; }
+rx_done() { guest_says vm2 "\"rx_packets\":$FRAMES[,}]"; }
 scenario_traffic() {
   if ! STEP_PROGRESS=rx_count step vm2 "received $FRAMES frames sent at $RATE/s" "$Q_TRAFFIC" rx_done; then
     fail traffic "$STEP_ERROR; vm2 received $(rx_count) of $FRAMES frames; vm1: $(last_stats vm1); back end: $(tail -1 "/tmp/backend-$BACKENDS-stats.log")"

@@ -4,6 +4,7 @@
 #   calibrate             measures SPEED once dom0 is up
 #   step WHO WHAT QUIET CMD...
 #                         polls CMD until it succeeds, within QUIET x MARGIN x SPEED + SLACK
+#   file_has FILE REGEX   a line of FILE matches, checked without forking
 #   console_tail NAME     a guest's last console lines, on one line
 #
 # SPEED is how many times slower this run's emulated machine is than the
@@ -15,13 +16,18 @@ CAL_QUIET=6        # calibrate's workload: three node start-ups in dom0
 BOOT_QUIET=20      # dom0's kernel up to "dom0 ready" (its uptime then)
 MARGIN=3           # a budget is QUIET x MARGIN x SPEED, plus SLACK
 SLACK=10
-POLL=2             # seconds between checks: each check forks, which costs
-                   # about a second of an emulated CPU on a loaded machine
+POLL=2             # seconds between checks
 SPEED=1
 TIMINGS=$OUT/timings
-uptime_s() { cut -d' ' -f1 /proc/uptime; }
-# now: dom0's uptime in whole seconds (the clock of every step)
-now() { local u; u=$(uptime_s); echo "${u%.*}"; }
+# A program started in dom0 costs up to a second of an emulated CPU on a loaded
+# machine, so the polling below uses bash builtins only: the clock is read
+# with `read`, and POLL_FD is a pipe nobody writes to, so `read -t` on it sleeps.
+exec {POLL_FD}<> <(:)
+pause() { read -rt "$1" -u "$POLL_FD" _ || :; }
+uptime_s() { local u _; read -r u _ < /proc/uptime; echo "$u"; }
+# tick: NOW := dom0's uptime in whole seconds (the clock of every step)
+tick() { read -r NOW _ < /proc/uptime; NOW=${NOW%.*}; }
+now() { tick; echo "$NOW"; }
 
 # The scenarios end RESERVE seconds before the host's XSW_XEN_TIMEOUT (time to
 # write the results, copy the logs and power off, at a few seconds per command
@@ -82,7 +88,8 @@ step() {
   [ -n "$probe" ] && mark=$(eval "$probe" 2>/dev/null)
   echo "$who: $what (budget $b s from dom0 uptime $from)" > "$OUT/current"
   until "$@"; do
-    if [ "$(now)" -ge "$end" ]; then
+    tick
+    if [ "$NOW" -ge "$end" ]; then
       local again=
       [ -n "$probe" ] && again=$(eval "$probe" 2>/dev/null)
       if [ -z "$extended" ] && [ -n "$again" ] && [ "$again" != "$mark" ] && [ "$(time_left)" -gt 0 ]; then
@@ -101,7 +108,7 @@ step() {
       rm -f "$OUT/current"
       return 1
     fi
-    sleep "$POLL"
+    pause "$POLL"
   done
   rm -f "$OUT/current"
   took=$(( $(now) - from ))
@@ -115,6 +122,32 @@ step() {
     fi
   fi
   return 0
+}
+
+# file_has FILE REGEX: a line of FILE matches REGEX (bash's =~, extended).
+# Each (file, regex) pair keeps its own descriptor and reads on from where it
+# stopped; a match is remembered. No program is started.
+declare -A FH_FD FH_HIT FH_PART
+file_has() {
+  local key="$1|$2" fd line
+  [ -n "${FH_HIT[$key]:-}" ] && return 0
+  fd=${FH_FD[$key]:-}
+  if [ -z "$fd" ]; then
+    [ -r "$1" ] || return 1
+    exec {fd}< "$1"
+    FH_FD[$key]=$fd
+  fi
+  while IFS= read -r -u "$fd" line; do
+    line="${FH_PART[$key]:-}$line"
+    FH_PART[$key]=
+    if [[ $line =~ $2 ]]; then
+      FH_HIT[$key]=1
+      exec {fd}<&-
+      return 0
+    fi
+  done
+  FH_PART[$key]+=$line   # a last line without its newline yet
+  return 1
 }
 
 # console_tail NAME [LINES]: a guest's last console lines without its JSON
