@@ -21,9 +21,16 @@ SPEED=1
 TIMINGS=$OUT/timings
 # A program started in dom0 costs up to a second of an emulated CPU on a loaded
 # machine, so the polling below uses bash builtins only: the clock is read
-# with `read`, and POLL_FD is a pipe nobody writes to, so `read -t` on it sleeps.
-exec {POLL_FD}<> <(:)
-pause() { read -rt "$1" -u "$POLL_FD" _ || :; }
+# with `read`, and POLL_FD is a FIFO nobody writes to, so `read -t` on it
+# sleeps. (Not a process substitution: dom0 has no /dev/fd.) Without the FIFO,
+# pause runs sleep.
+POLL_FIFO=/run/xsw-poll.fifo
+if mkfifo "$POLL_FIFO" 2> /dev/null && exec {POLL_FD}<> "$POLL_FIFO"; then
+  pause() { read -rt "$1" -u "$POLL_FD" _ || :; }
+else
+  echo "timing.sh: cannot open the FIFO $POLL_FIFO; polling with sleep" >&2
+  pause() { sleep "$1"; }
+fi
 uptime_s() { local u _; read -r u _ < /proc/uptime; echo "$u"; }
 # tick: NOW := dom0's uptime in whole seconds (the clock of every step)
 tick() { read -r NOW _ < /proc/uptime; NOW=${NOW%.*}; }
