@@ -7,10 +7,13 @@
 # /init run test/xen/scenarios.sh (which creates the guests with xl), reads
 # the results from the shared directory and always stops QEMU.
 #
+# Usage: run.sh [--load]   (npm run test:xen -- --load)
+#   --load   the load check: `stress-ng --cpu <CPUs>` runs alongside, stopped after
+#
 # Environment: XSW_XEN_CACHE (default /var/tmp/xsw-xen), XSW_XEN_TIMEOUT (the
 # cap on boot + scenarios, default 1800 s; each wait inside is calibrated, see
-# test/xen/timing.sh), XSW_XEN_STRESS (N: run `stress-ng --cpu N` alongside, the
-# load check), XSW_XEN_PROJECT_DIST (default dist/), XSW_ADDON (default
+# test/xen/timing.sh), XSW_XEN_STRESS (N: run `stress-ng --cpu N` alongside;
+# --load sets it to the number of CPUs), XSW_XEN_PROJECT_DIST (default dist/), XSW_ADDON (default
 # build/Release/xsw.node), XSW_XEN_CPU (QEMU -cpu); for debugging:
 # XSW_XEN_SCENARIOS (another scenario script for dom0), XSW_XEN_EXTRA (a
 # directory copied to /opt/xsw/extra in dom0 and the guests).
@@ -26,15 +29,23 @@ ADDON=${XSW_ADDON:-$ROOT/build/Release/xsw.node}
 T0=$(date +%s)
 say() { echo "[xen $(( $(date +%s) - T0 ))s] $*"; }
 die() { echo "xen: $*" >&2; echo "xen: 0 passed, 1 failed (prerequisite)"; exit 1; }
+for arg in "$@"; do
+  case "$arg" in
+    --load) STRESS=$(nproc) ;;
+    *) die "unknown argument '$arg': the only one is --load (npm run test:xen -- --load)" ;;
+  esac
+done
 
 # ---- prerequisites: one sentence each
+[ -z "$STRESS" ] || [[ $STRESS =~ ^[1-9][0-9]*$ ]] || die "XSW_XEN_STRESS=$STRESS is not a number of CPUs to load: unset it or give a number such as 2"
+[ -z "$STRESS" ] || command -v stress-ng >/dev/null || die "the load check runs stress-ng, which is not installed: install it (apt-get install stress-ng) or run without --load"
 [[ $TIMEOUT =~ ^[0-9]+$ ]] && [ "$TIMEOUT" -ge 120 ] || die "XSW_XEN_TIMEOUT=$TIMEOUT is not a number of seconds of at least 120: unset it (default 1800) or raise it"
 [ "$(id -u)" = 0 ] || die "test:xen needs root (debootstrap, chroot, /dev/kvm is not used): run it as root"
 command -v node >/dev/null || die "node is not on PATH: install Node 20 (it is copied into the guests)"
 [ -e "$DIST/backend/cli.js" ] && [ -e "$DIST/frontend/cli.js" ] || die "the project is not built ($DIST/backend/cli.js is missing): run 'npm install' (or 'npm run build') first"
 [ -e "$ADDON" ] || die "the native addon $ADDON is missing: run 'npm install' (or 'npm run build') first"
 need=()
-for p in qemu-system-x86:qemu-system-x86_64 debootstrap:debootstrap cpio:cpio kmod:depmod python3:python3 ${STRESS:+stress-ng:stress-ng}; do
+for p in qemu-system-x86:qemu-system-x86_64 debootstrap:debootstrap cpio:cpio kmod:depmod python3:python3; do
   command -v "${p#*:}" >/dev/null || need+=("${p%%:*}")
 done
 if [ ${#need[@]} -gt 0 ]; then

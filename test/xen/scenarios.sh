@@ -24,8 +24,8 @@ ulimit -c unlimited
 echo "$OUT/core.%e.%p" > /proc/sys/kernel/core_pattern
 : > "$OUT/results"
 : > "$OUT/timings"
-t0=$(cut -d' ' -f1 /proc/uptime)
-say() { echo "[scenarios $(cut -d' ' -f1 /proc/uptime)] $*"; }
+read -r t0 _ < /proc/uptime
+say() { local u _; read -r u _ < /proc/uptime; echo "[scenarios $u] $*"; }
 pass() { echo "PASS $1: $2" >> "$OUT/results"; say "PASS $1: $2"; }
 fail() { echo "FAIL $1: $2" >> "$OUT/results"; say "FAIL $1: $2"; }
 # shellcheck source=test/xen/timing.sh
@@ -81,12 +81,33 @@ be_tail() { tail -"${1:-2}" "$BE_LOG" 2>/dev/null | tr '\n' ' '; }
 # end, or of a domain that is neither crashed nor dying; empty when gone.
 be_cpu() { kill -0 "$BE_PID" 2>/dev/null && ps -o times= -p "$BE_PID" | tr -d ' '; }
 dom_cpu() { xl list "$1" 2>/dev/null | awk 'NR == 2 && $5 !~ /[cd]/ { print $6 }'; }
+# Checks between the waits also avoid programs where they can (each costs up
+# to seconds of the emulated machine): one program's output parsed by bash.
+# xl_domids: DOMIDS[name]=domid for every domain `xl list` shows (one xl)
+declare -A DOMIDS
+xl_domids() {
+  local out line re='^([^ ]+) +([0-9]+) '
+  DOMIDS=()
+  out=$(xl list 2>/dev/null) || return 1
+  while IFS= read -r line; do [[ $line =~ $re ]] && DOMIDS[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}; done <<< "$out"
+  return 0
+}
 
 guest_log() { echo "/var/log/xen/guest-$1.log"; }
 guest_says() { file_has "/var/log/xen/guest-$1.log" "$2"; }
-# the last JSON stats line a guest printed (xsw-front --stats 1 --json)
-last_stats() { grep -a '"devices"' "$(guest_log "$1")" 2>/dev/null | tail -1; }
-field() { grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
+# last_stats NAME: the last JSON stats line a guest printed (xsw-front
+# --stats 1 --json), from its console log's last lines (one tail)
+last_stats() {
+  local lines line i
+  lines=$(tail -n 40 "$(guest_log "$1")" 2>/dev/null)
+  mapfile -t lines <<< "$lines"
+  for (( i = ${#lines[@]} - 1; i >= 0; i-- )); do
+    line=${lines[i]}
+    [[ $line == *'"devices"'* ]] && { echo "${line%$'\r'}"; return; }
+  done
+}
+# field NAME < stats line: a counter's value (the first device's)
+field() { local s re="\"$1\":([0-9]+)"; IFS= read -r s; [[ $s =~ $re ]] && echo "${BASH_REMATCH[1]}"; }
 # guest_failed SCENARIO NAME: the FAIL line for a guest's step that failed
 guest_failed() { fail "$1" "$STEP_ERROR; last console lines of $2: $(console_tail "$2")"; }
 
@@ -118,7 +139,7 @@ xl_create() {
       wait "$pid"; rc=$?
       if [ "$rc" = 0 ]; then
         printf -v "CREATED_$1" %s "$from"
-        printf -v "RUNNING_$1" %s "$(date +%s)"
+        printf -v "RUNNING_$1" '%(%s)T' -1
         printf -v "DOMID_$1" %s "$(xl domid "$1")"
         note "$1: domid $(domid "$1")"
         return 0
@@ -142,11 +163,8 @@ booted() {
   STEP_FROM=$(created "$1") STEP_PROGRESS="dom_cpu $1" \
     step "$1" "booted to userspace" "$Q_BOOT" guest_says "$1" XSW-GUEST-UP || return 1
   # Where the time went: the guest's uptime and wall clock at its /init.
-  local line up epoch started
-  line=$(grep -ao 'XSW-GUEST-UP uptime=[0-9.]* epoch=[0-9]*' "$(guest_log "$1")" | head -1)
-  up=${line#*uptime=}; up=${up%% *}; epoch=${line##*epoch=}
-  started="RUNNING_$1"
-  note "$1: its kernel started $(( epoch - ${up%.*} - ${!started} )) s after xl create returned and reached userspace in $up s"
+  local re='uptime=([0-9]+)[.0-9]* epoch=([0-9]+)' started="RUNNING_$1"
+  [[ $FH_LINE =~ $re ]] && note "$1: its kernel reached userspace in ${BASH_REMATCH[1]} s of its uptime, $(( BASH_REMATCH[2] - ${!started} )) s after xl create returned (by the clocks of dom0 and the guest)"
 }
 # front_running NAME: its xsw-front has published its device
 front_running() {
@@ -176,20 +194,26 @@ scenario_attach() {
   attached vm1 "$MAC1" || { fail attach "$STEP_ERROR; back end log: $(be_tail 2)"; return; }
   # The grefs the back end mapped are the ones each guest published: check the
   # published values are real grant references (decimal, >= 8) in the guest's own tree.
-  local name id key value bad=
+  local keys=(0_mempool_gref 0_rx_vring_gref 0_tx_vring_gref 0_vring_flag)
+  local name id key value values i bad= ref
+  declare -A flag
   for name in vm1 vm2; do
     id=$(domid "$name")
-    for key in 0_mempool_gref 0_rx_vring_gref 0_tx_vring_gref 0_vring_flag; do
-      value=$(xenstore-read "/local/domain/$id/control/dpdk/$key" 2>/dev/null)
+    values=$(xenstore-read "${keys[@]/#//local/domain/$id/control/dpdk/}" 2>/dev/null)
+    mapfile -t values <<< "$values"
+    for i in "${!keys[@]}"; do
+      key=${keys[i]}; value=${values[i]:-}
       [[ $value =~ ^[0-9]+(,[0-9]+)*$ ]] || { bad+=" $name:$key=$value"; continue; }
       for ref in ${value//,/ }; do [ "$ref" -ge 8 ] || bad+=" $name:$key=$value"; done
     done
-    grep -q "\"domid\":$id,.*registered" "$BE_LOG" || bad+=" $name:no-registered-line-for-domid-$id"
+    flag[$name]=${values[3]:-}
+    be_says "\"domid\":$id,.*registered" || bad+=" $name:no-registered-line-for-domid-$id"
   done
-  local perms
-  perms=$(xenstore-ls -p "/local/domain/$(domid vm1)/control" 2>/dev/null | grep '^dpdk' | grep -o '(.*)')
+  local perms re='(^|'$'\n'')dpdk[^'$'\n'']*(\([^)]*\))'
+  perms=$(xenstore-ls -p "/local/domain/$(domid vm1)/control" 2>/dev/null)
+  [[ $perms =~ $re ]] && perms=${BASH_REMATCH[2]} || perms="(none)"
   [ -n "$bad" ] && { fail attach "bad XenStore values:$bad"; return; }
-  pass attach "vm1 (domid $(domid vm1)) and vm2 (domid $(domid vm2)) registered; flag grefs $(xenstore-read "/local/domain/$(domid vm1)/control/dpdk/0_vring_flag"), $(xenstore-read "/local/domain/$(domid vm2)/control/dpdk/0_vring_flag"); control/dpdk perms $perms"
+  pass attach "vm1 (domid $(domid vm1)) and vm2 (domid $(domid vm2)) registered; flag grefs ${flag[vm1]}, ${flag[vm2]}; control/dpdk perms $perms"
 }
 
 # ---- 2 traffic
@@ -224,8 +248,9 @@ scenario_restart() {
     fail restart "$STEP_ERROR; $(grep -c registered "$BE_LOG") registered; back end log: $(be_tail 2)"
     return
   fi
-  if [ "$(xl domid vm1)" != "$d1" ] || [ "$(xl domid vm2)" != "$d2" ]; then
-    fail restart "the guests were restarted (domids $d1,$d2 -> $(xl domid vm1),$(xl domid vm2))"; return
+  xl_domids
+  if [ "${DOMIDS[vm1]:-}" != "$d1" ] || [ "${DOMIDS[vm2]:-}" != "$d2" ]; then
+    fail restart "the guests were restarted (domids $d1,$d2 -> ${DOMIDS[vm1]:-none},${DOMIDS[vm2]:-none})"; return
   fi
   local starts
   starts=$(cat "$(guest_log vm1)" "$(guest_log vm2)" | grep -ac 'xsw-front running')
@@ -235,7 +260,7 @@ scenario_restart() {
 
 # ---- 4 destroy
 gntdev_maps() { grep -c /dev/xen/gntdev "/proc/$BE_PID/maps" 2>/dev/null || echo 0; }
-domain_gone() { ! xl list 2>/dev/null | awk 'NR>1{print $2}' | grep -qx "$1"; }
+domain_gone() { xl_domids && ! [[ " ${DOMIDS[*]} " == *" $1 "* ]]; }
 scenario_destroy() {
   local d1 before after
   d1=$(domid vm1)
@@ -271,4 +296,4 @@ if ! step "back end" "exited on SIGTERM" "$Q_EXIT" be_gone; then
   say "killing the back end"; kill -KILL "$BE_PID"
 fi
 [ "$(time_left)" -gt 0 ] && xl list
-say "done in $(awk -v t0="$t0" '{printf "%.1f", $1 - t0}' /proc/uptime) s"
+say "done in $(( $(now) - ${t0%.*} )) s"

@@ -47,7 +47,7 @@ CLOCK_LAG=$(( $(date +%s) - $(now) - ${XSW_XEN_STARTED:-0} ))
 LAG=$CLOCK_LAG
 { [ "$LAG" -ge 0 ] && [ "$LAG" -le "${XSW_XEN_TIMEOUT:-1800}" ]; } || LAG=0
 DEADLINE=$(( ${XSW_XEN_TIMEOUT:-1800} - LAG - RESERVE ))
-note() { echo "$*" >> "$TIMINGS"; echo "[timing $(uptime_s)] $*"; }
+note() { local u _; read -r u _ < /proc/uptime; echo "$*" >> "$TIMINGS"; echo "[timing $u] $*"; }
 time_left() { echo $(( DEADLINE - $(now) )); }
 
 # budget QUIET: seconds allowed for a step that takes QUIET on the reference
@@ -131,13 +131,15 @@ step() {
   return 0
 }
 
-# file_has FILE REGEX: a line of FILE matches REGEX (bash's =~, extended).
-# Each (file, regex) pair keeps its own descriptor and reads on from where it
-# stopped; a match is remembered. No program is started.
+# file_has FILE REGEX: a line of FILE matches REGEX (bash's =~, extended);
+# FH_LINE is then that line. Each (file, regex) pair keeps its own descriptor
+# and reads on from where it stopped; a match is remembered. No program is
+# started.
 declare -A FH_FD FH_HIT FH_PART
+FH_LINE=
 file_has() {
   local key="$1|$2" fd line
-  [ -n "${FH_HIT[$key]:-}" ] && return 0
+  [ -n "${FH_HIT[$key]:-}" ] && { FH_LINE=${FH_HIT[$key]}; return 0; }
   fd=${FH_FD[$key]:-}
   if [ -z "$fd" ]; then
     [ -r "$1" ] || return 1
@@ -148,7 +150,8 @@ file_has() {
     line="${FH_PART[$key]:-}$line"
     FH_PART[$key]=
     if [[ $line =~ $2 ]]; then
-      FH_HIT[$key]=1
+      FH_HIT[$key]=$line
+      FH_LINE=$line
       exec {fd}<&-
       return 0
     fi
