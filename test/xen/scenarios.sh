@@ -35,6 +35,7 @@ fail() { echo "FAIL $1: $2" >> "$OUT/results"; say "FAIL $1: $2"; }
 # timing.sh's calibration takes its CAL_QUIET; timing.sh turns them into
 # budgets for this run.
 Q_BACKEND=8       # node starts the back end until it watches /local/domain
+Q_COPY=6          # dom0 copies the guests' kernel and ramdisk (105 MB) from 9p to tmpfs
 Q_CREATE=15       # xl create of a PV guest (loads its kernel and ramdisk)
 Q_BOOT=50         # from xl create to the guest's /init (the other guest boots too)
 Q_FRONT=8         # node starts xsw-front until it has published its device
@@ -52,15 +53,13 @@ if ! calibrate; then
   for s in attach traffic restart destroy; do fail "$s" "skipped: the calibration failed (node does not run in dom0)"; done
   exit 1
 fi
-# The sender's rate follows the measured speed: the emulated receiver must keep
-# its RX ring filled (on a quiet machine, 5 times this rate dropped 1 frame in
-# 2000 as rx_no_buffer). The traffic step's quiet time is at the quiet rate.
-RATE=$(awk -v s="$SPEED" 'BEGIN { r = int(100 / s); if (r < 10) r = 10; print r }')
-Q_TRAFFIC=$(( FRAMES / 100 + 5 ))
+Q_TRAFFIC=$(( FRAMES / 100 + 5 ))   # at 100 frames/s, the quiet rate
 
-# The guests' kernel and ramdisk from tmpfs (libxl maps them; over 9p that is slow).
-cp /mnt/xsw/vmlinux "$RUN/vmlinux"
-cp /mnt/xsw/domu.cpio.gz "$RUN/domu.cpio.gz"
+# The guests' kernel and ramdisk from tmpfs (libxl maps them; over 9p that is
+# slow), copied while the back end starts.
+COPY_FROM=$(now)
+cp /mnt/xsw/vmlinux /mnt/xsw/domu.cpio.gz "$RUN/" &
+COPY_PID=$!
 
 BACKENDS=0
 BE_PID=
@@ -180,6 +179,13 @@ scenario_attach() {
   start_backend
   STEP_PROGRESS=be_cpu step "back end" "watching /local/domain" "$Q_BACKEND" be_says 'watching /local/domain' \
     || { fail attach "$STEP_ERROR; back end log: $(be_tail 3)"; return; }
+  STEP_FROM=$COPY_FROM STEP_PROGRESS="proc_cpu $COPY_PID" step dom0 "copied the guests' kernel and ramdisk to tmpfs" "$Q_COPY" proc_gone "$COPY_PID" \
+    || { fail attach "$STEP_ERROR"; return; }
+  wait "$COPY_PID" || { fail attach "copying the guests' kernel and ramdisk from /mnt/xsw to $RUN failed"; return; }
+  # The sender's rate follows the measured speed: the emulated receiver must
+  # keep its RX ring filled (on a quiet machine, 5 times this rate dropped 1
+  # frame in 2000 as rx_no_buffer).
+  RATE=$(( 10000 / SPEED_C < 10 ? 10 : 10000 / SPEED_C ))
   # Both guests boot at once; vm1 (the sender) starts xsw-front only when
   # told, after vm2 is registered, so no frame finds its destination missing.
   create_guest vm2 "--mac,$MAC2,--fwd,rxonly,--verify,--nb-mbuf,1024,--stats,1,--json" \

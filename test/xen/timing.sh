@@ -12,18 +12,19 @@
 # are what a step takes there. Every step's time and budget go to $OUT/timings.
 
 # The reference figures (seconds), measured on the quiet reference machine.
-CAL_QUIET=6        # calibrate's workload: three node start-ups in dom0
+CAL_QUIET=2        # calibrate's workload: one node start-up in dom0
 BOOT_QUIET=20      # dom0's kernel up to "dom0 ready" (its uptime then)
 MARGIN=3           # a budget is QUIET x MARGIN x SPEED, plus SLACK
 SLACK=10
 POLL=2             # seconds between checks
-SPEED=1
 TIMINGS=$OUT/timings
-# A program started in dom0 costs up to a second of an emulated CPU on a loaded
-# machine, so the polling below uses bash builtins only: the clock is read
-# with `read`, and POLL_FD is a FIFO nobody writes to, so `read -t` on it
-# sleeps. (Not a process substitution: dom0 has no /dev/fd.) Without the FIFO,
-# pause runs sleep.
+# A program started in dom0 costs up to seconds of an emulated CPU on a loaded
+# machine, so the waiting below uses bash builtins and integer arithmetic only
+# (SPEED is kept in hundredths, SPEED_C): the clock is read with `read`, and
+# POLL_FD is a FIFO nobody writes to, so `read -t` on it sleeps. (Not a
+# process substitution: dom0 has no /dev/fd.) Without the FIFO, pause runs sleep.
+SPEED_C=100
+SPEED=1.00
 POLL_FIFO=/run/xsw-poll.fifo
 if mkfifo "$POLL_FIFO" 2> /dev/null && exec {POLL_FD}<> "$POLL_FIFO"; then
   pause() { read -rt "$1" -u "$POLL_FD" _ || :; }
@@ -32,9 +33,11 @@ else
   pause() { sleep "$1"; }
 fi
 uptime_s() { local u _; read -r u _ < /proc/uptime; echo "$u"; }
-# tick: NOW := dom0's uptime in whole seconds (the clock of every step)
-tick() { read -r NOW _ < /proc/uptime; NOW=${NOW%.*}; }
+# tick: NOW := dom0's uptime in whole seconds (the clock of every step),
+# NOW_C in hundredths
+tick() { local u _; read -r u _ < /proc/uptime; NOW=${u%.*}; NOW_C=$(( 10#${u/./} )); }
 now() { tick; echo "$NOW"; }
+set_speed() { SPEED_C=$(( $1 < 100 ? 100 : $1 )); printf -v SPEED '%d.%02d' $(( SPEED_C / 100 )) $(( SPEED_C % 100 )); }
 
 # The scenarios end RESERVE seconds before the host's XSW_XEN_TIMEOUT (time to
 # write the results, copy the logs and power off, at a few seconds per command
@@ -43,36 +46,39 @@ now() { tick; echo "$NOW"; }
 # host's, measures that against the host's XSW_XEN_STARTED. A clock that
 # disagrees by more than the timeout counts as no lag.
 RESERVE=60
-CLOCK_LAG=$(( $(date +%s) - $(now) - ${XSW_XEN_STARTED:-0} ))
+tick
+printf -v CLOCK_LAG '%(%s)T' -1
+CLOCK_LAG=$(( CLOCK_LAG - NOW - ${XSW_XEN_STARTED:-0} ))
 LAG=$CLOCK_LAG
 { [ "$LAG" -ge 0 ] && [ "$LAG" -le "${XSW_XEN_TIMEOUT:-1800}" ]; } || LAG=0
 DEADLINE=$(( ${XSW_XEN_TIMEOUT:-1800} - LAG - RESERVE ))
 note() { local u _; read -r u _ < /proc/uptime; echo "$*" >> "$TIMINGS"; echo "[timing $u] $*"; }
-time_left() { echo $(( DEADLINE - $(now) )); }
+time_left() { tick; echo $(( DEADLINE - NOW )); }
 
-# budget QUIET: seconds allowed for a step that takes QUIET on the reference
-# machine (full_budget), cut to the time left before the deadline
-full_budget() { awk -v q="$1" -v m="$MARGIN" -v s="$SPEED" -v k="$SLACK" 'BEGIN { printf "%d", q * m * s + k + 0.999 }'; }
+# full_budget QUIET: FULL := seconds allowed for a step that takes QUIET on
+# the reference machine; budget QUIET: BUDGET := that, cut to the time left
+# before the deadline
+full_budget() { FULL=$(( ($1 * MARGIN * SPEED_C + 99) / 100 + SLACK )); }
 budget() {
-  local b left
-  b=$(full_budget "$1")
-  left=$(time_left)
-  [ "$b" -gt "$left" ] && b=$(( left > 0 ? left : 0 ))
-  echo "$b"
+  full_budget "$1"
+  tick
+  BUDGET=$(( FULL < DEADLINE - NOW ? FULL : DEADLINE - NOW ))
+  [ "$BUDGET" -ge 0 ] || BUDGET=0
 }
 
-# calibrate: SPEED = the larger of (dom0's boot time / BOOT_QUIET) and (three
-# node start-ups / CAL_QUIET), at least 1. Node's start-up is the workload
-# that dominates the scenarios (the back end and both guests run node).
+# calibrate: SPEED = the larger of (dom0's boot time / BOOT_QUIET) and (one
+# node start-up / CAL_QUIET), at least 1. Node's start-up is the workload
+# that dominates the scenarios (the back end and both guests run node); the
+# steps after it correct SPEED upwards when they are slower.
 calibrate() {
-  local booted=${XSW_DOM0_READY:-0} t0 t1 cal i
-  t0=$(uptime_s)
-  for i in 1 2 3; do node -e "require('/opt/xsw/dist/xenstore/client')" || return 1; done
-  t1=$(uptime_s)
-  cal=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-  SPEED=$(awk -v c="$cal" -v cq="$CAL_QUIET" -v b="$booted" -v bq="$BOOT_QUIET" \
-    'BEGIN { s = c / cq; if (b / bq > s) s = b / bq; if (s < 1) s = 1; printf "%.2f", s }')
-  note "calibration: node start-up x3 in $cal s (quiet $CAL_QUIET s), dom0 booted in ${booted%.*} s (quiet $BOOT_QUIET s) $LAG s after QEMU started (clock: $CLOCK_LAG s): speed factor $SPEED; $(time_left) s left of XSW_XEN_TIMEOUT"
+  local booted=${XSW_DOM0_READY:-0} t0 cal boot_c
+  tick; t0=$NOW_C
+  node -e "require('/opt/xsw/dist/xenstore/client')" || return 1
+  tick; cal=$(( NOW_C - t0 ))
+  boot_c=$(( 10#${booted/./} ))
+  [[ $booted == *.* ]] || boot_c=$(( booted * 100 ))
+  set_speed $(( cal / CAL_QUIET > boot_c / BOOT_QUIET ? cal / CAL_QUIET : boot_c / BOOT_QUIET ))
+  note "calibration: node start-up in $(( cal / 100 )).$(( cal / 10 % 10 )) s (quiet $CAL_QUIET s), dom0 booted in ${booted%.*} s (quiet $BOOT_QUIET s) $LAG s after QEMU started (clock: $CLOCK_LAG s): speed factor $SPEED; $(time_left) s left of XSW_XEN_TIMEOUT"
 }
 
 # step WHO WHAT QUIET CMD...: polls CMD every POLL seconds. Times count from
@@ -88,45 +94,45 @@ calibrate() {
 STEP_ERROR=
 step() {
   local who=$1 what=$2 quiet=$3; shift 3
-  local from=${STEP_FROM:-$(now)} probe=${STEP_PROGRESS:-} b end took mark= extended=
+  local from=${STEP_FROM:-} probe=${STEP_PROGRESS:-} b end took mark= again= extended= why
   STEP_FROM= STEP_PROGRESS=
-  b=$(budget "$quiet")
+  tick
+  [ -n "$from" ] || from=$NOW
+  budget "$quiet"; b=$BUDGET
   end=$(( from + b ))
   [ -n "$probe" ] && mark=$(eval "$probe" 2>/dev/null)
   echo "$who: $what (budget $b s from dom0 uptime $from)" > "$OUT/current"
   until "$@"; do
     tick
     if [ "$NOW" -ge "$end" ]; then
-      local again=
       [ -n "$probe" ] && again=$(eval "$probe" 2>/dev/null)
-      if [ -z "$extended" ] && [ -n "$again" ] && [ "$again" != "$mark" ] && [ "$(time_left)" -gt 0 ]; then
+      if [ -z "$extended" ] && [ -n "$again" ] && [ "$again" != "$mark" ] && [ $(( DEADLINE - NOW )) -gt 0 ]; then
         extended=1
         note "$who: $what: slow, not within $b s but progressing ($mark -> $again): waiting once more"
-        end=$(( $(now) + $(budget "$quiet") ))
+        budget "$quiet"
+        end=$(( NOW + BUDGET ))
         continue
       fi
-      local why="calibrated budget: quiet $quiet s x $MARGIN x speed $SPEED + $SLACK s = $(full_budget "$quiet") s"
-      [ "$b" -lt "$(full_budget "$quiet")" ] && why+=", cut to the time left of XSW_XEN_TIMEOUT"
+      full_budget "$quiet"
+      why="calibrated budget: quiet $quiet s x $MARGIN x speed $SPEED + $SLACK s = $FULL s"
+      [ "$b" -lt "$FULL" ] && why+=", cut to the time left of XSW_XEN_TIMEOUT"
       if [ -n "$extended" ]; then why+="; waited twice, it was progressing"
       elif [ -n "$probe" ]; then why+="; not progressing (${mark:-none} -> ${again:-none})"
       fi
-      STEP_ERROR="$who: $what: timed out after $(( $(now) - from )) s ($why)"
+      STEP_ERROR="$who: $what: timed out after $(( NOW - from )) s ($why)"
       note "FAILED $STEP_ERROR"
-      rm -f "$OUT/current"
+      : > "$OUT/current"
       return 1
     fi
     pause "$POLL"
   done
-  rm -f "$OUT/current"
-  took=$(( $(now) - from ))
+  : > "$OUT/current"
+  tick
+  took=$(( NOW - from ))
   note "$who: $what in $took s (budget $b s${extended:+, extended once})"
-  if [ "$quiet" -ge 5 ]; then
-    local observed
-    observed=$(awk -v t="$took" -v q="$quiet" -v s="$SPEED" 'BEGIN { o = t / q; if (o > s) printf "%.2f", o }')
-    if [ -n "$observed" ]; then
-      SPEED=$observed
-      note "speed factor raised to $SPEED ($who: $what took $took s, quiet $quiet s)"
-    fi
+  if [ "$quiet" -ge 5 ] && [ $(( took * 100 / quiet )) -gt "$SPEED_C" ]; then
+    set_speed $(( took * 100 / quiet ))
+    note "speed factor raised to $SPEED ($who: $what took $took s, quiet $quiet s)"
   fi
   return 0
 }
