@@ -57,7 +57,7 @@ Q_TRAFFIC=$(( FRAMES / 100 + 5 ))   # at 100 frames/s, the quiet rate
 
 # The guests' kernel and ramdisk from tmpfs (libxl maps them; over 9p that is
 # slow), copied while the back end starts.
-COPY_FROM=$(now)
+tick; COPY_FROM=$NOW
 cp /mnt/xsw/vmlinux /mnt/xsw/domu.cpio.gz "$RUN/" &
 COPY_PID=$!
 
@@ -258,8 +258,9 @@ scenario_restart() {
   if [ "${DOMIDS[vm1]:-}" != "$d1" ] || [ "${DOMIDS[vm2]:-}" != "$d2" ]; then
     fail restart "the guests were restarted (domids $d1,$d2 -> ${DOMIDS[vm1]:-none},${DOMIDS[vm2]:-none})"; return
   fi
-  local starts
-  starts=$(cat "$(guest_log vm1)" "$(guest_log vm2)" | grep -ac 'xsw-front running')
+  local starts counts
+  counts=$(grep -ac 'xsw-front running' "$(guest_log vm1)" "$(guest_log vm2)")
+  [[ $counts =~ :([0-9]+).*:([0-9]+) ]] && starts=$(( BASH_REMATCH[1] + BASH_REMATCH[2] ))
   [ "$starts" = 2 ] || { fail restart "xsw-front started $starts times in the two guests (expected 2)"; return; }
   pass restart "after SIGKILL the new back end re-attached vm1 (domid $d1) and vm2 (domid $d2), guests untouched"
 }

@@ -56,15 +56,10 @@ note() { local u _; read -r u _ < /proc/uptime; echo "$*" >> "$TIMINGS"; echo "[
 time_left() { tick; echo $(( DEADLINE - NOW )); }
 
 # full_budget QUIET: FULL := seconds allowed for a step that takes QUIET on
-# the reference machine; budget QUIET: BUDGET := that, cut to the time left
-# before the deadline
+# the reference machine
 full_budget() { FULL=$(( ($1 * MARGIN * SPEED_C + 99) / 100 + SLACK )); }
-budget() {
-  full_budget "$1"
-  tick
-  BUDGET=$(( FULL < DEADLINE - NOW ? FULL : DEADLINE - NOW ))
-  [ "$BUDGET" -ge 0 ] || BUDGET=0
-}
+# step_end FROM QUIET: END := FROM + the full budget, but not after DEADLINE
+step_end() { full_budget "$2"; END=$(( $1 + FULL < DEADLINE ? $1 + FULL : DEADLINE )); }
 
 # calibrate: SPEED = the larger of (dom0's boot time / BOOT_QUIET) and (one
 # node start-up / CAL_QUIET), at least 1. Node's start-up is the workload
@@ -94,12 +89,11 @@ calibrate() {
 STEP_ERROR=
 step() {
   local who=$1 what=$2 quiet=$3; shift 3
-  local from=${STEP_FROM:-} probe=${STEP_PROGRESS:-} b end took mark= again= extended= why
+  local from=${STEP_FROM:-} probe=${STEP_PROGRESS:-} b end took mark= again= extended= why waited=
   STEP_FROM= STEP_PROGRESS=
   tick
   [ -n "$from" ] || from=$NOW
-  budget "$quiet"; b=$BUDGET
-  end=$(( from + b ))
+  step_end "$from" "$quiet"; end=$END; b=$(( end - from ))
   [ -n "$probe" ] && mark=$(eval "$probe" 2>/dev/null)
   echo "$who: $what (budget $b s from dom0 uptime $from)" > "$OUT/current"
   until "$@"; do
@@ -109,8 +103,7 @@ step() {
       if [ -z "$extended" ] && [ -n "$again" ] && [ "$again" != "$mark" ] && [ $(( DEADLINE - NOW )) -gt 0 ]; then
         extended=1
         note "$who: $what: slow, not within $b s but progressing ($mark -> $again): waiting once more"
-        budget "$quiet"
-        end=$(( NOW + BUDGET ))
+        step_end "$NOW" "$quiet"; end=$END
         continue
       fi
       full_budget "$quiet"
@@ -125,10 +118,17 @@ step() {
       return 1
     fi
     pause "$POLL"
+    waited=1
   done
   : > "$OUT/current"
   tick
   took=$(( NOW - from ))
+  # Done at the first check of a step timed from earlier: it finished some
+  # time while an earlier step was waited for, so its time says nothing.
+  if [ -z "$waited" ] && [ "$took" -gt "$POLL" ]; then
+    note "$who: $what: done when first checked, $took s after it began (budget $b s)"
+    return 0
+  fi
   note "$who: $what in $took s (budget $b s${extended:+, extended once})"
   if [ "$quiet" -ge 5 ] && [ $(( took * 100 / quiet )) -gt "$SPEED_C" ]; then
     set_speed $(( took * 100 / quiet ))
