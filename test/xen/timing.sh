@@ -94,11 +94,14 @@ step() {
   tick
   [ -n "$from" ] || from=$NOW
   step_end "$from" "$quiet"; end=$END; b=$(( end - from ))
-  [ -n "$probe" ] && mark=$(eval "$probe" 2>/dev/null)
   echo "$who: $what (budget $b s from dom0 uptime $from)" > "$OUT/current"
   until "$@"; do
+    # The counter's first reading once the step has to wait (it costs
+    # programs); the deadline counts after one pause, so a step timed from
+    # earlier whose budget is gone already gets a look at its progress.
+    [ -n "$probe" ] && [ -z "$waited" ] && mark=$(eval "$probe" 2>/dev/null)
     tick
-    if [ "$NOW" -ge "$end" ]; then
+    if [ -n "$waited" ] && [ "$NOW" -ge "$end" ]; then
       [ -n "$probe" ] && again=$(eval "$probe" 2>/dev/null)
       if [ -z "$extended" ] && [ -n "$again" ] && [ "$again" != "$mark" ] && [ $(( DEADLINE - NOW )) -gt 0 ]; then
         extended=1
