@@ -1,6 +1,7 @@
 #!/bin/bash
 # The test:xen scenarios, run by dom0's /init on real Xen. One line per
-# scenario goes to $OUT/results: "PASS name: detail" or "FAIL name: reason".
+# scenario goes to $OUT/results: "PASS name: detail" or "FAIL name: reason";
+# every wait is a step of timing.sh (its time and budget go to $OUT/timings).
 #   1 attach    two guests attach; the back end registers both MACs with the
 #               grefs they published in XenStore
 #   2 traffic   txonly in vm1 -> back end vm2vm -> rxonly --verify in vm2:
@@ -14,7 +15,6 @@ OUT=/mnt/xsw/out
 XSW=/opt/xsw
 RUN=/run/xsw
 FRAMES=${FRAMES:-1000}
-RATE=100   # frames/s: the emulated guests must keep their RX rings filled
 MAC1=00:00:00:00:00:11
 MAC2=00:00:00:00:00:22
 mkdir -p "$RUN"
@@ -23,35 +23,92 @@ mkdir -p "$RUN"
 ulimit -c unlimited
 echo "$OUT/core.%e.%p" > /proc/sys/kernel/core_pattern
 : > "$OUT/results"
-t0=$(cut -d' ' -f1 /proc/uptime)
-say() { echo "[scenarios $(cut -d' ' -f1 /proc/uptime)] $*"; }
+: > "$OUT/timings"
+read -r t0 _ < /proc/uptime
+say() { local u _; read -r u _ < /proc/uptime; echo "[scenarios $u] $*"; }
 pass() { echo "PASS $1: $2" >> "$OUT/results"; say "PASS $1: $2"; }
 fail() { echo "FAIL $1: $2" >> "$OUT/results"; say "FAIL $1: $2"; }
+# shellcheck source=test/xen/timing.sh
+. /mnt/xsw/timing.sh
 
-# wait_for SECONDS COMMAND...: polls every 0.5 s until COMMAND succeeds
-wait_for() {
-  local end=$(( $(date +%s) + $1 )); shift
-  until "$@"; do
-    [ "$(date +%s)" -ge "$end" ] && return 1
-    sleep 0.5
-  done
-}
+# What each step takes on the reference machine (seconds), i.e. when
+# timing.sh's calibration takes its CAL_QUIET; timing.sh turns them into
+# budgets for this run.
+Q_BACKEND=8       # node starts the back end until it watches /local/domain
+Q_COPY=6          # dom0 copies the guests' kernel and ramdisk (105 MB) from 9p to tmpfs
+Q_CREATE=15       # xl create of a PV guest (loads its kernel and ramdisk)
+Q_BOOT=50         # from xl create to the guest's /init (the other guest boots too)
+Q_FRONT=8         # node starts xsw-front until it has published its device
+Q_REGISTER=10     # the back end attaches a published device
+Q_REATTACH=30     # a restarted back end re-attaches both guests
+Q_DETACH=8        # the back end detaches a destroyed guest
+Q_GONE=5          # Xen finishes destroying it
+Q_EXIT=3          # the back end exits on SIGTERM
+# Timer slack (ns) of the back end and of everything in the guests: their idle
+# polling wakes up to 2000 times a second, which under emulation costs about
+# half an emulated CPU each; with 20 ms of slack those wake-ups coalesce.
+TIMERSLACK=20000000
 
-# The guests' kernel and ramdisk from tmpfs (libxl maps them; over 9p that is slow).
-cp /mnt/xsw/vmlinux "$RUN/vmlinux"
-cp /mnt/xsw/domu.cpio.gz "$RUN/domu.cpio.gz"
+if ! calibrate; then
+  for s in attach traffic restart destroy; do fail "$s" "skipped: the calibration failed (node does not run in dom0)"; done
+  exit 1
+fi
+Q_TRAFFIC=$(( FRAMES / 100 + 5 ))   # at 100 frames/s, the quiet rate
+
+# The guests' kernel and ramdisk from tmpfs (libxl maps them; over 9p that is
+# slow), copied while the back end starts.
+tick; COPY_FROM=$NOW
+cp /mnt/xsw/vmlinux /mnt/xsw/domu.cpio.gz "$RUN/" &
+COPY_PID=$!
 
 BACKENDS=0
 BE_PID=
 start_backend() {
   BACKENDS=$((BACKENDS + 1))
   BE_LOG=/tmp/backend-$BACKENDS.log
-  node "$XSW/dist/backend/cli.js" --platform xen --vm2vm --stats 1 --json \
+  (echo "$TIMERSLACK" > /proc/self/timerslack_ns
+   exec node "$XSW/dist/backend/cli.js" --platform xen --vm2vm --stats 1 --json) \
     > "/tmp/backend-$BACKENDS-stats.log" 2> "$BE_LOG" &
   BE_PID=$!
   say "back end $BACKENDS started (pid $BE_PID)"
 }
-registered() { grep -q "MAC_ADDRESS $1 and VLAN_TAG [0-9]* registered" "$BE_LOG"; }
+registered() { file_has "$BE_LOG" "MAC_ADDRESS $1 and VLAN_TAG [0-9]+ registered"; }
+be_says() { file_has "$BE_LOG" "$1"; }
+be_gone() { ! kill -0 "$BE_PID" 2>/dev/null; }
+be_tail() { tail -"${1:-2}" "$BE_LOG" 2>/dev/null | tr '\n' ' '; }
+# Progress counters for timing.sh's STEP_PROGRESS: the CPU time of the back
+# end, or of a domain that is neither crashed nor dying; empty when gone.
+be_cpu() { kill -0 "$BE_PID" 2>/dev/null && ps -o times= -p "$BE_PID" | tr -d ' '; }
+dom_cpu() { xl list "$1" 2>/dev/null | awk 'NR == 2 && $5 !~ /[cd]/ { print $6 }'; }
+# Checks between the waits also avoid programs where they can (each costs up
+# to seconds of the emulated machine): one program's output parsed by bash.
+# xl_domids: DOMIDS[name]=domid for every domain `xl list` shows (one xl)
+declare -A DOMIDS
+xl_domids() {
+  local out line re='^([^ ]+) +([0-9]+) '
+  DOMIDS=()
+  out=$(xl list 2>/dev/null) || return 1
+  while IFS= read -r line; do [[ $line =~ $re ]] && DOMIDS[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}; done <<< "$out"
+  return 0
+}
+
+guest_log() { echo "/var/log/xen/guest-$1.log"; }
+guest_says() { file_has "/var/log/xen/guest-$1.log" "$2"; }
+# last_stats NAME: the last JSON stats line a guest printed (xsw-front
+# --stats 1 --json), from its console log's last lines (one tail)
+last_stats() {
+  local lines line i
+  lines=$(tail -n 40 "$(guest_log "$1")" 2>/dev/null)
+  mapfile -t lines <<< "$lines"
+  for (( i = ${#lines[@]} - 1; i >= 0; i-- )); do
+    line=${lines[i]}
+    [[ $line == *'"devices"'* ]] && { echo "${line%$'\r'}"; return; }
+  done
+}
+# field NAME < stats line: a counter's value (the first device's)
+field() { local s re="\"$1\":([0-9]+)"; IFS= read -r s; [[ $s =~ $re ]] && echo "${BASH_REMATCH[1]}"; }
+# guest_failed SCENARIO NAME: the FAIL line for a guest's step that failed
+guest_failed() { fail "$1" "$STEP_ERROR; last console lines of $2: $(console_tail "$2")"; }
 
 # create_guest NAME XSW-FRONT-ARGS (comma-separated) [EXTRA-KERNEL-ARGS]
 create_guest() {
@@ -60,60 +117,117 @@ name = "$1"
 type = "pv"
 kernel = "$RUN/vmlinux"
 ramdisk = "$RUN/domu.cpio.gz"
-extra = "console=hvc0 loglevel=4 rdinit=/init xsw_args=$2 ${3:-}"
+extra = "console=hvc0 loglevel=4 rdinit=/init xsw_timerslack=$TIMERSLACK xsw_args=$2 ${3:-}"
 memory = 448
 vcpus = 1
 on_crash = "preserve"
 EOF
-  xl create "$RUN/$1.cfg" > "/tmp/xl-create-$1.log" 2>&1 || { cat "/tmp/xl-create-$1.log"; return 1; }
-  say "created $1 (domid $(xl domid "$1"))"
+  xl_create "$1"
 }
-guest_log() { echo "/var/log/xen/guest-$1.log"; }
-# the last JSON stats line a guest printed (xsw-front --stats 1 --json)
-last_stats() { grep -a '"devices"' "$(guest_log "$1")" 2>/dev/null | tail -1; }
-field() { grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
+# xl_create NAME: `xl create`, waited for as a step (its progress: xl's CPU
+# time); tried once more when it fails or stalls, after destroying what it
+# left (no domain of that name exists then, so trying again is idempotent).
+# Sets CREATED_<NAME>, the uptime the guest's later steps are timed from.
+xl_create() {
+  local try from pid rc
+  for try in 1 2; do
+    from=$(now)
+    xl create "$RUN/$1.cfg" > "/tmp/xl-create-$1.log" 2>&1 &
+    pid=$!
+    if STEP_PROGRESS="proc_cpu $pid" step "$1" "created by xl create" "$Q_CREATE" proc_gone "$pid"; then
+      wait "$pid"; rc=$?
+      if [ "$rc" = 0 ]; then
+        printf -v "CREATED_$1" %s "$from"
+        printf -v "RUNNING_$1" '%(%s)T' -1
+        printf -v "DOMID_$1" %s "$(xl domid "$1")"
+        note "$1: domid $(domid "$1")"
+        return 0
+      fi
+      STEP_ERROR="$1: xl create failed (exit status $rc): $(tail -2 "/tmp/xl-create-$1.log" | tr '\n' ' ')"
+    else
+      kill "$pid" 2> /dev/null; wait "$pid"
+    fi
+    note "$1: attempt $try of 2 failed: $STEP_ERROR"
+    xl destroy "$1" > /dev/null 2>&1
+  done
+  return 1
+}
+proc_gone() { ! kill -0 "$1" 2> /dev/null; }
+proc_cpu() { kill -0 "$1" 2> /dev/null && ps -o times= -p "$1" | tr -d ' '; }
+created() { local v="CREATED_$1"; echo "${!v}"; }
+# domid NAME: the guest's domid when it was created (xl costs a second a call)
+domid() { local v="DOMID_$1"; echo "${!v}"; }
+# booted NAME: its /init has run (timed from its creation)
+booted() {
+  STEP_FROM=$(created "$1") STEP_PROGRESS="dom_cpu $1" \
+    step "$1" "booted to userspace" "$Q_BOOT" guest_says "$1" XSW-GUEST-UP || return 1
+  # Where the time went: the guest's uptime and wall clock at its /init.
+  local re='uptime=([0-9]+)[.0-9]* epoch=([0-9]+)' started="RUNNING_$1"
+  [[ $FH_LINE =~ $re ]] && note "$1: its kernel reached userspace in ${BASH_REMATCH[1]} s of its uptime, $(( BASH_REMATCH[2] - ${!started} )) s after xl create returned (by the clocks of dom0 and the guest)"
+}
+# front_running NAME: its xsw-front has published its device
+front_running() {
+  STEP_PROGRESS="dom_cpu $1" step "$1" "xsw-front running" "$Q_FRONT" guest_says "$1" 'xsw-front running'
+}
+# attached NAME MAC: the back end registered the guest's device
+attached() {
+  STEP_PROGRESS=be_cpu step "$1" "registered by the back end" "$Q_REGISTER" registered "$2"
+}
 
 # ---- 1 attach
 scenario_attach() {
   start_backend
-  wait_for 60 grep -q 'watching /local/domain' "$BE_LOG" || { fail attach "the back end did not start: $(tail -3 "$BE_LOG")"; return; }
+  STEP_PROGRESS=be_cpu step "back end" "watching /local/domain" "$Q_BACKEND" be_says 'watching /local/domain' \
+    || { fail attach "$STEP_ERROR; back end log: $(be_tail 3)"; return; }
+  STEP_FROM=$COPY_FROM STEP_PROGRESS="proc_cpu $COPY_PID" step dom0 "copied the guests' kernel and ramdisk to tmpfs" "$Q_COPY" proc_gone "$COPY_PID" \
+    || { fail attach "$STEP_ERROR"; return; }
+  wait "$COPY_PID" || { fail attach "copying the guests' kernel and ramdisk from /mnt/xsw to $RUN failed"; return; }
+  # The sender's rate follows the measured speed: the emulated receiver must
+  # keep its RX ring filled (on a quiet machine, 5 times this rate dropped 1
+  # frame in 2000 as rx_no_buffer).
+  RATE=$(( 10000 / SPEED_C < 10 ? 10 : 10000 / SPEED_C ))
   # Both guests boot at once; vm1 (the sender) starts xsw-front only when
   # told, after vm2 is registered, so no frame finds its destination missing.
-  create_guest vm2 "--mac,$MAC2,--fwd,rxonly,--verify,--nb-mbuf,1024,--stats,1,--json" || { fail attach "xl create vm2 failed"; return; }
+  create_guest vm2 "--mac,$MAC2,--fwd,rxonly,--verify,--nb-mbuf,1024,--stats,1,--json" \
+    || { fail attach "$STEP_ERROR"; return; }
   create_guest vm1 "--mac,$MAC1,--fwd,txonly,--eth-peer,$MAC2,--count,$FRAMES,--rate,$RATE,--txpkts,256,--nb-mbuf,1024,--stats,1,--json" xsw_wait=1 \
-    || { fail attach "xl create vm1 failed"; return; }
-  if ! wait_for 150 registered "$MAC2"; then
-    fail attach "vm2's device was not registered within 150 s; guest console: $(tail -3 "$(guest_log vm2)" | tr '\n' ' ')"
-    return
-  fi
-  xenstore-write "/local/domain/$(xl domid vm1)/data/xsw-go" 1
-  if ! wait_for 120 registered "$MAC1"; then
-    fail attach "vm1's device was not registered within 120 s; guest console: $(tail -3 "$(guest_log vm1)" | tr '\n' ' ')"
-    return
-  fi
+    || { fail attach "$STEP_ERROR"; return; }
+  booted vm2 && front_running vm2 || { guest_failed attach vm2; return; }
+  attached vm2 "$MAC2" || { fail attach "$STEP_ERROR; back end log: $(be_tail 2)"; return; }
+  booted vm1 || { guest_failed attach vm1; return; }
+  xenstore-write "/local/domain/$(domid vm1)/data/xsw-go" 1
+  front_running vm1 || { guest_failed attach vm1; return; }
+  attached vm1 "$MAC1" || { fail attach "$STEP_ERROR; back end log: $(be_tail 2)"; return; }
   # The grefs the back end mapped are the ones each guest published: check the
   # published values are real grant references (decimal, >= 8) in the guest's own tree.
-  local name domid key value bad=
+  local keys=(0_mempool_gref 0_rx_vring_gref 0_tx_vring_gref 0_vring_flag)
+  local name id key value values i bad= ref
+  declare -A flag
   for name in vm1 vm2; do
-    domid=$(xl domid "$name")
-    for key in 0_mempool_gref 0_rx_vring_gref 0_tx_vring_gref 0_vring_flag; do
-      value=$(xenstore-read "/local/domain/$domid/control/dpdk/$key" 2>/dev/null)
+    id=$(domid "$name")
+    values=$(xenstore-read "${keys[@]/#//local/domain/$id/control/dpdk/}" 2>/dev/null)
+    mapfile -t values <<< "$values"
+    for i in "${!keys[@]}"; do
+      key=${keys[i]}; value=${values[i]:-}
       [[ $value =~ ^[0-9]+(,[0-9]+)*$ ]] || { bad+=" $name:$key=$value"; continue; }
       for ref in ${value//,/ }; do [ "$ref" -ge 8 ] || bad+=" $name:$key=$value"; done
     done
-    grep -q "\"domid\":$domid,.*registered" "$BE_LOG" || bad+=" $name:no-registered-line-for-domid-$domid"
+    flag[$name]=${values[3]:-}
+    be_says "\"domid\":$id,.*registered" || bad+=" $name:no-registered-line-for-domid-$id"
   done
-  local perms
-  perms=$(xenstore-ls -p "/local/domain/$(xl domid vm1)/control" 2>/dev/null | grep '^dpdk' | grep -o '(.*)')
+  local perms re='(^|'$'\n'')dpdk[^'$'\n'']*(\([^)]*\))'
+  perms=$(xenstore-ls -p "/local/domain/$(domid vm1)/control" 2>/dev/null)
+  [[ $perms =~ $re ]] && perms=${BASH_REMATCH[2]} || perms="(none)"
   [ -n "$bad" ] && { fail attach "bad XenStore values:$bad"; return; }
-  pass attach "vm1 (domid $(xl domid vm1)) and vm2 (domid $(xl domid vm2)) registered; flag grefs $(xenstore-read "/local/domain/$(xl domid vm1)/control/dpdk/0_vring_flag"), $(xenstore-read "/local/domain/$(xl domid vm2)/control/dpdk/0_vring_flag"); control/dpdk perms $perms"
+  pass attach "vm1 (domid $(domid vm1)) and vm2 (domid $(domid vm2)) registered; flag grefs ${flag[vm1]}, ${flag[vm2]}; control/dpdk perms $perms"
 }
 
 # ---- 2 traffic
-rx_done() { [ "$(last_stats vm2 | field rx_packets)" = "$FRAMES" ]; }
+rx_count() { last_stats vm2 | field rx_packets; }
+rx_done() { guest_says vm2 "\"rx_packets\":$FRAMES[,}]"; }
 scenario_traffic() {
-  if ! wait_for 120 rx_done; then
-    fail traffic "vm2 received $(last_stats vm2 | field rx_packets) of $FRAMES frames in 120 s; vm1: $(last_stats vm1); back end: $(tail -1 "/tmp/backend-$BACKENDS-stats.log")"
+  if ! STEP_PROGRESS=rx_count step vm2 "received $FRAMES frames sent at $RATE/s" "$Q_TRAFFIC" rx_done; then
+    fail traffic "$STEP_ERROR; vm2 received $(rx_count) of $FRAMES frames; vm1: $(last_stats vm1); back end: $(tail -1 "/tmp/backend-$BACKENDS-stats.log")"
     return
   fi
   local s bad order tx
@@ -129,37 +243,42 @@ scenario_traffic() {
 
 # ---- 3 restart
 scenario_restart() {
-  local d1 d2
-  d1=$(xl domid vm1); d2=$(xl domid vm2)
+  local d1 d2 from
+  d1=$(domid vm1); d2=$(domid vm2)
   kill -KILL "$BE_PID"; wait "$BE_PID" 2>/dev/null
+  from=$(now)
   start_backend
-  if ! wait_for 90 registered "$MAC1" || ! wait_for 30 registered "$MAC2"; then
-    fail restart "the restarted back end did not re-attach both guests: $(grep -c registered "$BE_LOG") registered; $(tail -2 "$BE_LOG" | tr '\n' ' ')"
+  # Both from the restart: the back end attaches every announced device before it watches.
+  if ! STEP_FROM=$from STEP_PROGRESS=be_cpu step "back end $BACKENDS" "re-attached vm1" "$Q_REATTACH" registered "$MAC1" \
+    || ! STEP_FROM=$from STEP_PROGRESS=be_cpu step "back end $BACKENDS" "re-attached vm2" "$Q_REATTACH" registered "$MAC2"; then
+    fail restart "$STEP_ERROR; $(grep -c registered "$BE_LOG") registered; back end log: $(be_tail 2)"
     return
   fi
-  if [ "$(xl domid vm1)" != "$d1" ] || [ "$(xl domid vm2)" != "$d2" ]; then
-    fail restart "the guests were restarted (domids $d1,$d2 -> $(xl domid vm1),$(xl domid vm2))"; return
+  xl_domids
+  if [ "${DOMIDS[vm1]:-}" != "$d1" ] || [ "${DOMIDS[vm2]:-}" != "$d2" ]; then
+    fail restart "the guests were restarted (domids $d1,$d2 -> ${DOMIDS[vm1]:-none},${DOMIDS[vm2]:-none})"; return
   fi
-  local starts
-  starts=$(cat "$(guest_log vm1)" "$(guest_log vm2)" | grep -ac 'xsw-front running')
+  local starts counts
+  counts=$(grep -ac 'xsw-front running' "$(guest_log vm1)" "$(guest_log vm2)")
+  [[ $counts =~ :([0-9]+).*:([0-9]+) ]] && starts=$(( BASH_REMATCH[1] + BASH_REMATCH[2] ))
   [ "$starts" = 2 ] || { fail restart "xsw-front started $starts times in the two guests (expected 2)"; return; }
   pass restart "after SIGKILL the new back end re-attached vm1 (domid $d1) and vm2 (domid $d2), guests untouched"
 }
 
 # ---- 4 destroy
 gntdev_maps() { grep -c /dev/xen/gntdev "/proc/$BE_PID/maps" 2>/dev/null || echo 0; }
-domain_gone() { ! xl list 2>/dev/null | awk 'NR>1{print $2}' | grep -qx "$1"; }
+domain_gone() { xl_domids && ! [[ " ${DOMIDS[*]} " == *" $1 "* ]]; }
 scenario_destroy() {
   local d1 before after
-  d1=$(xl domid vm1)
+  d1=$(domid vm1)
   before=$(gntdev_maps)
   xl destroy vm1
-  if ! wait_for 60 grep -q "detached domain $d1 device 0" "$BE_LOG"; then
-    fail destroy "the back end did not detach domain $d1 within 60 s: $(tail -2 "$BE_LOG" | tr '\n' ' ')"; return
+  if ! STEP_PROGRESS=be_cpu step "back end" "detached domain $d1" "$Q_DETACH" be_says "detached domain $d1 device 0"; then
+    fail destroy "$STEP_ERROR; back end log: $(be_tail 2)"; return
   fi
   # A domain whose pages are still mapped by dom0 lingers as a zombie.
-  if ! wait_for 30 domain_gone "$d1"; then
-    fail destroy "domain $d1 is still listed after xl destroy (its grants are still mapped?): $(xl list | tr '\n' ' ')"; return
+  if ! step vm1 "gone from xl list" "$Q_GONE" domain_gone "$d1"; then
+    fail destroy "$STEP_ERROR; domain $d1 is still listed after xl destroy (its grants are still mapped?): $(xl list | tr '\n' ' ')"; return
   fi
   after=$(gntdev_maps)
   if ! [ "$after" -lt "$before" ]; then
@@ -180,10 +299,8 @@ else
 fi
 # SIGTERM must end the back end promptly (it detaches and unmaps everything first).
 kill -TERM "$BE_PID" 2>/dev/null
-if wait_for 20 eval '! kill -0 "$BE_PID" 2>/dev/null'; then
-  say "the back end exited on SIGTERM"
-else
-  say "the back end ignored SIGTERM for 20 s; killing it"; kill -KILL "$BE_PID"
+if ! step "back end" "exited on SIGTERM" "$Q_EXIT" be_gone; then
+  say "killing the back end"; kill -KILL "$BE_PID"
 fi
-xl list
-say "done in $(awk -v t0="$t0" '{printf "%.1f", $1 - t0}' /proc/uptime) s"
+[ "$(time_left)" -gt 0 ] && xl list
+say "done in $(( $(now) - ${t0%.*} )) s"
