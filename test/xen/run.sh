@@ -80,16 +80,19 @@ rm -rf "$RUN"
 mkdir -p "$SHARE/out" "$RUN/stage/opt/xsw/build/Release" "$RUN/stage/opt/xsw/dist"
 
 # The project as installed: compiled JS (not the tests), the addon, and the
-# runtime dependencies' closure (pino, commander; not cmake-js, which only builds).
+# closure of package.json's dependencies (not cmake-js and node-addon-api,
+# which only build the addon).
 # dist/'s runtime folders (not test/, bench/, scripts/): add new ones to this list.
-RUNTIME_DIRS=(backend frontend native schema xenstore)
+RUNTIME_DIRS=(backend ctl frontend native schema xenstore)
 for d in "${RUNTIME_DIRS[@]}"; do
   [ -d "$DIST/$d" ] && cp -a "$DIST/$d" "$RUN/stage/opt/xsw/dist/"
 done
 cp "$ADDON" "$RUN/stage/opt/xsw/build/Release/xsw.node"
 [ -n "${XSW_XEN_EXTRA:-}" ] && cp -a "$XSW_XEN_EXTRA" "$RUN/stage/opt/xsw/extra"
 cp "$ROOT/package.json" "$RUN/stage/opt/xsw/"
-node - "$ROOT" "$RUN/stage/opt/xsw" pino commander <<'EOF' || die "cannot collect the runtime node_modules: run 'npm install' first"
+RUNTIME_DEPS=$(node -e 'const d = require(process.argv[1]).dependencies ?? {}; console.log(Object.keys(d).filter((n) => n !== "cmake-js" && n !== "node-addon-api").join(" "))' "$ROOT/package.json")
+# shellcheck disable=SC2086 # one word per package
+node - "$ROOT" "$RUN/stage/opt/xsw" $RUNTIME_DEPS <<'EOF' || die "cannot collect the runtime node_modules: run 'npm install' first"
 const fs = require('fs'), path = require('path');
 const [root, dest, ...names] = process.argv.slice(2);
 const seen = new Set();
