@@ -74,17 +74,19 @@ export function buildRegistry(src: MetricsSource): Registry {
     },
   });
 
-  const nicCounter = (name: string, help: string, pick: (n: ReturnType<MetricsSource['nic']>) => number): void => {
+  /** A counter whose value is read from the source at each scrape. */
+  const readCounter = (name: string, help: string, read: () => number): void => {
     new Counter({
       name,
       help,
       registers: [register],
       collect() {
         this.reset();
-        this.inc(pick(src.nic()));
+        this.inc(read());
       },
     });
   };
+  const nicCounter = (name: string, help: string, pick: (n: ReturnType<MetricsSource['nic']>) => number): void => readCounter(name, help, () => pick(src.nic()));
   nicCounter('xsw_nic_rx_frames_total', 'Frames received from the NIC', (n) => n.rx);
   nicCounter('xsw_nic_tx_frames_total', 'Frames sent to the NIC', (n) => n.tx);
   nicCounter('xsw_nic_dropped_total', 'Frames from the NIC dropped, and frames for it that it could not take', (n) => n.dropped);
@@ -106,27 +108,9 @@ export function buildRegistry(src: MetricsSource): Registry {
       this.set(src.nic().present ? 1 : 0);
     },
   });
-  new Counter({
-    name: 'xsw_switch_loops_total',
-    help: "Poll loops the data plane's thread has run",
-    registers: [register],
-    collect() {
-      this.reset();
-      this.inc(src.loops());
-    },
-  });
+  readCounter('xsw_switch_loops_total', "Poll loops the data plane's thread has run", () => src.loops());
 
-  const events = (name: string, help: string, pick: (e: ReturnType<MetricsSource['events']>) => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [register],
-      collect() {
-        this.reset();
-        this.inc(pick(src.events()));
-      },
-    });
-  };
+  const events = (name: string, help: string, pick: (e: ReturnType<MetricsSource['events']>) => number): void => readCounter(name, help, () => pick(src.events()));
   events('xsw_device_attaches_total', 'Devices attached', (e) => e.attached);
   events('xsw_device_quarantines_total', 'Devices quarantined for a ring violation', (e) => e.quarantined);
   new Counter({

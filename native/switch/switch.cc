@@ -11,6 +11,7 @@
 #include "common/adaptive_poll.h"
 #include "common/errors.h"
 #include "common/ethernet.h"
+#include "common/hex.h"
 
 namespace xsw {
 
@@ -22,12 +23,6 @@ constexpr uint32_t kMaxDevicesLimit = 4096;
 
 std::string Who(const DeviceConfig& c) {
   return "domain " + std::to_string(c.domid) + " device " + std::to_string(c.dev);
-}
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 // The mappings the control plane reports must cover what the data plane will

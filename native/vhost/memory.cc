@@ -1,5 +1,7 @@
 #include "vhost/memory.h"
 
+#include "common/hex.h"
+
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -10,11 +12,6 @@
 namespace xsw::vhost {
 
 namespace {
-std::string Hex(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 bool Wraps(uint64_t a, uint64_t len) { return a + len < a; }
 }  // namespace
 

@@ -7,17 +7,12 @@
 
 #include "common/errors.h"
 #include "common/ethernet.h"
+#include "common/hex.h"
 #include "shm/chain_copy.h"
 
 namespace xsw::vhost {
 
 namespace {
-
-std::string Hex(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 
 void CloseFd(int* fd) {
   if (*fd >= 0) ::close(*fd);
