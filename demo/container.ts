@@ -57,6 +57,11 @@ export async function containerScenario(
     const vm4 = await startGuest('vm4', VM4_MAC, txonly);
     const timeoutMs = Math.ceil((n / TXONLY_RATE) * 1000) + 15000;
     const c = await p.counters(vm4, 0, (x) => x.tx_done === 1 && x.rx_packets >= n, timeoutMs, signal);
+    // The back end's next stats table, while the container is still attached, shows its port.
+    const fromLine = backend.out.length;
+    await backend.waitFor('the back end\'s next stats table', () => backend.out.slice(fromLine).find((l) => l.includes(`vhost-user: ${sock}`)), 15000, signal).catch((err: Error) => {
+      if (signal.aborted) throw err;
+    });
     const ok = c !== undefined && c.tx_packets === n && c.rx_packets === n && c.rx_bad === 0 && c.rx_out_of_order === 0;
     const text = c === undefined
       ? 'vm4 printed no counters'
