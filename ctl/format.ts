@@ -1,13 +1,10 @@
 // xsw-ctl's human output: aligned tables of what the control socket
 // returns. Pure formatting (the --json forms print the replies as they are).
 
-export interface CtlDevice {
-  kind: string;
-  id: string;
-  slot?: number;
-  mac: string;
-  vlan: number;
-  state: string;
+import type { DeviceInfo } from '../backend/control';
+
+/** A device as the control socket lists it (backend/control.ts), with the fields the tables read. */
+export interface CtlDevice extends DeviceInfo {
   rx_ring?: number | null;
   tx_ring?: number | null;
   pages?: number;
