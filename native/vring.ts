@@ -20,6 +20,7 @@ export const VIOLATION_NAMES = [
   'read_from_writeonly',
   'out_after_in',
   'indirect_desc',
+  'memory_truncated',
 ] as const;
 export type ViolationName = (typeof VIOLATION_NAMES)[number];
 

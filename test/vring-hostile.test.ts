@@ -124,6 +124,7 @@ test('violation names are the stable stats keys', (t) => {
     'read_from_writeonly',
     'out_after_in',
     'indirect_desc',
+    'memory_truncated',
   ]);
 });
 

@@ -24,7 +24,8 @@ namespace xsw {
   X(kWriteToReadOnly, "write_to_readonly")  /* the device must write a read-only descriptor (no F_WRITE, or a read-only region) */ \
   X(kReadFromWriteOnly, "read_from_writeonly") /* the device must read a descriptor the guest marked device-writable */ \
   X(kOutAfterIn, "out_after_in")            /* a device-readable descriptor follows a device-writable one */ \
-  X(kIndirect, "indirect_desc")             /* VRING_DESC_F_INDIRECT, which is never negotiated */
+  X(kIndirect, "indirect_desc")             /* VRING_DESC_F_INDIRECT, which is never negotiated */ \
+  X(kMemoryTruncated, "memory_truncated")   /* a vhost-user peer shrank the memory file under its mapping (SIGBUS guard) */
 
 enum class Violation : uint8_t {
 #define XSW_VIOLATION_CODE(code, name) code,

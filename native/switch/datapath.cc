@@ -85,6 +85,11 @@ bool Switch::CheckTx(Device& d, uint32_t* work) {
     ++*work;
     return false;
   }
+  if (d.cfg.memory_lost != nullptr && d.cfg.memory_lost->load(std::memory_order_acquire)) {
+    Quarantine(d, Violation::kMemoryTruncated);
+    ++*work;
+    return false;
+  }
   Violation v = d.tx->Avail(&d.tx_avail);
   if (v != Violation::kNone) {
     Quarantine(d, v);
@@ -384,6 +389,8 @@ void Switch::FlushTouched() {
 }
 
 void Switch::Quarantine(Device& d, Violation v) {
+  // Zeros read where the peer's memory vanished make their own violation: name the cause.
+  if (d.cfg.memory_lost != nullptr && d.cfg.memory_lost->load(std::memory_order_acquire)) v = Violation::kMemoryTruncated;
   d.counters.drops[DropIndex(v)].Add();
   d.fault_reason.store(uint8_t(v), std::memory_order_relaxed);
   d.fault_kind.store(FaultKind::kQuarantine, std::memory_order_release);

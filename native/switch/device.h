@@ -64,6 +64,10 @@ struct DeviceConfig {
   uint32_t net_hdr_len = kVirtioNetHdrLen;  // 10, or 12 with VERSION_1
   bool vlan_from_slot = false;              // vlan = kVlanPoolBase + the slot the switch picks
   int tx_call_fd = -1, rx_call_fd = -1;     // eventfds written after used entries are published
+  // Raised by vhost-user's SIGBUS guard when the peer's memory file shrank
+  // under `regions` (which then read zeros): the device is quarantined with
+  // memory_truncated. Null for Xen devices.
+  const std::atomic<bool>* memory_lost = nullptr;
 };
 
 // The VLAN of a device's pool when dom0 assigned none: 1000 + slot.

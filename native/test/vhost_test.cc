@@ -5,6 +5,7 @@
 // the 12-byte header, and each hostile case: one log line, the device
 // detached, the connection dropped, never a crash (ASan/UBSan), and two
 // other vhost-user devices switching meanwhile lose nothing.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -20,6 +21,7 @@
 #include "common/ethernet.h"
 #include "shm/vring.h"
 #include "switch/switch.h"
+#include "vhost/memory.h"
 #include "vhost/message.h"
 #include "vhost/port.h"
 
@@ -392,6 +394,26 @@ void TestHostile() {
     pc.OnReadable();
     c.Close();
   });
+  // The peer shrinks its (unsealable) memfd under the live device: the
+  // switch's next access faults, the SIGBUS guard maps zeros over the region
+  // and the switch quarantines the device. The peer must not touch its own
+  // mapping after that (it would fault in this same process).
+  Hostile("shrunk memfd", "memory_truncated", [](Peer& c, Port& pc, Switch& sw) {
+    Setup(c, pc);
+    c.SendFrame(Frame(0x020000000dd1, kMacC, 100));  // to no one: the others' counts stay exact
+    sw.PollOnce();
+    CHECK(pc.slot() >= 0);
+    CHECK(Logs(pc).find("memory not sealable, SIGBUS-guarded") != std::string::npos);
+    CHECK_EQ(ftruncate(c.memfd, 0), 0);
+    sw.PollOnce();  // faults on the TX ring, reads zeros
+    sw.PollOnce();  // quarantines
+    bool quarantined = false;
+    for (auto& s : sw.Stats()) {
+      if (s.mac == kMacC) quarantined = s.state == DeviceState::kQuarantined && s.drops[DropIndex(Violation::kMemoryTruncated)] == 1;
+    }
+    CHECK(quarantined);
+    pc.Tick();
+  });
   Hostile("vanished with a live device", "the peer closed the connection", [](Peer& c, Port& pc, Switch& sw) {
     Setup(c, pc);
     CHECK(pc.slot() >= 0);
@@ -399,9 +421,42 @@ void TestHostile() {
   });
 }
 
+// GuestMemory alone: a sealable memfd is sealed against shrinking; an
+// unsealable one that shrinks reads zeros past its new end and raises lost.
+void TestShrinkGuard() {
+  for (bool sealable : {true, false}) {
+    int fd = memfd_create("guarded", MFD_CLOEXEC | (sealable ? MFD_ALLOW_SEALING : 0));
+    CHECK_EQ(ftruncate(fd, kMem), 0);
+    auto* peer = static_cast<uint8_t*>(mmap(nullptr, kMem, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    peer[kMem - 1] = 0x77;
+    munmap(peer, kMem);
+    GuestMemory mem;
+    MemRegion r{0x10000000, kMem, 0x7f0000000000, 0};
+    std::string why;
+    CHECK(mem.Map(&r, 1, &fd, &why));
+    CHECK_EQ(mem.sealed(), sealable ? 1u : 0u);
+    volatile uint8_t* last = mem.Regions()[0].hva + kMem - 1;
+    CHECK_EQ(*last, 0x77);
+    if (sealable) {
+      CHECK(ftruncate(fd, 4096) != 0);  // EPERM: the seal holds
+      CHECK_EQ(*last, 0x77);
+      CHECK(!mem.truncated());
+    } else {
+      CHECK_EQ(ftruncate(fd, 4096), 0);
+      CHECK_EQ(*last, 0);  // faulted: the guard mapped zeros over the region
+      CHECK(mem.truncated());
+      *last = 1;  // and it is writable (private memory now)
+      CHECK_EQ(*last, 1);
+    }
+    mem.Unmap();
+    close(fd);
+  }
+}
+
 }  // namespace
 
 int main() {
+  TestShrinkGuard();
   TestLearnAndSwitch();
   TestMemTableChangeAndStop();
   TestHostile();

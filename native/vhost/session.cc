@@ -404,6 +404,7 @@ bool Session::TryAttach(std::string* why) {
   c.tx_call_fd = q_[kTxQueue].call;
   c.rx_call_fd = q_[kRxQueue].call;
   c.regions = mem_.Regions();
+  c.memory_lost = mem_.lost();
   try {
     slot_ = int(sw_->AddDevice(c));
   } catch (const SysError& e) {
@@ -413,11 +414,18 @@ bool Session::TryAttach(std::string* why) {
   log_(true, "(" + std::to_string(slot_) + ") MAC_ADDRESS " + FormatMac(mac_) + " and VLAN_TAG " +
                  std::to_string(kVlanPoolBase + slot_) + " registered (vhost-user " + cfg_.name + ", rings " +
                  std::to_string(rx.num) + "/" + std::to_string(tx.num) + ", " + std::to_string(c.regions.size()) +
-                 " memory regions, " + std::to_string(c.net_hdr_len) + "-byte header)");
+                 " memory regions, " + std::to_string(c.net_hdr_len) + "-byte header, memory " +
+                 (mem_.sealed() == c.regions.size() ? "sealed" : "not sealable, SIGBUS-guarded") + ")");
   return true;
 }
 
 bool Session::Tick(std::string* why) {
+  if (mem_.truncated()) {
+    // The SIGBUS guard caught an access past the end of a memory file the peer shrank.
+    *why = "quarantined: memory_truncated (the peer shrank a memory file under its mapping; it reads zeros now)";
+    Detach();
+    return false;
+  }
   if (slot_ < 0) return TryAttach(why);
   for (const DeviceStatsSnapshot& s : sw_->Stats()) {
     if (s.slot != uint32_t(slot_) || s.state == DeviceState::kActive) continue;
