@@ -27,6 +27,7 @@ import { registerCommands } from './control-commands';
 import { buildRegistry, serveMetrics } from './metrics';
 import type http from 'node:http';
 import { VhostPorts } from './vhost';
+import { registerVhostCommands } from './vhost-control';
 
 export class StartupError extends Error {
   constructor(message: string, readonly exitCode = 1) {
@@ -259,13 +260,12 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     `watching /local/domain for guests (max ${opts.maxDevicesPerGuest} devices and ${opts.maxPagesPerGuest} pages per guest, ${opts.maxPages} pages in all; MAC policy ${opts.macPolicy})`,
   );
 
-  if (opts.vhostUser.length > 0) {
-    try {
-      vhost = new VhostPorts(sw, opts.vhostUser, log);
-    } catch (err) {
-      await shutdown();
-      throw new StartupError(`Cannot open the vhost-user ports: ${errText(err)}.`);
-    }
+  // Always there: ports may also be added at run time (xsw-ctl vhost-user add).
+  try {
+    vhost = new VhostPorts(sw, opts.vhostUser, log);
+  } catch (err) {
+    await shutdown();
+    throw new StartupError(`Cannot open the vhost-user ports: ${errText(err)}.`);
   }
 
   setStats(opts.stats);
@@ -286,7 +286,8 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     metrics: metricsAt,
   });
   if (netif) control.addDeviceKind({ kind: 'netif', list: () => kindDevices(snapshot(), 'netif') });
-  if (vhost) control.addDeviceKind({ kind: 'vhost-user', list: () => kindDevices(snapshot(), 'vhost-user') });
+  control.addDeviceKind({ kind: 'vhost-user', list: () => kindDevices(snapshot(), 'vhost-user') });
+  registerVhostCommands(control, vhost);
   log.info({ socket: socketPath }, `control socket ${socketPath} (xsw-ctl)`);
   if (opts.metrics) {
     const server = control;

@@ -102,6 +102,23 @@ function build(run: (p: Promise<void>) => void): Command {
       return run(call<{ released: string }>(sock(), { cmd: 'quarantine-release', dev }).then((r) =>
         o.json ? json(r) : out(`released ${r.released}: it attaches again if its guest still publishes it (xsw-ctl devices shows it)\n`)));
     });
+  program.command('vhost-user').description('vhost-user ports: list them; `vhost-user add PATH[,client][,mac=MAC]` or `vhost-user remove PATH` at run time')
+    .argument('[action]', 'add | remove').argument('[spec]', 'add: PATH[,client][,mac=MAC] as --vhost-user takes it; remove: PATH').option('--json', 'print JSON')
+    .action((action: string | undefined, spec: string | undefined, o: { json?: boolean }) => {
+      if (action === undefined) {
+        return run(call<{ path: string; client: boolean; mac: string | null }[]>(sock(), { cmd: 'vhost-user' }).then((ports) =>
+          o.json ? json(ports) : out(ports.map((p) => `${p.path}  ${p.client ? 'client' : 'listening'}  ${p.mac ?? 'MAC learned'}\n`).join('') || 'no vhost-user ports\n')));
+      }
+      if (action === 'add' && spec !== undefined) {
+        return run(call<{ added: string; client: boolean }>(sock(), { cmd: 'vhost-user-add', spec }).then((r) =>
+          o.json ? json(r) : out(`added vhost-user port ${r.added} (${r.client ? 'connecting to the peer' : 'listening'}): xsw-ctl devices shows its device once the peer is up\n`)));
+      }
+      if (action === 'remove' && spec !== undefined) {
+        return run(call<{ removed: string }>(sock(), { cmd: 'vhost-user-remove', path: spec }).then((r) =>
+          o.json ? json(r) : out(`removed vhost-user port ${r.removed}: its device left the switch\n`)));
+      }
+      throw new CtlError('Usage: xsw-ctl vhost-user [add PATH[,client][,mac=MAC] | remove PATH].', 2);
+    });
   program.command('capture').description('stream a device\'s frames (or the NIC\'s) as pcapng to a file or stdout')
     .argument('<dev...>', 'MAC, domid:device or nic (several: one pcapng interface each)')
     .option('-w, --write <file>', 'write to FILE instead of stdout')
