@@ -34,7 +34,8 @@ export function registerVhostCommands(server: ControlServer, ports: VhostPorts):
       try {
         ports.add(spec);
       } catch (err) {
-        const code = /exists already|another process listens/.test(String((err as Error).message)) ? 'EEXIST' : 'EIO';
+        // The native port's errors carry their errno name (EADDRINUSE: a live listener; ENOENT: no such directory).
+        const code = (err as { code?: string }).code ?? (/exists already/.test(String((err as Error).message)) ? 'EEXIST' : 'EIO');
         throw new ControlError(code, sentence(err));
       }
       return { added: spec.path, client: spec.client, mac: spec.mac ?? null };

@@ -53,6 +53,10 @@ test('xsw-ctl vhost-user add: testpmd frames flow through the new port; remove: 
     t.regex(badMac.err, /mac= must be a unicast, non-zero address/);
     const noDir = await ctl(rig, ['vhost-user', 'add', path.join(dir, 'nodir', 'x.sock')]);
     t.regex(noDir.err, /cannot listen on the vhost-user socket .*nodir\/x\.sock .*check that its directory exists/i);
+    // A socket something listens on (the control socket itself) is refused, not replaced.
+    const live = await ctl(rig, ['vhost-user', 'add', path.join(rig.dir, 'backend.sock')]);
+    t.regex(live.err, /^xsw-ctl: Another process listens on the vhost-user socket .*backend\.sock: stop it or give another path/);
+    t.true(fs.statSync(path.join(rig.dir, 'backend.sock')).isSocket());
     const unknown = await ctl(rig, ['vhost-user', 'remove', sock]);
     t.is(unknown.code, 1);
     t.is(unknown.err.trim(), `xsw-ctl: No vhost-user port on ${sock}: \`xsw-ctl vhost-user\` lists the ports.`);
