@@ -235,6 +235,8 @@ void Switch::PublishSnapshot() {
     }
     ++next->guests.back().count;
   }
+  for (uint16_t slot : next->slots) next->by_mac.push_back(MacSlot{devices_[slot].cfg.mac, slot});
+  std::sort(next->by_mac.begin(), next->by_mac.end(), [](const MacSlot& a, const MacSlot& b) { return a.mac < b.mac; });
   const Snapshot* old = snap_.exchange(next.release(), std::memory_order_seq_cst);
   WaitQuiescent();
   delete old;
