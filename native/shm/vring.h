@@ -176,6 +176,9 @@ class VringDevice {
   // last Avail): a hint only, the avail slots read here decide nothing.
   void PrefetchDescs(uint32_t count) const;
 
+  // Prefetches, for writing, the used entries the next `count` PushUsed will write.
+  void PrefetchUsed(uint32_t count) const;
+
   // Writes one used element (head, bytes written) after the last one; not
   // visible until PublishUsed.
   void PushUsed(uint16_t head, uint32_t len);

@@ -117,8 +117,9 @@ uint32_t Switch::ServiceGuest(const Snapshot& s, uint32_t g) {
 // overlap instead of being taken one frame after another (docs/PERFORMANCE.md):
 //  1. pop every chain (each descriptor read once and validated, as always)
 //     and prefetch the first lines of its frame;
-//  2. classify each frame on its private header copy, and for a frame to a
-//     guest pop that guest's RX chain and prefetch its buffer;
+//  2. classify each frame on its private header copy; prefetch the RX
+//     descriptors of every receiver, then pop each guest-bound frame's RX
+//     chain (in frame order) and prefetch its buffer;
 //  3. copy each frame once into its destination, in order, and give the
 //     chains back.
 // A bad chain stops stage 1: the chains popped before it are switched and
@@ -134,7 +135,36 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
     PrefetchFrame(tx_burst_[n]);
     ++n;
   }
-  for (uint32_t i = 0; i < n; ++i) ClassifyGuestFrame(s, d, tx_burst_[i], &staged_[i], &rx_burst_[i]);
+  d.tx->PrefetchUsed(n);
+  uint32_t n_dst = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    ClassifyGuestFrame(s, d, tx_burst_[i], &staged_[i]);
+    if (staged_[i].stage == Stage::kGuest && staged_[i].dst->rx_want++ == 0) staged_dst_[n_dst++] = staged_[i].dst;
+  }
+  // The receivers' RX descriptors, all at once, before any is popped. A bad
+  // avail index is left for PopRx to find again and quarantine.
+  for (uint32_t j = 0; j < n_dst; ++j) {
+    Device& r = *staged_dst_[j];
+    if (r.rx_avail == 0 && r.rx->Avail(&r.rx_avail) != Violation::kNone) r.rx_avail = 0;
+    r.rx->PrefetchDescs(r.rx_want);
+    r.rx->PrefetchUsed(r.rx_want);
+    r.rx_want = 0;
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    StagedFrame& f = staged_[i];
+    if (f.stage != Stage::kGuest) continue;
+    // An earlier frame of this burst may have found the receiver's ring bad.
+    if (f.dst->state.load(std::memory_order_acquire) != DeviceState::kActive) {
+      d.counters.drops[DropIndex(Drop::kDstDown)].Add();
+      d.counters.tx_dropped.Add();
+      f.stage = Stage::kDone;
+    } else if (!PopRx(*f.dst, &rx_burst_[i])) {
+      d.counters.tx_dropped.Add();  // counted on the receiver
+      f.stage = Stage::kDone;
+    } else {
+      PrefetchBuffer(rx_burst_[i]);
+    }
+  }
   for (uint32_t i = 0; i < n; ++i) {
     CompleteGuestFrame(s, d, staged_[i], rx_burst_[i]);
     d.tx->PushUsed(tx_burst_[i].head, 0);
@@ -176,9 +206,8 @@ Device* Switch::FindByMac(const Snapshot& s, uint64_t mac) const {
 }
 
 // Stage 2 for one frame: every check on the frame and its private header
-// copy, the destination, and for a guest destination its RX chain (popped
-// now, in frame order, and filled in stage 3). Drops are counted here.
-void Switch::ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, StagedFrame* f, Chain* rx) {
+// copy, and its destination. Drops are counted here.
+void Switch::ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, StagedFrame* f) {
   DeviceCounters& k = src.counters;
   k.tx_total.Add();
   f->stage = Stage::kDone;
@@ -217,8 +246,6 @@ void Switch::ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, 
   if (local == &src) return drop(Drop::kSameDevice);
   if (local != nullptr) {
     if (local->state.load(std::memory_order_acquire) != DeviceState::kActive) return drop(Drop::kDstDown);
-    if (!PopRx(*local, rx)) return k.tx_dropped.Add();  // counted on the receiver
-    PrefetchBuffer(*rx);
     f->dst = local;
     f->stage = Stage::kGuest;
   } else if (nic_ == nullptr) {

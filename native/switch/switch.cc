@@ -196,6 +196,7 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
   d.fault_reported = false;
   d.rx_avail = 0;
   d.rx_touched = false;
+  d.rx_want = 0;
   d.state.store(DeviceState::kActive, std::memory_order_release);
   in_use_[free_slot] = true;
   PublishSnapshot();

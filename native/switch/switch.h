@@ -17,9 +17,11 @@
 // rotates too), and a share of the NIC's free transmit slots - the free
 // slots divided among the guests whose turn has not come yet - so neither
 // the number of devices a guest has nor its place in the slot order buys it
-// more of the loop or of the NIC. Each frame is switched by copying it once
-// from the guest's buffer into its destination (another guest's RX buffer or
-// a NIC transmit slot); then the TX ring's used index and those of the RX
+// more of the loop or of the NIC. A device's burst is worked in stages (pop
+// and prefetch every chain; classify every frame, pop and prefetch the
+// receivers' RX chains; then copy: docs/dataplane.md). Each frame is switched
+// by copying it once from the guest's buffer into its destination (another
+// guest's RX buffer or a NIC transmit slot); then the TX ring's used index and those of the RX
 // rings written into are published, once per device. Then one NIC receive
 // burst (each frame's source MAC is remembered in a fixed table, nic_macs.h).
 // A ring fault quarantines only the device at fault; bad frames are dropped
@@ -192,7 +194,7 @@ class Switch {
   static void PrefetchFrame(const Chain& c);
   static void PrefetchBuffer(const Chain& c);
   Device* FindByMac(const Snapshot& s, uint64_t mac) const;
-  void ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, StagedFrame* f, Chain* rx);
+  void ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, StagedFrame* f);
   void CompleteGuestFrame(const Snapshot& s, Device& src, const StagedFrame& f, const Chain& rx);
   bool SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body);
   bool DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& body);
@@ -235,6 +237,7 @@ class Switch {
   // A staged TX burst: its chains, each frame's classification and the RX chain popped for it.
   Chain tx_burst_[kBurst]{}, rx_burst_[kBurst]{};
   StagedFrame staged_[kBurst]{};
+  Device* staged_dst_[kBurst]{};  // the burst's distinct guest receivers
   Chain rx_chain_{};  // group frames and the NIC's: popped and filled at once
   NicRxFrame nic_frames_[kBurst]{};
   uint32_t nic_now_ = 0;  // NicMacTable seconds, read once per NIC burst
