@@ -31,7 +31,7 @@ interface Options {
   quietWait?: number;
 }
 
-const GROUPS = ['core64', 'core1500', 'scale', 'proc64', 'proc1500', 'nic', 'idle', 'latency', 'attach'];
+const GROUPS = ['core64', 'core1500', 'same64', 'same1500', 'scale', 'proc64', 'proc1500', 'nic', 'idle', 'latency', 'attach'];
 
 function num(name: string, min: number) {
   return (t: string): number => {
@@ -168,6 +168,21 @@ async function main(): Promise<number> {
       { s: f.peers[0], go: () => sc.vhostSwitchLoop(huge!, size) },
       { s: f.peers[1], go: () => sc.vhostLink(huge!, size) },
       { s: f.peers[2], go: () => sc.kernelVeth(size) },
+    ]);
+  }
+  for (const size of [64, 1500]) {
+    if (!want(`same${size}`)) continue;
+    const f: Figure = {
+      id: `same${size}`,
+      title: `same guests ${size} B: testpmd, 2×virtio_user (loop, 2 pollers)`,
+      unit: size === 64 ? 'Mpps' : 'Gbit/s',
+      frameBytes: size,
+      xsw: series('xsw, 2 vhost-user ports', dpdkNote),
+      peers: [dpdk('DPDK vhost switch (testpmd io, 2×net_vhost)')],
+    };
+    await interleave(f, [
+      { s: f.xsw, go: () => sc.xswSameGuests(rig, huge!, size) },
+      { s: f.peers[0], go: () => sc.vhostSameGuests(huge!, size) },
     ]);
   }
   if (want('scale')) {
@@ -307,6 +322,7 @@ async function main(): Promise<number> {
     topology: [
       `Every switch (xsw's back-end data thread, the vhost switch's forwarding lcore) runs alone on CPU ${CPU_SWITCH}; every guest poller runs on CPU ${CPU_GUESTS}; DPDK main lcores float; all poll busily.`,
       `*One switch core (loop, 2 pollers):* one guest thread drives two devices and sends back, MACs swapped, every frame it receives (${sc.LOOP_IN_FLIGHT} frames in flight per device), so each frame crosses the switch again and again and only two pollers share the two CPUs. xsw: the back end's real data plane (xsw::Switch) and the front end's real PMD (xsw::FrontPort) in one process, memory laid out as grants are (bench/native/switch_loop.h). DPDK: testpmd with two net_vhost ports in io forwarding, and one guest testpmd with two virtio_user ports in io forwarding after \`start tx_first 4\`. One link: testpmd virtio_user txonly → testpmd vhost rxonly (one ring hop, no switch). Kernel: an AF_PACKET generator (sendmmsg, qdisc bypass) in one namespace, counted at the veth in the other.`,
+      `*Same guests:* one guest testpmd (its forwarding lcore on CPU ${CPU_GUESTS}, hugepages) with two virtio_user ports in mac forwarding after \`start tx_first 4\` (what one port receives leaves the other with that port's MAC as source, to the first port's MAC), the same command line for both switches: xsw-backend --poll busy with two --vhost-user ports (taskset CPU ${CPU_SWITCH}), or DPDK's vhost switch (testpmd io, 2×net_vhost, forwarding lcore on CPU ${CPU_SWITCH}). Two pollers on two CPUs, as in the one-switch-core rows, so the switch is what is measured (with a txonly and an rxonly guest, three pollers share two CPUs and the scheduler is measured, see the 3-process rows).`,
       `*Scale:* the one-switch-core loop with more devices attached, each of its own guest, that never send (62 or 14 besides the two that loop); the ratio column is the 64-attached figure over the 2- and 16-attached ones.`,
       `*3 processes (txonly→switch→rxonly):* xsw-backend (taskset) with guests xsw-front --fwd txonly and --fwd rxonly under xsw-sim exec, all in the default poll mode (adaptive) and again all in --poll busy; then once with the sender paced (--rate, --count) in the default mode, counting what the receiver got; DPDK: the vhost switch with two guest testpmds on virtio_user (txonly, rxonly). Three pollers on two CPUs: the two guests take turns on CPU ${CPU_GUESTS}, so frames flow only while both the sender's and the receiver's ring have room; this measures how much a 256-entry ring carries per scheduler time slice, not the switch.`,
       `*NIC paths:* xsw-backend -p on a veth (AF_PACKET) in a namespace; the generator plays the wire (VLAN 1000, the guest's MAC); guest→NIC is counted at the veth's far end.`,
@@ -388,6 +404,17 @@ function computeTargets(figures: Figure[], poolGBs: number, attach: Report['atta
     });
     const x = seriesSummary(g64, g64.xsw);
     t.push({ what: 'guest→guest 64 B ≥ 10 Mpps on one back-end core', met: x ? x.median >= 10 : undefined, detail: x ? `median ${x.median.toFixed(2)} Mpps (${(x.median / 10 * 100).toFixed(0)} % of the target), best ${x.max.toFixed(2)}` : 'no window' });
+  }
+  for (const [id, bound] of [['same64', 1.3], ['same1500', 1.5]] as [string, number][]) {
+    const f = figures.find((x) => x.id === id);
+    if (!f) continue;
+    const sw = f.peers[0];
+    const rs = sw.note ? [] : ratios(f, sw);
+    t.push({
+      what: `same guests (testpmd virtio_user) ${f.frameBytes} B ≥ ${bound}× the DPDK vhost switch`,
+      met: rs.length ? rs.every((r) => r.ratio >= bound) : undefined,
+      detail: sw.note ?? (rs.length ? rs.map((r) => `${r.placement}: ${r.ratio.toFixed(2)}×`).join(', ') : 'no window pair in the same placement'),
+    });
   }
   const g1500 = figures.find((f) => f.id === 'core1500');
   if (g1500) {

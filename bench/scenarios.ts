@@ -108,6 +108,78 @@ export async function vhostSwitchLoop(huge: Hugepages, size: number): Promise<Tr
   };
 }
 
+/** The two ports of the *same guests* rows: a testpmd with two virtio_user ports, each with its own MAC. */
+export const SAME_MAC0 = '02:00:00:00:0c:01';
+export const SAME_MAC1 = '02:00:00:00:0c:02';
+
+/**
+ * The guest of the *same guests* rows, identical for both switches: one
+ * testpmd (forwarding lcore on CPU_GUESTS, hugepages) with two virtio_user
+ * ports on the sockets s0 and s1 of `dir`, in mac forwarding (what port 0
+ * receives leaves port 1 with port 1's MAC as source and port 0's as
+ * destination, and the other way round: so the frames pass a switch that
+ * checks source MACs and switches by destination), after `start tx_first 4`.
+ */
+async function sameGuest(huge: Hugepages, dir: string, size: number): Promise<Testpmd> {
+  const guest = Testpmd.start('same-guest', huge, CPU_GUESTS, [`virtio_user0,path=${dir}/s0,mac=${SAME_MAC0}`, `virtio_user1,path=${dir}/s1,mac=${SAME_MAC1}`], ['--forward-mode=mac', `--eth-peer=0,${SAME_MAC1}`, `--eth-peer=1,${SAME_MAC0}`, `--txpkts=${size}`], dir, false);
+  try {
+    await guest.ready();
+    guest.command(`start tx_first ${LOOP_IN_FLIGHT / 32}`);
+  } catch (err) {
+    await guest.stop();
+    throw err;
+  }
+  return guest;
+}
+
+function sameGuestTraffic(guest: Testpmd, stop: () => Promise<void>): Traffic {
+  return {
+    read: async () => {
+      const c = await guest.rxPacketsAll(2);
+      return { t: c.t, count: c.rx };
+    },
+    stop,
+  };
+}
+
+/** *Same guests*, xsw: the guest's two virtio_user ports on two vhost-user ports of xsw-backend (--poll busy, alone on CPU_SWITCH). */
+export async function xswSameGuests(rig: SimRig, huge: Hugepages, size: number): Promise<Traffic> {
+  const dir = socketDir();
+  const be = await backendUp(rig, ['--vhost-user', `${dir}/s0,mac=${SAME_MAC0}`, '--vhost-user', `${dir}/s1,mac=${SAME_MAC1}`]);
+  let guest: Testpmd | undefined;
+  try {
+    guest = await sameGuest(huge, dir, size);
+    await rig.registered(be, 2);
+  } catch (err) {
+    await guest?.stop();
+    await stopAll([be]);
+    throw err;
+  }
+  const g = guest;
+  return sameGuestTraffic(g, async () => {
+    await g.stop();
+    await stopAll([be]);
+  });
+}
+
+/** *Same guests*, DPDK: the same guest on DPDK's vhost switch (testpmd io between two net_vhost ports on CPU_SWITCH). */
+export async function vhostSameGuests(huge: Hugepages, size: number): Promise<Traffic> {
+  const dir = socketDir();
+  const sw = Testpmd.start('vhost-switch', huge, CPU_SWITCH, [`net_vhost0,iface=${dir}/s0,queues=1`, `net_vhost1,iface=${dir}/s1,queues=1`], ['--forward-mode=io'], dir);
+  let guest: Testpmd | undefined;
+  try {
+    await sw.ready();
+    guest = await sameGuest(huge, dir, size);
+  } catch (err) {
+    for (const t of [guest, sw]) await t?.stop();
+    throw err;
+  }
+  const g = guest;
+  return sameGuestTraffic(g, async () => {
+    for (const t of [g, sw]) await t.stop();
+  });
+}
+
 /** DPDK's vhost switch: testpmd io between two net_vhost ports; guests are testpmds on virtio_user, txonly → rxonly. */
 export async function vhostSwitch(huge: Hugepages, size: number): Promise<Traffic> {
   const dir = socketDir();

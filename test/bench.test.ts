@@ -110,7 +110,7 @@ test.serial('--quick runs end to end and writes a well-formed report', async (t)
   t.true(report.quick);
   t.false(Number.isNaN(Date.parse(report.date)));
   t.true(report.machine.cpu.length > 0 && report.machine.cpus >= 2);
-  t.deepEqual(report.figures.map((f) => f.id), ['core64', 'core1500', 'scale64', 'proc64', 'proc1500', 'nic2g', 'g2nic']);
+  t.deepEqual(report.figures.map((f) => f.id), ['core64', 'core1500', 'same64', 'same1500', 'scale64', 'proc64', 'proc1500', 'nic2g', 'g2nic']);
   t.true(report.memcpy.hot1500GBs > 0 && report.memcpy.pool1500GBs > 0);
   const dpdkNote = hasTestpmd() ? undefined : 'not measured: apt-get install dpdk-dev';
   for (const f of report.figures) {
@@ -131,6 +131,8 @@ test.serial('--quick runs end to end and writes a well-formed report', async (t)
   }
   // The xsw systems must have been measured (they need nothing but this repository).
   for (const id of ['core64', 'core1500', 'proc64', 'proc1500']) t.is(report.figures.find((f) => f.id === id)!.xsw.note, undefined);
+  // The same-guests rows need testpmd on both sides: xsw's is measured exactly when DPDK's is.
+  for (const id of ['same64', 'same1500']) t.is(report.figures.find((f) => f.id === id)!.xsw.note, dpdkNote, id);
   t.true((report.latency.xsw ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
   t.true((report.latency.core ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
   t.true(report.attach !== undefined && report.attach.attachMs.length >= 1 && report.attach.attachMs.every((x) => x >= 0));

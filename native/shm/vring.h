@@ -172,6 +172,13 @@ class VringDevice {
   // necessarily revisits a descriptor and is reported as kChainLoop.
   Violation Pop(Chain* out);
 
+  // Prefetches the descriptors of the next `count` chains (as seen by the
+  // last Avail): a hint only, the avail slots read here decide nothing.
+  void PrefetchDescs(uint32_t count) const;
+
+  // Prefetches, for writing, the used entries the next `count` PushUsed will write.
+  void PrefetchUsed(uint32_t count) const;
+
   // Writes one used element (head, bytes written) after the last one; not
   // visible until PublishUsed.
   void PushUsed(uint16_t head, uint32_t len);

@@ -118,33 +118,65 @@ uint32_t Switch::ServiceGuest(const Snapshot& s, uint32_t g) {
 }
 
 // Switches up to `avail` chains of the device's TX ring (at most what its
-// last Avail saw).
+// last Avail saw), in three stages so that the cache misses of the burst
+// overlap instead of being taken one frame after another (docs/PERFORMANCE.md):
+//  1. pop every chain (each descriptor read once and validated, as always)
+//     and prefetch the first lines of its frame;
+//  2. classify each frame on its private header copy; prefetch the RX
+//     descriptors of every receiver, then pop each guest-bound frame's RX
+//     chain (in frame order) and prefetch its buffer;
+//  3. copy each frame once into its destination, in order, and give the
+//     chains back.
+// A bad chain stops stage 1: the chains popped before it are switched and
+// given back, then the device is quarantined.
 uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
+  const uint32_t want = std::min(avail, kBurst);
   Violation v = Violation::kNone;
-  // Pipelined by one chain: the next chain is popped and its frame's first
-  // bytes prefetched before the current one is switched, so the miss on the
-  // next frame (a line the guest's CPU just wrote) overlaps the copy of this one.
-  Chain* cur = &tx_chains_[0];
-  Chain* next = &tx_chains_[1];
-  cur->nseg = 0;
-  if (avail != 0) {
-    v = d.tx->Pop(cur);
-    if (v == Violation::kNone) PrefetchFrame(*cur);
+  uint32_t n = 0;
+  d.tx->PrefetchDescs(want);
+  while (n < want) {
+    v = d.tx->Pop(&tx_burst_[n]);
+    if (v != Violation::kNone || tx_burst_[n].nseg == 0) break;
+    PrefetchFrame(tx_burst_[n]);
+    ++n;
   }
-  uint32_t done = 0;
-  while (done < avail && v == Violation::kNone && cur->nseg != 0) {
-    next->nseg = 0;
-    if (done + 1 < avail) {
-      v = d.tx->Pop(next);
-      if (v == Violation::kNone) PrefetchFrame(*next);
+  d.tx->PrefetchUsed(n);
+  uint32_t n_dst = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    ClassifyGuestFrame(s, d, tx_burst_[i], &staged_[i]);
+    if (staged_[i].stage == Stage::kGuest && staged_[i].dst->rx_want++ == 0) staged_dst_[n_dst++] = staged_[i].dst;
+  }
+  // The receivers' RX descriptors, all at once, before any is popped. A bad
+  // avail index is left for PopRx to find again and quarantine.
+  for (uint32_t j = 0; j < n_dst; ++j) {
+    Device& r = *staged_dst_[j];
+    if (r.rx_avail == 0 && r.rx->Avail(&r.rx_avail) != Violation::kNone) r.rx_avail = 0;
+    r.rx->PrefetchDescs(r.rx_want);
+    r.rx->PrefetchUsed(r.rx_want);
+    r.rx_want = 0;
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    StagedFrame& f = staged_[i];
+    if (f.stage != Stage::kGuest) continue;
+    // An earlier frame of this burst may have found the receiver's ring bad.
+    if (f.dst->state.load(std::memory_order_acquire) != DeviceState::kActive) {
+      d.counters.drops[DropIndex(Drop::kDstDown)].Add();
+      d.counters.tx_dropped.Add();
+      f.stage = Stage::kDone;
+    } else if (!PopRx(*f.dst, &rx_burst_[i])) {
+      d.counters.tx_dropped.Add();  // counted on the receiver
+      f.stage = Stage::kDone;
+    } else {
+      PrefetchBuffer(rx_burst_[i]);
     }
-    SwitchGuestFrame(s, d, *cur);
-    d.tx->PushUsed(cur->head, 0);
-    ++done;
-    std::swap(cur, next);
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    CompleteGuestFrame(s, d, staged_[i], rx_burst_[i]);
+    d.tx->PushUsed(tx_burst_[i].head, 0);
   }
   // Chains already switched go back to the guest even if the next one was
   // bad: that is the last write to a ring we are about to stop touching.
+  uint32_t done = n;
   if (done != 0) {
     d.tx->PublishUsed();
     if (d.cfg.tx_call_fd >= 0 && d.tx->WantsCall()) Call(d.cfg.tx_call_fd);
@@ -164,9 +196,26 @@ void Switch::PrefetchFrame(const Chain& c) {
   if (c.seg[0].len > 64) __builtin_prefetch(p + 64);
 }
 
-void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
+// An RX buffer about to be written: its first two lines, for writing.
+void Switch::PrefetchBuffer(const Chain& c) {
+  const uint8_t* p = c.seg[0].hva;
+  __builtin_prefetch(p, 1);
+  if (c.seg[0].len > 64) __builtin_prefetch(p + 64, 1);
+}
+
+// The device of this switch with this MAC, or null (by_mac is sorted and its MACs unique).
+Device* Switch::FindByMac(const Snapshot& s, uint64_t mac) const {
+  auto it = std::lower_bound(s.by_mac.begin(), s.by_mac.end(), mac,
+                             [](const MacSlot& e, uint64_t m) { return e.mac < m; });
+  return it != s.by_mac.end() && it->mac == mac ? &devices_[it->slot] : nullptr;
+}
+
+// Stage 2 for one frame: every check on the frame and its private header
+// copy, and its destination. Drops are counted here.
+void Switch::ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, StagedFrame* f) {
   DeviceCounters& k = src.counters;
   k.tx_total.Add();
+  f->stage = Stage::kDone;
   auto drop = [&k](Drop why) {
     k.drops[DropIndex(why)].Add();
     k.tx_dropped.Add();
@@ -177,7 +226,7 @@ void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
   if (CaptureRing* cap = src.capture.load(std::memory_order_acquire)) CaptureGuestTx(*cap, src, c, frame_len);
   if (frame_len < kEthHdrLen) return drop(Drop::kRunt);
   if (frame_len > cfg_.mtu + kEthHdrLen) return drop(Drop::kMtuExceeded);
-  uint8_t hdr[kEthHdrLen];
+  uint8_t* hdr = f->hdr;
   GatherFromSegments(c.seg, c.nseg, hl, hdr, kEthHdrLen);
   if (MacAt(hdr + 6) != src.cfg.mac) return drop(Drop::kSpoofedSrcMac);
   // A guest port is an access port: the VLAN is the switch's to set. A tag
@@ -185,50 +234,70 @@ void Switch::SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c) {
   // uplink strips the outer one); to other guests it is refused as well, so
   // one rule holds for every destination (docs/security.md).
   if (IsAnyTagTpid(Be16At(hdr + 12))) return drop(Drop::kGuestVlanTag);
-  const FrameBody body{c.seg, c.nseg, hl + kEthHdrLen, frame_len - kEthHdrLen};
+  f->body = FrameBody{c.seg, c.nseg, hl + kEthHdrLen, frame_len - kEthHdrLen};
   uint64_t dst = MacAt(hdr);
 
-  bool delivered = false;
   if (MacIsGroup(dst)) {
-    bool any_destination = nic_ != nullptr;
-    if (nic_) delivered = SendToNic(src, hdr, body);
-    if (cfg_.vm2vm) {
-      for (uint16_t slot : s.slots) {
-        Device& d = devices_[slot];
-        // Only within the sender's network (docs/security.md#networks-isolation-between-guests).
-        if (&d == &src || d.cfg.network != src.cfg.network ||
-            d.state.load(std::memory_order_acquire) != DeviceState::kActive) {
-          continue;
-        }
-        any_destination = true;
-        delivered |= DeliverToGuest(d, hdr, body);
-      }
-    }
-    if (!any_destination) return drop(Drop::kNoNic);
+    f->stage = Stage::kGroup;
+    return;
+  }
+  Device* local = nullptr;
+  if (cfg_.vm2vm) {
+    // A MAC of another network is not local to this one: like any
+    // unknown MAC of the sender's network, the frame goes to the uplink.
+    Device* m = FindByMac(s, dst);
+    if (m != nullptr && m->cfg.network == src.cfg.network) local = m;
+  }
+  if (local == &src) return drop(Drop::kSameDevice);
+  if (local != nullptr) {
+    if (local->state.load(std::memory_order_acquire) != DeviceState::kActive) return drop(Drop::kDstDown);
+    f->dst = local;
+    f->stage = Stage::kGuest;
+  } else if (nic_ == nullptr) {
+    return drop(Drop::kNoNic);
   } else {
-    Device* local = nullptr;
-    if (cfg_.vm2vm) {
-      for (uint16_t slot : s.slots) {
-        if (devices_[slot].cfg.mac == dst) {
-          // A MAC of another network is not local to this one: like any
-          // unknown MAC of the sender's network, the frame goes to the uplink.
-          if (devices_[slot].cfg.network == src.cfg.network) local = &devices_[slot];
-          break;
+    f->stage = Stage::kNic;
+  }
+}
+
+// Stage 3 for one frame: its one copy, into its destination(s).
+void Switch::CompleteGuestFrame(const Snapshot& s, Device& src, const StagedFrame& f, const Chain& rx) {
+  bool delivered = false;
+  switch (f.stage) {
+    case Stage::kDone:
+      return;
+    case Stage::kGuest:
+      delivered = FillRx(*f.dst, rx, f.hdr, f.body);  // a failure is counted on the receiver
+      break;
+    case Stage::kNic:
+      delivered = SendToNic(src, f.hdr, f.body);
+      break;
+    case Stage::kGroup: {
+      bool any_destination = nic_ != nullptr;
+      if (nic_) delivered = SendToNic(src, f.hdr, f.body);
+      if (cfg_.vm2vm) {
+        for (uint16_t slot : s.slots) {
+          Device& d = devices_[slot];
+          // Only within the sender's network (docs/security.md#networks-isolation-between-guests).
+          if (&d == &src || d.cfg.network != src.cfg.network ||
+              d.state.load(std::memory_order_acquire) != DeviceState::kActive) {
+            continue;
+          }
+          any_destination = true;
+          delivered |= DeliverToGuest(d, f.hdr, f.body);
         }
       }
-    }
-    if (local == &src) return drop(Drop::kSameDevice);
-    if (local != nullptr) {
-      if (local->state.load(std::memory_order_acquire) != DeviceState::kActive) return drop(Drop::kDstDown);
-      delivered = DeliverToGuest(*local, hdr, body);  // a failure is counted on the receiver
-    } else if (nic_ == nullptr) {
-      return drop(Drop::kNoNic);
-    } else {
-      delivered = SendToNic(src, hdr, body);
+      if (!any_destination) {
+        src.counters.drops[DropIndex(Drop::kNoNic)].Add();
+        src.counters.tx_dropped.Add();
+        return;
+      }
+      break;
     }
   }
+  DeviceCounters& k = src.counters;
   if (delivered) {
-    k.tx_bytes.Add(frame_len);
+    k.tx_bytes.Add(kEthHdrLen + f.body.len);
   } else {
     k.tx_dropped.Add();
   }
@@ -272,6 +341,12 @@ bool Switch::SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body) {
 }
 
 bool Switch::DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& body) {
+  return PopRx(dst, &rx_chain_) && FillRx(dst, rx_chain_, hdr, body);
+}
+
+// The receiver's next RX chain, or false (counted on the receiver; a ring
+// fault quarantines it).
+bool Switch::PopRx(Device& dst, Chain* rx) {
   DeviceCounters& k = dst.counters;
   k.rx_total.Add();
   if (dst.rx_avail == 0) {
@@ -287,27 +362,34 @@ bool Switch::DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& bo
     k.rx_dropped.Add();
     return false;
   }
-  Violation v = dst.rx->Pop(&rx_chain_);
-  if (v != Violation::kNone || rx_chain_.nseg == 0) {
+  Violation v = dst.rx->Pop(rx);
+  if (v != Violation::kNone || rx->nseg == 0) {
     if (v != Violation::kNone) Quarantine(dst, v);
     k.rx_dropped.Add();
     return false;
   }
   --dst.rx_avail;
+  return true;
+}
+
+// Writes the frame (our header, then the body copied once from the sender)
+// into a popped RX chain and pushes it used; a chain too small goes back empty.
+bool Switch::FillRx(Device& dst, const Chain& rx, const uint8_t* hdr, const FrameBody& body) {
+  DeviceCounters& k = dst.counters;
   const uint32_t hl = dst.cfg.net_hdr_len;
   uint32_t frame_len = kEthHdrLen + body.len;
   uint32_t need = hl + frame_len;
-  if (rx_chain_.in_len < need) {
-    dst.rx->PushUsed(rx_chain_.head, 0);  // the guest gets its buffer back, empty
+  if (rx.in_len < need) {
+    dst.rx->PushUsed(rx.head, 0);  // the guest gets its buffer back, empty
     Touch(dst);
     k.drops[DropIndex(Drop::kRxTooBig)].Add();
     k.rx_dropped.Add();
     return false;
   }
-  ScatterToSegments(rx_chain_.seg, rx_chain_.nseg, 0, kRxNetHdr, hl);
-  ScatterToSegments(rx_chain_.seg, rx_chain_.nseg, hl, hdr, kEthHdrLen);
-  CopySegments(body.seg, body.nseg, body.offset, rx_chain_.seg, rx_chain_.nseg, hl + kEthHdrLen, body.len);
-  dst.rx->PushUsed(rx_chain_.head, need);
+  ScatterToSegments(rx.seg, rx.nseg, 0, kRxNetHdr, hl);
+  ScatterToSegments(rx.seg, rx.nseg, hl, hdr, kEthHdrLen);
+  CopySegments(body.seg, body.nseg, body.offset, rx.seg, rx.nseg, hl + kEthHdrLen, body.len);
+  dst.rx->PushUsed(rx.head, need);
   Touch(dst);
   k.rx_bytes.Add(frame_len);
   if (CaptureRing* cap = dst.capture.load(std::memory_order_acquire)) {

@@ -104,6 +104,7 @@ struct Device {
   uint32_t tx_avail = 0;   // TX chains seen by this loop's Avail
   uint32_t rx_avail = 0;   // RX chains seen by the last Avail and not popped yet
   bool rx_touched = false; // used entries pushed, PublishUsed pending
+  uint32_t rx_want = 0;    // frames of the staged TX burst headed here (0 between bursts)
 
   // Live capture: the ring of the session that captures this device (null:
   // off, the one check per frame) and its interface index there. Set by the

@@ -196,6 +196,7 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
   d.fault_reported = false;
   d.rx_avail = 0;
   d.rx_touched = false;
+  d.rx_want = 0;
   d.state.store(DeviceState::kActive, std::memory_order_release);
   in_use_[free_slot] = true;
   PublishSnapshot();
@@ -235,6 +236,8 @@ void Switch::PublishSnapshot() {
     }
     ++next->guests.back().count;
   }
+  for (uint16_t slot : next->slots) next->by_mac.push_back(MacSlot{devices_[slot].cfg.mac, slot});
+  std::sort(next->by_mac.begin(), next->by_mac.end(), [](const MacSlot& a, const MacSlot& b) { return a.mac < b.mac; });
   const Snapshot* old = snap_.exchange(next.release(), std::memory_order_seq_cst);
   WaitQuiescent();
   delete old;

@@ -17,9 +17,11 @@
 // rotates too), and a share of the NIC's free transmit slots - the free
 // slots divided among the guests whose turn has not come yet - so neither
 // the number of devices a guest has nor its place in the slot order buys it
-// more of the loop or of the NIC. Each frame is switched by copying it once
-// from the guest's buffer into its destination (another guest's RX buffer or
-// a NIC transmit slot); then the TX ring's used index and those of the RX
+// more of the loop or of the NIC. A device's burst is worked in stages (pop
+// and prefetch every chain; classify every frame, pop and prefetch the
+// receivers' RX chains; then copy: docs/dataplane.md). Each frame is switched
+// by copying it once from the guest's buffer into its destination (another
+// guest's RX buffer or a NIC transmit slot); then the TX ring's used index and those of the RX
 // rings written into are published, once per device. Then one NIC receive
 // burst (each frame's source MAC is remembered in a fixed table, nic_macs.h).
 // A ring fault quarantines only the device at fault; bad frames are dropped
@@ -147,9 +149,14 @@ class Switch {
     uint32_t first;  // index into Snapshot::slots
     uint32_t count;  // devices of this guest
   };
+  struct MacSlot {
+    uint64_t mac;
+    uint16_t slot;
+  };
   struct Snapshot {
     std::vector<uint16_t> slots;      // slots in use, grouped by guest (domid order), slot order within
     std::vector<GuestRange> guests;   // each guest's run of `slots`
+    std::vector<MacSlot> by_mac;      // the same slots sorted by MAC (unique): one lookup per unicast frame
   };
   // A frame's payload after its Ethernet header: `len` bytes from byte `offset` of the segments.
   struct FrameBody {
@@ -157,6 +164,19 @@ class Switch {
     uint32_t nseg;
     uint32_t offset;
     uint32_t len;
+  };
+  // A frame of a staged TX burst (ServiceGuestTx) between classifying it and copying it.
+  enum class Stage : uint8_t {
+    kDone,   // dropped (counted) while classified
+    kGuest,  // to `dst`, into the RX chain popped for it
+    kNic,    // to the NIC
+    kGroup,  // broadcast or multicast
+  };
+  struct StagedFrame {
+    Stage stage;
+    uint8_t hdr[kEthHdrLen];  // the private copy of the Ethernet header
+    Device* dst;
+    FrameBody body;
   };
   struct NicCounters {
     Counter rx, tx, dropped;
@@ -172,9 +192,14 @@ class Switch {
   uint32_t ServiceGuest(const Snapshot& s, uint32_t g);
   uint32_t ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail);
   static void PrefetchFrame(const Chain& c);
-  void SwitchGuestFrame(const Snapshot& s, Device& src, const Chain& c);
+  static void PrefetchBuffer(const Chain& c);
+  Device* FindByMac(const Snapshot& s, uint64_t mac) const;
+  void ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, StagedFrame* f);
+  void CompleteGuestFrame(const Snapshot& s, Device& src, const StagedFrame& f, const Chain& rx);
   bool SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body);
   bool DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& body);
+  bool PopRx(Device& dst, Chain* rx);
+  bool FillRx(Device& dst, const Chain& rx, const uint8_t* hdr, const FrameBody& body);
   uint32_t ServiceNicRx(const Snapshot& s);
   void SwitchNicFrame(const Snapshot& s, const NicRxFrame& f);
   void Touch(Device& d);
@@ -209,7 +234,11 @@ class Switch {
   uint32_t next_guest_ = 0;                      // the guest that goes first next loop
   uint32_t nic_share_ = 0;                       // NIC transmit slots the guest being serviced may take
   uint32_t nic_taken_ = 0;                       // ... and has taken
-  Chain tx_chains_[2]{}, rx_chain_{};  // TX: the chain being switched and the next one
+  // A staged TX burst: its chains, each frame's classification and the RX chain popped for it.
+  Chain tx_burst_[kBurst]{}, rx_burst_[kBurst]{};
+  StagedFrame staged_[kBurst]{};
+  Device* staged_dst_[kBurst]{};  // the burst's distinct guest receivers
+  Chain rx_chain_{};  // group frames and the NIC's: popped and filled at once
   NicRxFrame nic_frames_[kBurst]{};
   uint32_t nic_now_ = 0;  // NicMacTable seconds, read once per NIC burst
 

@@ -99,6 +99,45 @@ void TestBroadcastReachesNicAndEveryOtherDevice() {
   CHECK_EQ(sw.NicStats().tx, 1u);
 }
 
+// One burst mixing unicast to two guests, broadcasts and frames to the NIC:
+// the staged path pops the unicast frames' RX chains before it copies, and
+// the broadcasts' and the NIC's at copy time; each receiver must still get
+// its frames in the order sent, each intact.
+void TestMixedBurstKeepsOrderPerReceiver() {
+  auto nic_owned = std::make_unique<FakeNic>();
+  FakeNic* nic = nic_owned.get();
+  Switch sw({}, std::move(nic_owned));
+  FakeGuest a(kMacA, 0x10000000, 256, 1000), b(kMacB, 0x20000000, 256, 1001), c(kMacC, 0x30000000, 256, 1002);
+  sw.AddDevice(a.Config(1, 0));
+  sw.AddDevice(b.Config(2, 0));
+  sw.AddDevice(c.Config(3, 0));
+  b.PostRx(32);
+  c.PostRx(32);
+  const uint64_t dsts[] = {kMacB, kBroadcast, kMacB, kMacC, 0x020000000099ull, kBroadcast, kMacB, kMacC, kMacB};
+  std::vector<std::vector<uint8_t>> to_b, to_c, to_nic;
+  uint8_t seed = 1;
+  for (uint64_t d : dsts) {
+    auto f = MakeFrame(d, kMacA, 60 + 10 * seed, seed);
+    ++seed;
+    CHECK(a.Send(f));
+    if (d == kMacB || d == kBroadcast) to_b.push_back(f);
+    if (d == kMacC || d == kBroadcast) to_c.push_back(f);
+    if (d != kMacB && d != kMacC) to_nic.push_back(f);
+  }
+  sw.PollOnce();  // one loop: the whole burst at once
+  auto gb = b.Harvest(), gc = c.Harvest();
+  CHECK_EQ(gb.size(), to_b.size());
+  CHECK_EQ(gc.size(), to_c.size());
+  for (size_t i = 0; i < gb.size() && i < to_b.size(); ++i) CHECK(IsDelivery(gb[i], to_b[i]));
+  for (size_t i = 0; i < gc.size() && i < to_c.size(); ++i) CHECK(IsDelivery(gc[i], to_c[i]));
+  CHECK_EQ(nic->tx->size(), to_nic.size());
+  for (size_t i = 0; i < nic->tx->size() && i < to_nic.size(); ++i) {
+    CHECK(std::memcmp((*nic->tx)[i].data() + 16, to_nic[i].data() + 12, to_nic[i].size() - 12) == 0);
+  }
+  CHECK_EQ(FakeGuest::LoadIdx(&a.Tx().used->idx), uint16_t(sizeof dsts / sizeof dsts[0]));
+  CHECK_EQ(sw.Stats()[0].tx_dropped, 0u);
+}
+
 void TestUnknownUnicastGoesToNicTagged() {
   auto nic_owned = std::make_unique<FakeNic>();
   FakeNic* nic = nic_owned.get();
@@ -622,6 +661,7 @@ void TestRandomizedTrafficArrivesIntact() {
 int main() {
   TestVm2vmUnicast();
   TestBroadcastReachesNicAndEveryOtherDevice();
+  TestMixedBurstKeepsOrderPerReceiver();
   TestUnknownUnicastGoesToNicTagged();
   TestNicToGuestClassifiesByMacAndVlanAndStripsTheTag();
   TestJumboFrameCrossesVm2vmThroughChains();
