@@ -156,10 +156,12 @@ void TestSleepingSwitchLosesNoWakeup() {
   auto arm_b = [&] { __atomic_store_n(UsedEvent(b.Rx()), b.rx_used_seen, __ATOMIC_SEQ_CST); };
 
   constexpr uint32_t kIterations = 150;
-  uint32_t delivered = 0, kicks_seen = 0;
+  uint32_t delivered = 0, kicks_seen = 0, asleep = 0;
+  uint64_t sleeps = 0;  // the data thread's sleeps before the last frame: it went to sleep again since
   for (uint32_t i = 0; i < kIterations; ++i) {
-    const uint64_t sleeps = sw.Sleeps();
-    CHECK(WaitFor([&] { return sw.Sleeps() > sleeps; }, 2000));  // asleep (again) before the frame
+    if (WaitFor([&] { return sw.Sleeps() > sleeps; }, 2000)) ++asleep;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));  // well into ppoll, usually
+    sleeps = sw.Sleeps();
     arm_b();
     const uint32_t notes = ev.notified[4].load();
     auto f = MakeFrame(kMacB, kMacA, 60 + i % 100, uint8_t(i));
@@ -173,6 +175,7 @@ void TestSleepingSwitchLosesNoWakeup() {
     if (arrived && got.size() == 1 && IsDelivery(got[0], f)) ++delivered;
     if (WaitFor([&] { return ev.notified[4].load() > notes; }, 2000)) ++kicks_seen;
   }
+  CHECK_EQ(asleep, kIterations);
   CHECK_EQ(delivered, kIterations);
   CHECK_EQ(kicks_seen, kIterations);  // B was notified of each frame it had armed for
   sw.Stop();
