@@ -17,6 +17,8 @@
 namespace xsw {
 namespace {
 
+constexpr int64_t kNotifiedSleepNs = 100'000'000;
+
 struct ModeName {
   FwdMode mode;
   const char* name;
@@ -121,7 +123,9 @@ void FrontEngine::Sleep(uint32_t* fallback_us) {
   const bool ring_full = sender && port_->TxFreeDescs() < cfg_.burst * segs;
   if (port_->ArmNotify(ring_full)) return;
 
-  int64_t wait_ns = -1;  // forever
+  // Once the back end has notified, sleep up to 100 ms: a back end restarted
+  // in a version that does not notify then costs latency, never a hang.
+  int64_t wait_ns = kNotifiedSleepNs;
   if (!backend_notifies_) {
     wait_ns = int64_t(*fallback_us) * 1000;
     *fallback_us = std::min(*fallback_us * 2, AdaptivePoll::kMaxSleepUs);
@@ -133,12 +137,12 @@ void FrontEngine::Sleep(uint32_t* fallback_us) {
       token_ns = int64_t((double(cfg_.burst) - tokens_) * 1e9 / cfg_.rate) - int64_t(NowNs() - last_refill_ns_);
     }
     if (token_ns <= 0) return;
-    if (wait_ns < 0 || token_ns < wait_ns) wait_ns = token_ns;
+    if (token_ns < wait_ns) wait_ns = token_ns;
   }
   pollfd fds[3] = {{cfg_.events->fd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}, {cfg_.tap_fd, POLLIN, 0}};
   const nfds_t n = cfg_.mode == FwdMode::kTap ? 3 : 2;
   timespec ts{wait_ns / 1000000000, wait_ns % 1000000000};
-  if (ppoll(fds, n, wait_ns < 0 ? nullptr : &ts, nullptr) <= 0 || !(fds[0].revents & POLLIN)) return;
+  if (ppoll(fds, n, &ts, nullptr) <= 0 || !(fds[0].revents & POLLIN)) return;
   evtchn_port_t ports[8];
   uint32_t got;
   while ((got = cfg_.events->Pending(ports, 8)) != 0) {

@@ -17,7 +17,8 @@
 // the rings' used_event, re-check, and wait until the back end notifies
 // (docs/dataplane.md#notifications). Until the back end has notified once
 // (it does so when it binds the channel) and for a device without a channel,
-// the sleep is short and timed (10..500 µs, common/adaptive_poll.h).
+// the sleep is short and timed (10..500 µs, common/adaptive_poll.h); after
+// that at most 100 ms (a restarted back end that does not notify).
 #pragma once
 
 #include <atomic>
