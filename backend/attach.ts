@@ -12,7 +12,7 @@
 // backend/identity.ts decides whether the published MAC may be used.
 import { DEFAULT_RING_SIZE, MAX_GREF_LIST_PAGES, PAGE_SIZE, VRING_FLAG_LIVE, vringLayout } from '../native/abi';
 import { assignmentKeys, parseAssignedVlan } from '../schema/assignment';
-import { deviceKeys, dpdkDir, mempoolKeys, parseGref, parseGrefList, parseEtherAddr, parseVa, Parsed } from '../schema/dpdk';
+import { deviceKeys, dpdkDir, mempoolKeys, parseEvtchn, parseGref, parseGrefList, parseEtherAddr, parseVa, Parsed } from '../schema/dpdk';
 import type { GrantMapper, GrefListDecoder, Mapping, Store } from './dependencies';
 
 /** DPDK's MAX_XENVIRT_MEMPOOL: mempools looked for per guest. */
@@ -46,6 +46,8 @@ export interface PublishedDevice {
   rxList: number[];
   txList: number[];
   flagRef: number;
+  /** The guest's event channel port (V_event_channel), absent: a polled device. */
+  evtchn?: number;
   pools: PublishedPool[];
   /** What dom0 assigned (schema/assignment.ts): absent fields were not assigned. */
   assigned: Assignment;
@@ -83,6 +85,9 @@ export async function readDevice(store: Store, domid: number, dev: number): Prom
   const txList = need(k.tx, parseGrefList(txValue));
   const mac = need(k.mac, parseEtherAddr(macValue));
   const flagRef = need(k.flag, parseGref(flagValue));
+  const evtchnValue = await store.tryRead(`${dpdkDir(domid)}/${k.evtchn}`);
+  raw.push(evtchnValue ?? '');
+  const evtchn = evtchnValue === undefined ? undefined : need(k.evtchn, parseEvtchn(evtchnValue));
 
   const pools: PublishedPool[] = [];
   for (let m = 0; m < MAX_MEMPOOLS; m++) {
@@ -103,7 +108,7 @@ export async function readDevice(store: Store, domid: number, dev: number): Prom
   const assigned: Assignment = {};
   if (macAssigned !== undefined) assigned.mac = needAssigned(a.mac, parseEtherAddr(macAssigned));
   if (vlanAssigned !== undefined) assigned.vlan = needAssigned(a.vlan, parseAssignedVlan(vlanAssigned));
-  return { domid, dev, mac, rxList, txList, flagRef, pools, assigned, fingerprint: JSON.stringify(raw) };
+  return { domid, dev, mac, rxList, txList, flagRef, ...(evtchn !== undefined ? { evtchn } : {}), pools, assigned, fingerprint: JSON.stringify(raw) };
 }
 
 function needAssigned<T>(path: string, r: Parsed<T>): T {

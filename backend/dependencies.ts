@@ -35,6 +35,8 @@ export interface DataPlane {
   events(): SwitchEvent[];
   /** True if a frame from the NIC lately carried `mac` as its source (a host on the LAN uses it). */
   nicMacSeen(mac: string): boolean;
+  /** Slots whose guest's event channel is bound (absent: a data plane without wake-ups). */
+  wakeups?(): { bound: number[] };
 }
 
 export type Perm = string; // 'n0', 'b3', … (XenStore permission strings)

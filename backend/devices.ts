@@ -150,6 +150,7 @@ export class DeviceRegistry {
         mac: p.mac,
         vlan: placement.nicTag,
         ...(placement.network !== undefined ? { network: placement.network } : {}),
+        ...(p.evtchn !== undefined ? { evtchn: p.evtchn } : {}),
         tx: { addr: mapped.tx.addr, num: mapped.txNum, mapLen: mapped.tx.buffer.byteLength },
         rx: { addr: mapped.rx.addr, num: mapped.rxNum, mapLen: mapped.rx.buffer.byteLength },
         flag: { addr: mapped.flag.addr, mapLen: mapped.flag.buffer.byteLength },

@@ -543,8 +543,12 @@ export class Discovery {
       const d = this.registry.attach(published);
       this.attachedIn.set(d, gen);
       this.lastRefusal.delete(`${domid}/${dev}`);
+      const woken = published.evtchn !== undefined && (this.dataPlane.wakeups?.().bound.includes(d.slot) ?? false);
+      if (published.evtchn !== undefined && !woken) {
+        this.log.warn({ domid, dev, slot: d.slot }, `(${d.slot}) event channel ${published.evtchn} of domain ${domid} could not be bound: the device is polled`);
+      }
       this.log.info(
-        { domid, dev, slot: d.slot, rx_ring: d.mapped.rxNum, tx_ring: d.mapped.txNum, pages: this.registry.pagesOf(domid), assigned: d.assigned },
+        { domid, dev, slot: d.slot, rx_ring: d.mapped.rxNum, tx_ring: d.mapped.txNum, pages: this.registry.pagesOf(domid), assigned: d.assigned, wakeup: woken ? 'evtchn' : 'polled' },
         `(${d.slot}) MAC_ADDRESS ${d.mac} and VLAN_TAG ${d.vlan} registered${describePlacement(d.placement)}`,
       );
     } catch (err) {

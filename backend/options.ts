@@ -6,7 +6,7 @@ import type { MacPolicy } from './identity';
 import { parseVhostUserSpec, VhostUserSpec } from './vhost-options';
 
 export type Platform = 'xen' | 'sim' | 'auto';
-export type Poll = 'busy' | 'adaptive';
+export type Poll = 'busy' | 'adaptive' | 'interrupt';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface BackendOptions {
@@ -156,7 +156,7 @@ function buildCommand(): Command {
     .option('--json', 'print statistics as one JSON object per interval', false)
     .option('-p, --port <ifname|tap:NAME>', 'the NIC: an interface (AF_PACKET) or a TAP device; none = vm2vm only', port)
     .addOption(new Option('--platform <platform>', 'grant platform').choices(['xen', 'sim', 'auto']).default(DEFAULTS.platform))
-    .addOption(new Option('--poll <mode>', 'data-plane polling').choices(['busy', 'adaptive']).default(DEFAULTS.poll))
+    .addOption(new Option('--poll <mode>', 'data-plane polling: busy spins; adaptive (default) and interrupt sleep on notifications when idle, after a short spin or at once').choices(['busy', 'adaptive', 'interrupt']).default(DEFAULTS.poll))
     .option('--mtu <bytes>', 'largest frame payload accepted', integer('--mtu', 68, 9000), DEFAULTS.mtu)
     .addOption(
       new Option('--log-level <level>', 'log level')

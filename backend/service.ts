@@ -109,7 +109,10 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
 
   let sw: Switch;
   try {
-    sw = new Switch({ vm2vm: opts.vm2vm, poll: opts.poll, port: opts.port, mtu: opts.mtu, maxDevices: opts.maxDevices });
+    sw = new Switch({
+      vm2vm: opts.vm2vm, poll: opts.poll, port: opts.port, mtu: opts.mtu, maxDevices: opts.maxDevices,
+      events: { platform: grants.platform },
+    });
   } catch (err) {
     store.close();
     grants.close();
@@ -117,6 +120,9 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
     const what = opts.port ? `the port ${opts.port}` : 'the switch';
     throw new StartupError(`Cannot open ${what}: ${errText(err)}.`);
   }
+  const wakeups = sw.wakeups();
+  if (wakeups.error) log.warn(`cannot open the event channels (${wakeups.error}): every device is polled, the data thread sleeps at most 500 µs when idle`);
+  log.info(`poll mode ${opts.poll}${wakeups.events ? `, guests notify through ${wakeups.events} event channels` : ''}`);
   if (!opts.port) log.info('no -p/--port given: switching between guests only (vm2vm), no NIC');
   else log.info({ port: opts.port }, `NIC port ${opts.port}`);
   log.info(`vm2vm switching ${opts.vm2vm ? 'on' : 'off'}`);

@@ -5,7 +5,10 @@
 // one thread (pinned by the caller), so with the back end on the other CPU
 // there are two pollers on two CPUs and no scheduler wait in the figure.
 // Prints one JSON line: {"rtt_us": [...], "lost": N}.
-// Usage (as a domain): node pinger.js COUNT WARMUP SIZE
+// Usage (as a domain): node pinger.js COUNT WARMUP SIZE [GAP_US [PEER_MAC]]
+// GAP_US: a pause before each ping (the back end and guests fall asleep).
+// PEER_MAC: only A is opened and pings go to that MAC, where another guest
+// (xsw-front --fwd macswap) sends them back: the wake-up round trip.
 import { FrontDevice } from '../frontend/api';
 import { benchFrame } from './frames';
 
@@ -20,9 +23,11 @@ function spinFor(dev: FrontDevice, seq: number, deadlineNs: bigint): Buffer | un
 }
 
 async function main(): Promise<void> {
-  const [count, warmup, size] = process.argv.slice(2).map(Number);
+  const [count, warmup, size, gapUs] = process.argv.slice(2, 6).map(Number);
+  const peer = process.argv[6];
   const a = await FrontDevice.open({ mac: MAC_A, nbMbuf: 1024 });
-  const b = await FrontDevice.open({ mac: MAC_B, nbMbuf: 1024 });
+  const b = peer ? undefined : await FrontDevice.open({ mac: MAC_B, nbMbuf: 1024 });
+  const pause = new Int32Array(new SharedArrayBuffer(4));
   const rtt: number[] = [];
   let lost = 0;
   let seq = 1;
@@ -30,9 +35,11 @@ async function main(): Promise<void> {
   const ready = Date.now() + 20000;
   const once = (timeoutNs: bigint): number | undefined => {
     const s = seq++;
-    const ping = benchFrame(size, MAC_B, MAC_A, undefined, s);
+    const ping = benchFrame(size, peer ?? MAC_B, MAC_A, undefined, s);
+    if (gapUs > 0) Atomics.wait(pause, 0, 0, gapUs / 1000);
     const t0 = process.hrtime.bigint();
     if (a.txBurst([ping]) !== 1) return undefined;
+    if (!b) return spinFor(a, s, t0 + timeoutNs) ? Number(process.hrtime.bigint() - t0) / 1000 : undefined;
     const there = spinFor(b, s, t0 + timeoutNs);
     if (!there) return undefined;
     const back = Buffer.from(there);
@@ -53,7 +60,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`${JSON.stringify({ rtt_us: rtt.map((x) => Math.round(x * 100) / 100), lost })}\n`);
   await a.close();
-  await b.close();
+  await b?.close();
 }
 
 main().then(

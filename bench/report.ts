@@ -38,7 +38,7 @@ export interface Report {
   memcpy: { hot1500GBs: number; pool1500GBs: number };
   crossingStartNs: number;
   figures: Figure[];
-  latency: { xsw?: LatencyResult[]; core?: LatencyResult[]; peer?: LatencyResult[]; note?: string };
+  latency: { xsw?: LatencyResult[]; core?: LatencyResult[]; peer?: LatencyResult[]; wakeup?: LatencyResult[]; note?: string };
   attach?: AttachResult;
   attachNote?: string;
   /** Idle cost per poll mode (absent in reports written before it existed). */
@@ -154,6 +154,11 @@ export function markdown(r: Report): string {
   L.push(`| round trip guest→guest→guest, 64 B: xsw-front devices (JS API, N-API call per burst) through xsw-backend | ${lx ? lt(lx) : 'n/a'} | kernel veth ping: ${lp ? lt(lp) : r.latency.note ?? 'n/a'} |`);
   const lc = latencySummary(r.latency.core);
   L.push(`| round trip guest→guest→guest, 64 B: data plane only (switch harness, one frame in flight) | ${lt(lc)} | – |`);
+  const lw = latencySummary(r.latency.wakeup);
+  if (lw) {
+    const lost = (r.latency.wakeup ?? []).reduce((n, x) => n + x.lost, 0);
+    L.push(`| wake-up round trip, 64 B, --poll interrupt: a JS pinger → asleep back end → asleep echo guest (xsw-front macswap) → back end → pinger, 1 ms pause before each | ${lt(lw)}${lost ? `, ${lost} lost` : ''} | – |`);
+  }
   const a = r.attach;
   L.push(`| attach, 8192 mbufs: start key → registered (ms) | ${a ? fmtSummary(summarize(a.attachMs), 1) : r.attachNote ?? 'n/a'} | – |`);
   L.push(`| attach, 8192 mbufs: xsw-front started → registered (ms) | ${a ? fmtSummary(summarize(a.startToAttachMs), 0) : 'n/a'} | – |`);

@@ -10,7 +10,7 @@ import { loadAverage, waitQuiet } from './cpuload';
 import { benchAddon } from './native';
 import { run } from '../harness/child';
 import { cleanupAll } from './cleanup';
-import { Figure, markdown, ratios, Report, Series, seriesSummary, Target } from './report';
+import { Figure, latencySummary, markdown, ratios, Report, Series, seriesSummary, Target } from './report';
 import { CPU_GUESTS, CPU_SWITCH, SimRig, vethNamespace } from './rig';
 import * as sc from './scenarios';
 import type { IdleResult, PacedResult, PollMode } from './scenarios';
@@ -257,7 +257,7 @@ async function main(): Promise<number> {
   if (want('idle')) {
     const seconds = opts.quick ? 2 : 10;
     for (let r = 0; r < (opts.quick ? 1 : Math.min(opts.reps, 2)); r++) {
-      for (const mode of ['adaptive', 'busy'] as PollMode[]) {
+      for (const mode of ['adaptive', 'interrupt', 'busy'] as PollMode[]) {
         try {
           await waitQuiet(timing.quietWaitMs);
           const x = await sc.xswIdle(rig, mode, seconds);
@@ -282,6 +282,9 @@ async function main(): Promise<number> {
         const x = await sc.xswLatency(rig, count, opts.quick ? 50 : 500);
         latency.xsw.push(x);
         log(`latency xsw: median ${median(x.rttUs).toFixed(1)} µs (${x.placement})`);
+        const w = await sc.xswWakeupLatency(rig, opts.quick ? 300 : 3000, opts.quick ? 20 : 200);
+        (latency.wakeup ??= []).push(w);
+        log(`latency xsw wake-up (interrupt): median ${median(w.rttUs).toFixed(1)} µs, ${w.lost} lost (${w.placement})`);
         const c = await sc.xswCoreLatency(opts.quick ? 300 : 2000);
         latency.core.push(c);
         log(`latency xsw switch core: median ${median(c.rttUs).toFixed(2)} µs (${c.placement})`);
@@ -310,6 +313,8 @@ async function main(): Promise<number> {
   }
 
   const targets = computeTargets(figures, pool.gbytesPerS, attach, idle, paced);
+  const lw = latencySummary(latency.wakeup);
+  if (lw) targets.push({ what: 'interrupt-mode wake-up round trip p99 < 100 µs', met: lw.p99 < 100, detail: `p99 ${lw.p99.toFixed(1)} µs, median ${lw.median.toFixed(1)} µs (${lw.n} round trips)` });
   if (root) {
     const ver = (await run('dpkg-query', ['-W', '-f=${Version}', 'dpdk-dev'])).out.trim();
     if (tp && ver) notes.push(`Peers: DPDK (Debian dpdk-dev ${ver}), dpdk-testpmd with one forwarding lcore per process, split rings, 1 queue, default descriptors.`);

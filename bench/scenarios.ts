@@ -321,6 +321,34 @@ export async function xswLatency(rig: SimRig, count: number, warmup: number): Pr
   return { system: 'xsw', rttUs: j.rtt_us, lost: j.lost ?? 0, crossBeforeNs, crossAfterNs, placement: placementOf(crossBeforeNs, crossAfterNs) };
 }
 
+/**
+ * The wake-up round trip: the back end in --poll interrupt, an echo guest
+ * (xsw-front --fwd macswap --poll interrupt), both asleep before each ping
+ * (a 1 ms pause); the pinger's device A (JS, spinning, alone on CPU_GUESTS)
+ * pings the echo guest, which shares CPU_SWITCH with the back end.
+ * Each round trip wakes the back end (A's kick), the echo guest (the back
+ * end's event), and the back end again (the echo guest's kick).
+ */
+export async function xswWakeupLatency(rig: SimRig, count: number, warmup: number): Promise<LatencyResult> {
+  const crossBeforeNs = crossingNs();
+  const be = await backendUp(rig, ['--poll', 'interrupt']);
+  let echo: Child | undefined;
+  let pinger: Child | undefined;
+  try {
+    // The two sleepers share the switch's CPU; the spinning pinger has the other to itself.
+    echo = await rig.front('vm2', CPU_SWITCH, ['--poll', 'interrupt', '--mac', MAC2, '--fwd', 'macswap']);
+    pinger = await rig.guest('vm3', CPU_GUESTS, PINGER, [String(count), String(warmup), '64', '1000', MAC2]);
+    const exit = await pinger.exited;
+    if (exit.code !== 0) throw new Error(`the wake-up pinger failed: ${pinger.tail()}`);
+  } finally {
+    await stopAll([pinger, echo, be]);
+  }
+  const j = JSON.parse(pinger.out.find((l) => l.startsWith('{')) ?? '{}') as { rtt_us?: number[]; lost?: number };
+  if (!j.rtt_us) throw new Error(`the wake-up pinger printed no result: ${pinger.tail()}`);
+  const crossAfterNs = crossingNs();
+  return { system: 'xsw interrupt', rttUs: j.rtt_us, lost: j.lost ?? 0, crossBeforeNs, crossAfterNs, placement: placementOf(crossBeforeNs, crossAfterNs) };
+}
+
 /** The data plane's own round trip: the switch harness with one frame in flight, A → switch → B → switch → A. */
 export async function xswCoreLatency(ms: number): Promise<LatencyResult> {
   const crossBeforeNs = crossingNs();
@@ -392,7 +420,7 @@ export async function xswAttach(rig: SimRig, reps: number): Promise<AttachResult
   return out;
 }
 
-export type PollMode = 'busy' | 'adaptive';
+export type PollMode = 'busy' | 'adaptive' | 'interrupt';
 
 export interface IdleResult {
   mode: PollMode;

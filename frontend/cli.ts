@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     const perDevice = Math.floor(cfg.nbMbuf / cfg.devices);
     for (let i = 0; i < cfg.devices; i++) {
       const mac = cfg.macs[i] ?? deriveMac(session.domid, i);
-      devs.push(session.addDevice(pool, { mac, ringSize: cfg.ringSize, nbBufs: perDevice, maxPktLen: cfg.maxPktLen }));
+      devs.push(session.addDevice(pool, { mac, ringSize: cfg.ringSize, nbBufs: perDevice, maxPktLen: cfg.maxPktLen, notify: cfg.notify }));
     }
     // Engines start first (they fill their RX rings; tap opens its
     // interface), so a device is announced only once it can move packets.

@@ -19,6 +19,8 @@ export interface FrontConfig {
   ringSize: number;
   maxPktLen?: number;
   poll: PollMode;
+  /** Offer the back end an event channel (false: --no-notify, a polled device as DPDK's). */
+  notify: boolean;
   stats: number;
   json: boolean;
   platform: 'auto' | 'xen' | 'sim';
@@ -91,7 +93,8 @@ export function buildProgram(): Command {
     .option('--nb-mbuf <n>', 'mbufs in the mempool, shared out evenly between the devices', integer('--nb-mbuf', 1, 16777216, 'e.g. 8192'), 8192)
     .option('--ring-size <n>', 'entries per vring (power of two)', ringSize, 256)
     .option('--max-pkt-len <n>', 'largest frame; above 2048, RX chains span several buffers (jumbo)', integer('--max-pkt-len', 14, MAX_FRAME, 'e.g. 9018 for jumbo frames'))
-    .addOption(new Option('--poll <mode>', 'busy: spin always; adaptive: back off to short sleeps when idle').choices(['busy', 'adaptive']).default('adaptive'))
+    .addOption(new Option('--poll <mode>', 'busy: spin always; adaptive: sleep on the back end\'s notifications after a short spin when idle; interrupt: at once').choices(['busy', 'adaptive', 'interrupt']).default('adaptive'))
+    .option('--no-notify', 'offer the back end no event channel: the device is polled, as DPDK\'s front end')
     .option('--stats <sec>', 'print per-device counters every N seconds (0: only at exit)', seconds('--stats'), 0)
     .option('--json', 'print stats as one JSON object per line')
     .addOption(new Option('--platform <platform>', 'grant platform').choices(['auto', 'xen', 'sim']).default('auto').env('XSW_PLATFORM'))
@@ -145,6 +148,7 @@ export function checkConfig(raw: Record<string, unknown>, fwdGiven: boolean): Fr
     ringSize: raw.ringSize as number,
     maxPktLen,
     poll: raw.poll as PollMode,
+    notify: raw.notify !== false,
     stats: raw.stats as number,
     json: Boolean(raw.json),
     platform: raw.platform as FrontConfig['platform'],

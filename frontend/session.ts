@@ -42,6 +42,8 @@ export interface DeviceSpec {
   ringSize?: number;
   nbBufs: number;
   maxPktLen?: number;
+  /** Offer the back end an event channel (default true); false: a polled device. */
+  notify?: boolean;
 }
 
 function grantError(err: unknown): Error {
@@ -121,7 +123,9 @@ export class FrontSession {
   addDevice(pool: PoolHandle, spec: DeviceSpec): DeviceHandle {
     let native: NativeDevice;
     try {
-      native = openDevice(pool.native, { mac: spec.mac, ringSize: spec.ringSize, nbBufs: spec.nbBufs, maxPktLen: spec.maxPktLen });
+      native = openDevice(pool.native, {
+        mac: spec.mac, ringSize: spec.ringSize, nbBufs: spec.nbBufs, maxPktLen: spec.maxPktLen, events: spec.notify ?? true,
+      });
     } catch (err) {
       throw grantError(err);
     }

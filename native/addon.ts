@@ -104,9 +104,24 @@ export interface SwitchAddon {
 export interface NativeSwitchOptions {
   vm2vm: boolean;
   busy: boolean;
+  /** Sleep on the devices' wake-ups after one idle loop instead of 64. */
+  interrupt?: boolean;
   mtu: number;
   maxDevices: number;
   port?: string;
+  /** Open this platform's event channels (guests' ports are bound there). */
+  events?: { platform: string; simDir?: string };
+}
+
+/** How the data thread sleeps (NativeSwitch.wakeups()). */
+export interface SwitchWakeups {
+  /** The event channels opened, or null (none asked for, or they could not be opened: `error`). */
+  events: 'sim' | 'xen' | null;
+  error?: string;
+  /** Times the data thread went to sleep. */
+  sleeps: number;
+  /** Slots whose guest's event channel is bound (the others are polled). */
+  bound: number[];
 }
 
 export interface NativeSwitch {
@@ -126,6 +141,7 @@ export interface NativeSwitch {
   captureRead(id: number, maxBytes: number, maxRecords: number): CaptureChunk;
   /** Poll loops run so far. */
   loops(): number;
+  wakeups(): SwitchWakeups;
 }
 
 /** What one captureRead drained: pcapng Enhanced Packet Blocks, and the session's counters. */

@@ -6,7 +6,7 @@ import { addon } from './binding';
 
 export type FwdMode = 'io' | 'mac' | 'macswap' | 'rxonly' | 'txonly' | 'tap';
 export const FWD_MODES: readonly FwdMode[] = ['io', 'mac', 'macswap', 'rxonly', 'txonly', 'tap'];
-export type PollMode = 'busy' | 'adaptive';
+export type PollMode = 'busy' | 'adaptive' | 'interrupt';
 
 export interface PoolOptions {
   platform?: 'auto' | 'xen' | 'sim';
@@ -43,6 +43,8 @@ export interface DeviceOptions {
   nbBufs: number;
   maxPktLen?: number;
   backendDomid?: number;
+  /** Offer the back end an event channel (default true); false: a polled device, as DPDK's front end. */
+  events?: boolean;
 }
 
 export interface DeviceInfo {
@@ -53,6 +55,8 @@ export interface DeviceInfo {
   rxSegs: number;
   maxPktLen: number;
   platform: 'xen' | 'sim';
+  /** The event channel port offered to the back end (V_event_channel); absent: none (polled). */
+  evtchn?: number;
 }
 
 export interface EngineOptions {

@@ -5,15 +5,20 @@
 //
 // Errors from the native side carry `.code` (an errno name: 'EEXIST',
 // 'ENOSPC', 'ENODEV', 'EPERM', 'EINVAL', 'ENOENT') and one sentence.
-import type { CaptureChunk, NativeNicPortProbe, NativeSwitch } from './addon';
+import type { CaptureChunk, NativeNicPortProbe, NativeSwitch, SwitchWakeups } from './addon';
 import { addon } from './binding';
 import { VIOLATION_NAMES, ViolationName } from './vring';
 
 export interface SwitchOptions {
   /** Switch guest-to-guest frames locally. Default true. */
   vm2vm: boolean;
-  /** 'busy' never sleeps (benchmarks); 'adaptive' sleeps 10..500 µs when idle. Default 'adaptive'. */
-  poll: 'busy' | 'adaptive';
+  /**
+   * 'busy' never sleeps (benchmarks); 'adaptive' sleeps on the devices' wake-ups after 64 idle
+   * loops, 'interrupt' after one (docs/dataplane.md#notifications). Default 'adaptive'.
+   */
+  poll: 'busy' | 'adaptive' | 'interrupt';
+  /** The platform whose event channels guests' ports (DeviceSpec.evtchn) are bound in. Absent: none. */
+  events?: { platform: string; simDir?: string };
   /** The NIC: 'IFNAME' (AF_PACKET) or 'tap:NAME'. Absent: vm2vm only. */
   port?: string;
   /** Default 1500, at most 9000. A frame is at most mtu + 14 bytes (+4 tagged on the NIC). */
@@ -47,6 +52,8 @@ export interface DeviceSpec {
    * Frames are switched locally only between devices of the same network (absent counts as one).
    */
   network?: number;
+  /** The guest's unbound event channel port (XenStore's V_event_channel): bound when the switch has events. */
+  evtchn?: number;
 }
 
 export type DeviceState = 'active' | 'quarantined' | 'dead' | 'removed';
@@ -145,18 +152,22 @@ export class Switch {
 
   /** Opens the NIC port if one is given (throws Error with .code and one clear sentence). */
   constructor(opts: Partial<SwitchOptions> = {}) {
-    const known = new Set(['vm2vm', 'poll', 'port', 'mtu', 'maxDevices']);
+    const known = new Set(['vm2vm', 'poll', 'port', 'mtu', 'maxDevices', 'events']);
     for (const k of Object.keys(opts)) {
       if (!known.has(k)) throw new TypeError(`Unknown Switch option '${k}': expected one of ${[...known].join(', ')}`);
     }
     const poll = opts.poll ?? 'adaptive';
-    if (poll !== 'busy' && poll !== 'adaptive') throw new TypeError(`Expected poll to be 'busy' or 'adaptive', got '${String(poll)}'`);
+    if (poll !== 'busy' && poll !== 'adaptive' && poll !== 'interrupt') {
+      throw new TypeError(`Expected poll to be 'busy', 'adaptive' or 'interrupt', got '${String(poll)}'`);
+    }
     if (opts.port !== undefined && (typeof opts.port !== 'string' || opts.port === '')) {
       throw new TypeError('Expected port to be an interface name or tap:NAME');
     }
     this.native = new (addon().switch.NativeSwitch)({
       vm2vm: opts.vm2vm ?? true,
       busy: poll === 'busy',
+      interrupt: poll === 'interrupt',
+      events: opts.events,
       mtu: checkInt('mtu', opts.mtu ?? 1500, 68, 9000),
       maxDevices: checkInt('maxDevices', opts.maxDevices ?? 64, 1, 4096),
       port: opts.port,
@@ -193,6 +204,7 @@ export class Switch {
     checkInt('dev', spec.dev, 0, 0xffffffff);
     checkInt('vlan', spec.vlan, 0, 4095);
     if (spec.network !== undefined) checkInt('network', spec.network, 1, 4094);
+    if (spec.evtchn !== undefined) checkInt('evtchn', spec.evtchn, 1, 0xffffffff);
     checkAddr('tx.addr', spec.tx?.addr);
     checkAddr('rx.addr', spec.rx?.addr);
     checkAddr('flag.addr', spec.flag?.addr);
@@ -263,6 +275,11 @@ export class Switch {
   /** Poll loops the data plane has run. */
   loops(): number {
     return this.n.loops();
+  }
+
+  /** How the data thread sleeps: the event channels, its sleeps, the slots it is woken for. */
+  wakeups(): SwitchWakeups {
+    return this.n.wakeups();
   }
 
   /** Stops the thread, closes the NIC port; the object is unusable afterwards. */

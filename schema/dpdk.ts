@@ -11,6 +11,8 @@
 //   V_tx_vring_gref     the same for the TX ring
 //   V_ether_addr        the device's MAC, xx:xx:xx:xx:xx:xx
 //   V_vring_flag        gref of the page whose byte 0 is 0xA5 while the device lives
+//   V_event_channel     optional (xsw): the guest's unbound event channel port for
+//                       notifications; absent = the device is polled (DPDK's front end)
 //   event_type_start_V  1: the device is ready
 //
 // Every value a guest writes is hostile input to the reader: each parser
@@ -39,6 +41,7 @@ export const deviceKeys = (v: number) => ({
   tx: `${v}_tx_vring_gref`,
   mac: `${v}_ether_addr`,
   flag: `${v}_vring_flag`,
+  evtchn: `${v}_event_channel`,
   start: `${START_PREFIX}${v}`,
 });
 
@@ -57,15 +60,20 @@ export function mempoolEntries(m: number, pool: { gref: string; va: string }): E
 }
 
 /** Device V's keys with their values, in publish order: `event_type_start_V = 1` last. */
-export function deviceEntries(v: number, dev: { rxGref: string; txGref: string; mac: string; flagGref: number }): Entry[] {
+export function deviceEntries(
+  v: number,
+  dev: { rxGref: string; txGref: string; mac: string; flagGref: number; evtchn?: number },
+): Entry[] {
   const k = deviceKeys(v);
-  return [
+  const entries: Entry[] = [
     [k.rx, dev.rxGref],
     [k.tx, dev.txGref],
     [k.mac, dev.mac],
     [k.flag, String(dev.flagGref)],
-    [k.start, '1'],
   ];
+  if (dev.evtchn !== undefined && dev.evtchn > 0) entries.push([k.evtchn, String(dev.evtchn)]);
+  entries.push([k.start, '1']);
+  return entries;
 }
 
 // ------------------------------------------------------------------ parsers
@@ -124,6 +132,14 @@ export function parseVa(value: string): Parsed<bigint> {
   if (va === 0n) return bad(`${quote(value)} is the null address`);
   if (va % BigInt(PAGE_SIZE) !== 0n) return bad(`${quote(value)} is not page aligned`);
   return ok(va);
+}
+
+/** `V_event_channel`: an event channel port, decimal, 1..2^32-1 (port 0 is never a channel). */
+export function parseEvtchn(value: string): Parsed<number> {
+  if (value.length > 10 || !/^[0-9]+$/.test(value)) return bad(`${quote(value)} is not a decimal event channel port`);
+  const port = Number(value);
+  if (port === 0 || port > 0xffffffff) return bad(`${quote(value)} is not an event channel port (1..4294967295)`);
+  return ok(port);
 }
 
 /** `V_ether_addr`: a device MAC (schema/mac.ts's rule: unicast, non-zero), returned lower case. */

@@ -37,7 +37,7 @@ interface Report {
   quick: boolean;
   machine: { cpu: string; cpus: number; kernel: string };
   figures: { id: string; unit: string; xsw: Series; peers: Series[] }[];
-  latency: { xsw?: { rttUs: number[] }[]; core?: { rttUs: number[] }[]; peer?: { rttUs: number[] }[]; note?: string };
+  latency: { xsw?: { rttUs: number[] }[]; core?: { rttUs: number[] }[]; peer?: { rttUs: number[] }[]; wakeup?: { rttUs: number[] }[]; note?: string };
   attach?: { attachMs: number[]; startToAttachMs: number[] };
   rssPerGuestBytes: number[];
   idle?: { mode: string; seconds: number; backendPct: number; guestsPct: number }[];
@@ -135,13 +135,16 @@ test.serial('--quick runs end to end and writes a well-formed report', async (t)
   for (const id of ['same64', 'same1500']) t.is(report.figures.find((f) => f.id === id)!.xsw.note, dpdkNote, id);
   t.true((report.latency.xsw ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
   t.true((report.latency.core ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
+  // The wake-up round trip (--poll interrupt): measured, and its target reported.
+  t.true((report.latency.wakeup ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
+  t.true(report.targets.some((x) => x.what.startsWith('interrupt-mode wake-up round trip')));
   t.true(report.attach !== undefined && report.attach.attachMs.length >= 1 && report.attach.attachMs.every((x) => x >= 0));
   t.true(report.rssPerGuestBytes.length >= 1);
   // Scale: every series is xsw's own, so all three were measured.
   const scale = report.figures.find((f) => f.id === 'scale64')!;
   for (const s of [scale.xsw, ...scale.peers]) t.true(s.note === undefined && s.windows.length >= 1, s.name);
   // Idle: one measurement per poll mode, CPU shares that make sense.
-  t.deepEqual((report.idle ?? []).map((x) => x.mode).sort(), ['adaptive', 'busy']);
+  t.deepEqual((report.idle ?? []).map((x) => x.mode).sort(), ['adaptive', 'busy', 'interrupt']);
   for (const x of report.idle ?? []) {
     t.true(x.seconds >= 1.5, `${x.mode} interval ${x.seconds}`);
     for (const v of [x.backendPct, x.guestsPct]) t.true(Number.isFinite(v) && v >= 0 && v <= 300, `${x.mode}: ${v}`);

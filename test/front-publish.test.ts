@@ -32,8 +32,9 @@ test.serial('one device: dom0 reads every key in the guide order and maps what t
     try {
       const keys = await sim.waitPublished(1);
       t.deepEqual(Object.keys(keys).sort(), [
-        '0_ether_addr', '0_mempool_gref', '0_mempool_va', '0_rx_vring_gref', '0_tx_vring_gref', '0_vring_flag', 'event_type_start_0',
+        '0_ether_addr', '0_event_channel', '0_mempool_gref', '0_mempool_va', '0_rx_vring_gref', '0_tx_vring_gref', '0_vring_flag', 'event_type_start_0',
       ]);
+      t.regex(keys['0_event_channel'], /^[1-9]\d*$/, 'the sim has event channels: the guest offers one');
       t.regex(keys['0_mempool_gref'], GREFS);
       t.is(keys['0_mempool_gref'].split(',').length, 16, '8192 pages need 16 gref-list pages');
       t.regex(keys['0_mempool_va'], HEXVA);
@@ -44,7 +45,7 @@ test.serial('one device: dom0 reads every key in the guide order and maps what t
       t.regex(keys['0_vring_flag'], /^\d+$/);
       t.is(keys.event_type_start_0, '1');
       t.deepEqual(order, [
-        '0_mempool_gref', '0_mempool_va', '0_rx_vring_gref', '0_tx_vring_gref', '0_ether_addr', '0_vring_flag', 'event_type_start_0',
+        '0_mempool_gref', '0_mempool_va', '0_rx_vring_gref', '0_tx_vring_gref', '0_ether_addr', '0_vring_flag', '0_event_channel', 'event_type_start_0',
       ]);
 
       const dev = await Dom0Device.attach(sim.grants, sim.dom0, 1);
@@ -75,14 +76,14 @@ test.serial('one device: dom0 reads every key in the guide order and maps what t
         env: { ...process.env, XENSTORED_PATH: sim.xenstored.socketPath },
       });
       const lines = ls.trim().split('\n').map((l) => l.trim());
-      t.is(lines.length, 7);
+      t.is(lines.length, 8);
       t.true(lines.includes(`0_mempool_va = "${keys['0_mempool_va']}"`));
       t.true(lines.includes('0_ether_addr = "00:00:00:00:00:11"'));
       t.true(lines.includes('event_type_start_0 = "1"'));
       // xenstore-ls cuts long values at 80 columns, as it did in the guide's example.
       t.true(lines[0].startsWith(`0_mempool_gref = "${keys['0_mempool_gref'].slice(0, 40)}`));
       t.deepEqual(lines.map((l) => l.split(' = ')[0]), [
-        '0_mempool_gref', '0_mempool_va', '0_rx_vring_gref', '0_tx_vring_gref', '0_ether_addr', '0_vring_flag', 'event_type_start_0',
+        '0_mempool_gref', '0_mempool_va', '0_rx_vring_gref', '0_tx_vring_gref', '0_ether_addr', '0_vring_flag', '0_event_channel', 'event_type_start_0',
       ]);
     } finally {
       front.kill('SIGTERM');

@@ -6,7 +6,7 @@ import { parseDeviceMac } from '../frontend/mac';
 import { matchDomainPath, parseDomid } from '../schema/domain';
 import {
   deviceEntries, deviceKeys, dpdkDir, matchStartPath, mempoolEntries, mempoolKeys, parseEtherAddr, parseGref, parseGrefList,
-  parseStart, parseVa, quote,
+  parseEvtchn, parseStart, parseVa, quote,
 } from '../schema/dpdk';
 import { parseMac } from '../schema/mac';
 
@@ -125,9 +125,19 @@ test('quoted guest values are escaped and clipped', (t) => {
 test('the node and key names are the DPDK guide\'s', (t) => {
   t.is(dpdkDir(7), '/local/domain/7/control/dpdk');
   t.deepEqual(mempoolKeys(2), { gref: '2_mempool_gref', va: '2_mempool_va' });
-  t.deepEqual(deviceKeys(1), { rx: '1_rx_vring_gref', tx: '1_tx_vring_gref', mac: '1_ether_addr', flag: '1_vring_flag', start: 'event_type_start_1' });
+  t.deepEqual(deviceKeys(1), { rx: '1_rx_vring_gref', tx: '1_tx_vring_gref', mac: '1_ether_addr', flag: '1_vring_flag', evtchn: '1_event_channel', start: 'event_type_start_1' });
   t.deepEqual(mempoolEntries(0, { gref: '8,9', va: '0x1000' }).map(([k]) => k), ['0_mempool_gref', '0_mempool_va']);
   t.deepEqual(deviceEntries(0, { rxGref: '10', txGref: '11', mac: '00:00:00:00:00:11', flagGref: 12 }).at(-1), ['event_type_start_0', '1']);
+  // The optional event channel (xsw's addition) goes before the start key, and only when offered.
+  t.deepEqual(deviceEntries(0, { rxGref: '10', txGref: '11', mac: '00:00:00:00:00:11', flagGref: 12, evtchn: 5 }).map(([k]) => k),
+    ['0_rx_vring_gref', '0_tx_vring_gref', '0_ether_addr', '0_vring_flag', '0_event_channel', 'event_type_start_0']);
+  t.false(deviceEntries(0, { rxGref: '10', txGref: '11', mac: '00:00:00:00:00:11', flagGref: 12 }).some(([k]) => k === '0_event_channel'));
+});
+
+test('V_event_channel: a decimal port 1..2^32-1, nothing else', (t) => {
+  t.deepEqual(parseEvtchn('7'), { ok: true, value: 7 });
+  t.deepEqual(parseEvtchn('4294967295'), { ok: true, value: 4294967295 });
+  for (const v of ['0', '', '-1', '0x10', '4294967296', '12345678901', '7 ', 'seven']) t.false(parseEvtchn(v).ok, v);
 });
 
 // What a guest may publish as V_ether_addr and what xsw-front takes as --mac is one rule.

@@ -5,8 +5,8 @@
 //
 //   new FrontPool({platform, simDir, domid, nbMbuf, backendDomid})
 //     .info() -> {va, gref, pages, nbMbuf, unassigned, platform}    .close()
-//   new FrontDevice(pool, {mac: Buffer(6), ringSize, nbBufs, maxPktLen, backendDomid})
-//     .info() -> {txGref, rxGref, flagGref, rxPosted, rxSegs, maxPktLen, platform}
+//   new FrontDevice(pool, {mac: Buffer(6), ringSize, nbBufs, maxPktLen, backendDomid, events?})
+//     .info() -> {txGref, rxGref, flagGref, rxPosted, rxSegs, maxPktLen, platform, evtchn?}
 //     .setLive(bool)  .flag() -> number
 //     .rxBurst(max) -> Buffer[]   .txBurst(Buffer[]) -> number
 //     .start({mode, poll, burst, peer: Buffer(6), txpkts, rate, count, verify, tap})  .stop()  .running()
@@ -78,7 +78,9 @@ class PoolWrap : public Napi::ObjectWrap<PoolWrap> {
       if (!Provider()) Provider() = std::shared_ptr<GrantProvider>(OpenGrantProvider(g));
       return std::make_shared<FrontPool>(Provider(), nb_mbuf, backend);
     });
+    options_ = g;
   }
+  const GrantOptions& options() const { return options_; }
   std::shared_ptr<FrontPool> pool(Napi::Env env) {
     if (!pool_) ThrowSys(env, EBADF, "the mempool is closed: open a new one");
     return pool_;
@@ -103,6 +105,7 @@ class PoolWrap : public Napi::ObjectWrap<PoolWrap> {
     return info.Env().Undefined();
   }
   std::shared_ptr<FrontPool> pool_;
+  GrantOptions options_;
 };
 Napi::FunctionReference* PoolWrap::ctor = nullptr;
 
@@ -130,7 +133,8 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
     if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(PoolWrap::ctor->Value())) {
       throw Napi::TypeError::New(env, "Expected a FrontPool as the first argument");
     }
-    std::shared_ptr<FrontPool> pool = PoolWrap::Unwrap(info[0].As<Napi::Object>())->pool(env);
+    PoolWrap* pool_wrap = PoolWrap::Unwrap(info[0].As<Napi::Object>());
+    std::shared_ptr<FrontPool> pool = pool_wrap->pool(env);
     Napi::Object o = Options(info, 1);
     FrontDeviceConfig c;
     Mac(o, "mac", c.mac, true);
@@ -139,6 +143,9 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
     c.max_pkt_len = OptU32(o, "maxPktLen", 0);
     const domid_t backend = domid_t(OptU32(o, "backendDomid", 0, 0, kDomidFirstReserved - 1));
     device_ = Guard(env, [&] { return FrontDevice::OpenGranted(std::move(pool), c, backend); });
+    // events (default true): offer the back end an event channel; false: a polled device, as DPDK's.
+    Napi::Value events = o.Get("events");
+    if (napi::IsAbsent(events) || events.ToBoolean().Value()) device_->OpenEvents(pool_wrap->options(), backend);
     LiveDevices().insert(this);
   }
 
@@ -173,6 +180,7 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
     o.Set("rxSegs", double(d.port().rx_segs()));
     o.Set("maxPktLen", double(d.port().max_pkt_len()));
     o.Set("platform", Provider()->kind());
+    if (d.evtchn() != 0) o.Set("evtchn", double(d.evtchn()));
     return o;
   }
 
@@ -249,10 +257,10 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
       ThrowSys(env, EINVAL, "unknown forwarding mode '" + mode + "': use io, mac, macswap, rxonly, txonly or tap");
     }
     const std::string poll = OptString(o, "poll", "adaptive");
-    if (poll != "busy" && poll != "adaptive") {
-      ThrowSys(env, EINVAL, "unknown poll mode '" + poll + "': use busy or adaptive");
+    if (poll != "busy" && poll != "adaptive" && poll != "interrupt") {
+      ThrowSys(env, EINVAL, "unknown poll mode '" + poll + "': use busy, adaptive or interrupt");
     }
-    c.poll = poll == "busy" ? PollMode::kBusy : PollMode::kAdaptive;
+    c.poll = poll == "busy" ? PollMode::kBusy : poll == "interrupt" ? PollMode::kInterrupt : PollMode::kAdaptive;
     c.burst = OptU32(o, "burst", kBurst);
     Mac(o, "peer", c.peer_mac, false);
     c.txpkts = OptU32(o, "txpkts", 64);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/errors.h"
+#include "grant/evtchn.h"
 #include "common/ethernet.h"
 #include "napi/convert.h"
 #include "napi/registry.h"
@@ -32,6 +33,20 @@ Napi::Object DropsObject(Napi::Env env, const uint64_t* drops) {
   return o;
 }
 
+// The switch's view of this process's event channels (switch.h's DeviceEvents).
+class SwitchEvents : public xsw::DeviceEvents {
+ public:
+  explicit SwitchEvents(std::unique_ptr<xsw::EventChannels> e) : e_(std::move(e)) {}
+  int fd() const override { return e_->fd(); }
+  bool Notify(uint32_t port) override { return e_->Notify(port); }
+  uint32_t Pending(uint32_t* ports, uint32_t max) override { return e_->Pending(ports, max); }
+  void Unmask(uint32_t port) override { e_->Unmask(port); }
+  xsw::EventChannels& channels() { return *e_; }
+
+ private:
+  std::unique_ptr<xsw::EventChannels> e_;
+};
+
 // ---------------------------------------------------------------------------
 
 class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
@@ -48,16 +63,21 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
                         InstanceMethod<&NativeSwitch::CaptureStop>("captureStop"),
                         InstanceMethod<&NativeSwitch::CaptureRead>("captureRead"),
                         InstanceMethod<&NativeSwitch::Loops>("loops"),
+                        InstanceMethod<&NativeSwitch::Wakeups>("wakeups"),
                         InstanceMethod<&NativeSwitch::Close>("close")});
   }
 
-  // new NativeSwitch({ vm2vm, busy, mtu, maxDevices, port? })
+  // new NativeSwitch({ vm2vm, busy, interrupt?, mtu, maxDevices, port?, events?: { platform, simDir? } })
+  // events: open this platform's event channels, which devices' guest ports
+  // (addDevice's evtchn) are bound in; if they cannot be opened every device
+  // stays polled and wakeups().error says why.
   explicit NativeSwitch(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeSwitch>(info) {
     Napi::Env env = info.Env();
     Napi::Object o = ReadObject(info[0], "options");
     xsw::SwitchConfig cfg;
     cfg.vm2vm = o.Get("vm2vm").ToBoolean();
     cfg.busy_poll = o.Get("busy").ToBoolean();
+    cfg.interrupt = o.Has("interrupt") && o.Get("interrupt").ToBoolean();
     cfg.mtu = ReadU32(o.Get("mtu"), "mtu", 0, 65535);
     cfg.max_devices = ReadU32(o.Get("maxDevices"), "maxDevices", 0, 65535);
     Napi::Value port = o.Get("port");
@@ -68,6 +88,20 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
       if (!port_spec.empty()) nic = xsw::OpenNicPort(port_spec, xsw::Switch::MaxFrame(cfg.mtu));
       return std::make_unique<xsw::Switch>(cfg, std::move(nic));
     });
+    Napi::Value ev = o.Get("events");
+    if (!xsw::napi::IsAbsent(ev)) {
+      Napi::Object eo = ReadObject(ev, "events");
+      xsw::GrantOptions g;
+      g.platform = xsw::napi::OptString(eo, "platform", "auto");
+      g.sim_dir = xsw::napi::OptString(eo, "simDir", "");
+      try {
+        events_ = std::make_unique<SwitchEvents>(xsw::OpenEventChannels(g));
+        sw_->SetEvents(events_.get());
+      } catch (const std::exception& e) {
+        events_error_ = e.what();
+      }
+    }
+    bound_.assign(cfg.max_devices, 0);
     // The data thread must be joined before the environment goes away (worker exit, process exit).
     napi_add_env_cleanup_hook(env, &NativeSwitch::CleanupHook, this);
     hooked_ = true;
@@ -97,7 +131,24 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     sw_.reset();  // stops the thread, closes the port
+    events_.reset();  // closing them unbinds every port
     return info.Env().Undefined();
+  }
+
+  // wakeups() -> { events: 'sim' | 'xen' | null, error?: string, sleeps: number, bound: [slot...] }
+  Napi::Value Wakeups(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("events", events_ ? Napi::Value(Napi::String::New(env, events_->channels().kind())) : env.Null());
+    if (!events_error_.empty()) o.Set("error", events_error_);
+    o.Set("sleeps", double(Sw(env).Sleeps()));
+    Napi::Array bound = Napi::Array::New(env);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < bound_.size(); ++i) {
+      if (bound_[i] != 0) bound.Set(n++, i);
+    }
+    o.Set("bound", bound);
+    return o;
   }
   Napi::Value PollOnce(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -148,7 +199,30 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
       reg.writable = r.Get("writable").ToBoolean();
       c.regions.push_back(reg);
     }
-    return Napi::Number::New(env, Guard(env, [&] { return sw.AddDevice(c); }));
+    // evtchn: optional, the guest's unbound event channel port (XenStore's
+    // V_event_channel). Bound here; a port that cannot be bound leaves the
+    // device polled (wakeups().bound tells), it is no reason to refuse it.
+    Napi::Value evtchn = s.Get("evtchn");
+    if (events_ && !xsw::napi::IsAbsent(evtchn)) {
+      const uint32_t remote = ReadU32(evtchn, "evtchn", 1, UINT32_MAX);
+      try {
+        c.evtchn = events_->channels().BindInterdomain(c.domid, remote);
+      } catch (const std::exception&) {
+        c.evtchn = 0;
+      }
+    }
+    uint32_t slot;
+    try {
+      slot = Guard(env, [&] { return sw.AddDevice(c); });
+    } catch (...) {
+      if (c.evtchn != 0) events_->channels().Unbind(c.evtchn);
+      throw;
+    }
+    if (c.evtchn != 0) {
+      bound_[slot] = c.evtchn;
+      events_->channels().Notify(c.evtchn);  // "bound": the guest may now sleep without a timeout
+    }
+    return Napi::Number::New(env, slot);
   }
 
   Napi::Value RemoveDevice(const Napi::CallbackInfo& info) {
@@ -156,6 +230,10 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
     xsw::Switch& sw = Sw(env);
     const uint32_t slot = ReadU32(info[0], "slot", 0, 0xFFFF);
     Guard(env, [&] { sw.RemoveDevice(slot); });
+    if (slot < bound_.size() && bound_[slot] != 0) {
+      if (events_) events_->channels().Unbind(bound_[slot]);
+      bound_[slot] = 0;
+    }
     return env.Undefined();
   }
 
@@ -282,6 +360,9 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
     me->sw_.reset();
   }
 
+  std::unique_ptr<SwitchEvents> events_;  // declared first: outlives the switch's thread
+  std::string events_error_;
+  std::vector<uint32_t> bound_;  // per slot: the local port bound for its device, 0: none
   std::unique_ptr<xsw::Switch> sw_;
   bool hooked_ = false;
 };

@@ -117,10 +117,28 @@ void FrontDevice::SetLive(bool live) {
 
 uint8_t FrontDevice::flag() const { return __atomic_load_n(&memory_.flag_page[0], __ATOMIC_ACQUIRE); }
 
+bool FrontDevice::OpenEvents(const GrantOptions& options, domid_t backend) {
+  if (events_) return true;
+  try {
+    auto events = OpenEventChannels(options);
+    evtchn_ = events->AllocateUnbound(backend);
+    events_ = std::move(events);
+  } catch (const std::exception&) {
+    evtchn_ = 0;
+    return false;
+  }
+  port_->SetKick(events_.get(), evtchn_);
+  return true;
+}
+
 void FrontDevice::StartEngine(EngineConfig cfg, const std::string& tap) {
   if (engine_running()) throw SysError(EBUSY, "the device's engine already runs: stop it first");
   StopEngine();
   std::memcpy(cfg.own_mac, mac_, sizeof mac_);
+  if (events_) {
+    cfg.events = events_.get();
+    cfg.evtchn = evtchn_;
+  }
   try {
     if (cfg.mode == FwdMode::kTap && !tap.empty()) tap_fd_ = OpenTap(tap, TapSetup{mac_});
     cfg.tap_fd = tap_fd_;

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "abi/abi.h"
+#include "grant/evtchn.h"
 #include "grant/provider.h"
 #include "pmd/engine.h"
 #include "pmd/granted_pool.h"
@@ -80,6 +81,14 @@ class FrontDevice {
   void StopEngine();
   bool engine_running() const { return engine_ && engine_->running(); }
 
+  // Opens this platform's event channels and offers the back end a port
+  // (XenStore's V_event_channel): TX bursts kick a sleeping back end and the
+  // engine sleeps until it notifies. Best effort: false (the device stays
+  // polled) when the platform has none. Before StartEngine.
+  bool OpenEvents(const GrantOptions& options, domid_t backend);
+  // The port offered to the back end, 0: none.
+  evtchn_port_t evtchn() const { return evtchn_; }
+
   // RX chains posted to the back end: while the engine runs the ring is its
   // own, so this is what it started with; otherwise what is posted now.
   uint32_t rx_posted() const;
@@ -97,6 +106,8 @@ class FrontDevice {
   FrontDeviceMemory memory_;
   MempoolLayout layout_;
   uint8_t mac_[6] = {};
+  std::unique_ptr<EventChannels> events_;  // before the port and engine: outlives both
+  evtchn_port_t evtchn_ = 0;
   std::unique_ptr<FrontPort> port_;
   std::unique_ptr<FrontEngine> engine_;
   int tap_fd_ = -1;

@@ -1,5 +1,7 @@
 #include "pmd/engine.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +16,8 @@
 
 namespace xsw {
 namespace {
+
+constexpr int64_t kNotifiedSleepNs = 100'000'000;
 
 struct ModeName {
   FwdMode mode;
@@ -58,9 +62,14 @@ FrontEngine::FrontEngine(FrontPort* port, const EngineConfig& config)
     throw std::invalid_argument("tap mode needs a TAP interface: give --tap NAME");
   }
   if (cfg_.rate < 0) throw std::invalid_argument("a negative --rate makes no sense: give frames per second");
+  stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (stop_fd_ < 0) throw std::invalid_argument("cannot create the engine's eventfd: too many open files?");
 }
 
-FrontEngine::~FrontEngine() { Stop(); }
+FrontEngine::~FrontEngine() {
+  Stop();
+  close(stop_fd_);
+}
 
 void FrontEngine::Start() {
   if (thread_.joinable()) return;
@@ -73,7 +82,12 @@ void FrontEngine::Start() {
 void FrontEngine::Stop() {
   if (!thread_.joinable()) return;
   stop_.store(true, std::memory_order_relaxed);
+  const uint64_t one = 1;
+  ssize_t n = write(stop_fd_, &one, sizeof one);
+  (void)n;
   thread_.join();
+  uint64_t v;
+  n = read(stop_fd_, &v, sizeof v);  // reset for a later Start
 }
 
 uint64_t FrontEngine::NowNs() const {
@@ -83,9 +97,60 @@ uint64_t FrontEngine::NowNs() const {
 }
 
 void FrontEngine::Run() {
-  AdaptivePoll backoff(cfg_.poll == PollMode::kBusy);
-  while (!stop_.load(std::memory_order_relaxed)) backoff.After(PollOnce() > 0);
+  if (cfg_.poll == PollMode::kBusy || cfg_.events == nullptr) {
+    AdaptivePoll backoff(cfg_.poll == PollMode::kBusy);
+    while (!stop_.load(std::memory_order_relaxed)) backoff.After(PollOnce() > 0);
+  } else {
+    const uint32_t spin = cfg_.poll == PollMode::kInterrupt ? 1 : AdaptivePoll::kIdlePollsBeforeSleep;
+    uint32_t idle = 0, fallback_us = AdaptivePoll::kMinSleepUs;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      if (PollOnce() > 0) {
+        idle = 0;
+        fallback_us = AdaptivePoll::kMinSleepUs;
+      } else if (++idle >= spin) {
+        Sleep(&fallback_us);
+      }
+    }
+  }
   port_->ReclaimTx();
+}
+
+// Arms the rings, re-checks, then waits for the back end's event, Stop, the
+// TAP, or the time the txonly token bucket needs for its next burst.
+void FrontEngine::Sleep(uint32_t* fallback_us) {
+  const bool sender = cfg_.mode == FwdMode::kTxOnly && !(cfg_.count > 0 && seq_ >= cfg_.count);
+  const uint32_t segs = (cfg_.txpkts + port_->data_room() - 1) / port_->data_room();
+  const bool ring_full = sender && port_->TxFreeDescs() < cfg_.burst * segs;
+  if (port_->ArmNotify(ring_full)) return;
+
+  // Once the back end has notified, sleep up to 100 ms: a back end restarted
+  // in a version that does not notify then costs latency, never a hang.
+  int64_t wait_ns = kNotifiedSleepNs;
+  if (!backend_notifies_) {
+    wait_ns = int64_t(*fallback_us) * 1000;
+    *fallback_us = std::min(*fallback_us * 2, AdaptivePoll::kMaxSleepUs);
+  }
+  if (sender && !ring_full) {
+    // Not waiting for the ring: for tokens (rate) or for nothing at all.
+    int64_t token_ns = 0;
+    if (cfg_.rate > 0) {
+      token_ns = int64_t((double(cfg_.burst) - tokens_) * 1e9 / cfg_.rate) - int64_t(NowNs() - last_refill_ns_);
+    }
+    if (token_ns <= 0) return;
+    if (token_ns < wait_ns) wait_ns = token_ns;
+  }
+  pollfd fds[3] = {{cfg_.events->fd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}, {cfg_.tap_fd, POLLIN, 0}};
+  const nfds_t n = cfg_.mode == FwdMode::kTap ? 3 : 2;
+  timespec ts{wait_ns / 1000000000, wait_ns % 1000000000};
+  if (ppoll(fds, n, &ts, nullptr) <= 0 || !(fds[0].revents & POLLIN)) return;
+  evtchn_port_t ports[8];
+  uint32_t got;
+  while ((got = cfg_.events->Pending(ports, 8)) != 0) {
+    for (uint32_t i = 0; i < got; ++i) {
+      if (ports[i] == cfg_.evtchn) backend_notifies_ = true;
+      cfg_.events->Unmask(ports[i]);
+    }
+  }
 }
 
 uint32_t FrontEngine::PollOnce() {

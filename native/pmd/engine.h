@@ -12,7 +12,13 @@
 //   tap      the device bridged to a TAP file descriptor: the kernel's frames
 //            go to the TX ring, the RX ring's frames to the kernel
 //
-// Polling: busy never sleeps; adaptive backs off when idle (common/adaptive_poll.h).
+// Polling: busy never sleeps. adaptive (after 64 idle polls) and interrupt
+// (after one) sleep on the device's event channel when it has one: they arm
+// the rings' used_event, re-check, and wait until the back end notifies
+// (docs/dataplane.md#notifications). Until the back end has notified once
+// (it does so when it binds the channel) and for a device without a channel,
+// the sleep is short and timed (10..500 µs, common/adaptive_poll.h); after
+// that at most 100 ms (a restarted back end that does not notify).
 #pragma once
 
 #include <atomic>
@@ -25,7 +31,7 @@
 namespace xsw {
 
 enum class FwdMode : uint8_t { kIo, kMac, kMacSwap, kRxOnly, kTxOnly, kTap };
-enum class PollMode : uint8_t { kBusy, kAdaptive };
+enum class PollMode : uint8_t { kBusy, kAdaptive, kInterrupt };
 
 // "io", "mac", ... -> mode; false for an unknown name.
 bool ParseFwdMode(const std::string& name, FwdMode* mode);
@@ -42,6 +48,8 @@ struct EngineConfig {
   uint64_t count = 0;            // txonly frames in total; 0 = no limit
   bool verify = false;           // rxonly, txonly: check received test frames and their order
   int tap_fd = -1;               // tap: a non-blocking TAP fd (not owned)
+  EventChannels* events = nullptr;  // the device's event channels (not owned); null: timed sleeps only
+  evtchn_port_t evtchn = 0;         // its local port there
 };
 
 class FrontEngine {
@@ -64,6 +72,7 @@ class FrontEngine {
 
  private:
   void Run();
+  void Sleep(uint32_t* fallback_us);
   uint32_t Forward();
   uint32_t RxOnly();
   uint32_t TxOnly();
@@ -76,6 +85,8 @@ class FrontEngine {
   EngineConfig cfg_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  int stop_fd_ = -1;           // eventfd: Stop wakes a sleeping thread
+  bool backend_notifies_ = false;  // an event came on our port: the back end is bound
   // txonly state
   uint64_t seq_ = 0;
   double tokens_ = 0;

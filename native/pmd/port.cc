@@ -187,10 +187,18 @@ uint32_t FrontPort::TxBurst(const uint32_t* pkts, uint32_t n) {
   }
   if (sent > 0) {
     tx_.Publish();
+    if (kick_events_ != nullptr && tx_.KickNeeded()) kick_events_->Notify(kick_port_);
     Bump(stats_.tx_packets, sent);
     Bump(stats_.tx_bytes, bytes);
   }
   return sent;
+}
+
+bool FrontPort::ArmNotify(bool tx) {
+  bool ready = rx_.ArmUsedEvent(0);
+  const uint32_t in_flight = tx_.InFlight();
+  if (tx && in_flight != 0) ready |= tx_.ArmUsedEvent(uint16_t(in_flight > 1 ? in_flight / 2 - 1 : 0));
+  return ready;
 }
 
 bool FrontPort::Alloc(uint32_t len, uint32_t* pkt) {

@@ -25,6 +25,7 @@
 #include "abi/abi.h"
 #include "shm/mempool.h"
 #include "shm/vring.h"
+#include "grant/evtchn.h"
 
 namespace xsw {
 
@@ -119,6 +120,18 @@ class FrontPort {
   uint64_t bad_used() const { return tx_.BadUsed() + rx_.BadUsed(); }
   FrontStats& stats() { return stats_; }
 
+  // Notifications (docs/dataplane.md#notifications). With a kick set, TxBurst
+  // notifies `port` when the back end's avail_event asks for it (a sleeping
+  // back end), at most once per burst. Not owned; null: never kicks.
+  void SetKick(EventChannels* events, evtchn_port_t port) {
+    kick_events_ = events;
+    kick_port_ = port;
+  }
+  // Before sleeping: asks the back end to notify on the next received frame
+  // and, with tx, once half of the in-flight TX chains completed. True when
+  // something is already there (do not sleep).
+  bool ArmNotify(bool tx);
+
  private:
   uint8_t* BufAddr(uint32_t local) const { return pool_base_ + layout_.BufOffset(first_ + local); }
   uint64_t Gva(const uint8_t* p) const { return reinterpret_cast<uint64_t>(p); }
@@ -137,6 +150,8 @@ class FrontPort {
   std::unique_ptr<uint32_t[]> seg_len_;  // bytes of data in this buffer
   std::unique_ptr<uint32_t[]> pkt_len_;  // at a chain's head: total bytes
   FrontStats stats_;
+  EventChannels* kick_events_ = nullptr;
+  evtchn_port_t kick_port_ = 0;
 };
 
 }  // namespace xsw

@@ -88,6 +88,7 @@ void VringDriver::Init() {
   in_flight_ = 0;
   avail_idx_ = 0;
   published_idx_ = 0;
+  kicked_idx_ = 0;
   last_used_ = 0;
 }
 
@@ -122,6 +123,31 @@ int VringDriver::Add(const DriverBuf* bufs, uint32_t n_out, uint32_t n_in, uint6
 void VringDriver::Publish() {
   __atomic_store_n(&view_.avail->idx, avail_idx_, __ATOMIC_RELEASE);
   published_idx_ = avail_idx_;
+}
+
+namespace {
+// The trailing event words: used_event after the avail ring, avail_event after the used ring.
+uint16_t* UsedEventWord(const VringView& v) { return &v.avail->ring[v.num]; }
+uint16_t* AvailEventWord(const VringView& v) {
+  return reinterpret_cast<uint16_t*>(&v.used->ring[v.num]);
+}
+}  // namespace
+
+bool VringDriver::ArmUsedEvent(uint16_t ahead) {
+  __atomic_store_n(UsedEventWord(view_), uint16_t(last_used_ + ahead), __ATOMIC_RELAXED);
+  // The store must be visible before we look at used->idx again (the device
+  // publishes, then reads used_event: one of us sees the other).
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return __atomic_load_n(&view_.used->idx, __ATOMIC_ACQUIRE) != last_used_;
+}
+
+bool VringDriver::KickNeeded() {
+  const uint16_t old = kicked_idx_;
+  kicked_idx_ = published_idx_;
+  if (old == published_idx_) return false;
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);  // avail->idx stored before avail_event is read
+  const uint16_t event = __atomic_load_n(AvailEventWord(view_), __ATOMIC_RELAXED);
+  return VringNeedEvent(event, published_idx_, old);
 }
 
 uint32_t VringDriver::Harvest(UsedEntry* out, uint32_t max) {
@@ -199,6 +225,7 @@ void VringDevice::Resume() {
   used_idx_ = __atomic_load_n(&view_.used->idx, __ATOMIC_ACQUIRE);
   last_avail_ = used_idx_;
   avail_seen_ = used_idx_;
+  called_idx_ = used_idx_;
   generation_ = 0;
   std::memset(stamp_.get(), 0, sizeof(uint32_t) * view_.num);
 }
@@ -297,6 +324,25 @@ bool VringDevice::WantsCall() const {
   // the flag, then rechecks used->idx).
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   return (__atomic_load_n(&view_.avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT) == 0;
+}
+
+}  // namespace xsw
+
+namespace xsw {
+
+bool VringDevice::ArmAvailEvent() {
+  __atomic_store_n(AvailEventWord(view_), last_avail_, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);  // the driver publishes, then reads avail_event
+  return __atomic_load_n(&view_.avail->idx, __ATOMIC_ACQUIRE) != last_avail_;
+}
+
+bool VringDevice::CallNeeded() {
+  const uint16_t old = called_idx_;
+  called_idx_ = used_idx_;
+  if (old == used_idx_) return false;
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);  // used->idx stored before used_event is read
+  const uint16_t event = __atomic_load_n(UsedEventWord(view_), __ATOMIC_RELAXED);
+  return VringNeedEvent(event, used_idx_, old);
 }
 
 }  // namespace xsw

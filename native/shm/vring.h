@@ -51,6 +51,11 @@ constexpr uint64_t VringDescBytes(uint32_t num) { return uint64_t(num) * sizeof(
 constexpr uint64_t VringAvailBytes(uint32_t num) { return 6 + 2 * uint64_t(num); }
 constexpr uint64_t VringUsedBytes(uint32_t num) { return 6 + 8 * uint64_t(num); }
 
+// virtio's vring_need_event: true when `event` lies in [old, new) modulo 2^16.
+constexpr bool VringNeedEvent(uint16_t event, uint16_t new_idx, uint16_t old_idx) {
+  return uint16_t(new_idx - event - 1) < uint16_t(new_idx - old_idx);
+}
+
 // ---------------------------------------------------------------------------
 // Guest side.
 
@@ -99,11 +104,22 @@ class VringDriver {
   // claimed more bytes than the chain could hold.
   uint64_t BadUsed() const { return bad_used_; }
 
+  // Event index (virtio's VIRTIO_RING_F_EVENT_IDX on this layout's trailing
+  // words; docs/dataplane.md#notifications). Asks for a notification once
+  // the device has published `ahead` + 1 more used entries beyond those
+  // harvested (used_event), then re-reads used->idx: true when entries are
+  // already there, so the caller must not sleep (no lost wake-up).
+  bool ArmUsedEvent(uint16_t ahead = 0);
+  // After Publish: true when the device's avail_event asked to be kicked for
+  // one of the chains published since the last call (one seq_cst fence).
+  bool KickNeeded();
+
  private:
   VringView view_;
   uint32_t mask_;
   uint16_t avail_idx_ = 0;   // our next avail slot (shadow of avail->idx)
   uint16_t published_idx_ = 0;  // avail->idx as last stored by Publish
+  uint16_t kicked_idx_ = 0;     // published_idx_ when KickNeeded last looked
   uint16_t last_used_ = 0;   // next used slot to read
   uint32_t free_head_ = 0;
   uint32_t num_free_ = 0;
@@ -190,6 +206,15 @@ class VringDevice {
   // (an interrupt, an eventfd write) after used entries are published.
   bool WantsCall() const;
 
+  // Event index, the device's half. Asks the driver to kick for the next
+  // chain it publishes (avail_event = what we popped), then re-reads
+  // avail->idx: true when chains are already there (do not sleep).
+  bool ArmAvailEvent();
+  // After PublishUsed: true when the driver's used_event falls among the
+  // entries published since the last call. used_event is the peer's word:
+  // any value only decides whether the peer itself is notified.
+  bool CallNeeded();
+
   uint16_t LastAvail() const { return last_avail_; }
   uint16_t UsedIdx() const { return used_idx_; }
   uint32_t num() const { return view_.num; }
@@ -203,6 +228,7 @@ class VringDevice {
   uint16_t last_avail_ = 0;  // next avail slot to pop
   uint16_t avail_seen_ = 0;  // avail->idx as read (and checked) by the last Avail
   uint16_t used_idx_ = 0;    // our next used slot (shadow of used->idx)
+  uint16_t called_idx_ = 0;  // used_idx_ when CallNeeded last looked
   uint32_t generation_ = 0;  // per-Pop stamp for loop detection
   std::unique_ptr<uint32_t[]> stamp_;  // per descriptor: generation that last visited it
 };

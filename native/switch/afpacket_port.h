@@ -35,6 +35,7 @@ class AfPacketPort : public NicPort {
   uint32_t TxCapacity() const override { return tx_capacity_; }
   bool TxCommit(uint32_t len) override;
   uint32_t TxFree() override;
+  int WaitFd() const override { return fd_; }
   void TxFlush() override;
 
  private:

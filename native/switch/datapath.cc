@@ -180,6 +180,7 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
   if (done != 0) {
     d.tx->PublishUsed();
     if (d.cfg.tx_call_fd >= 0 && d.tx->WantsCall()) Call(d.cfg.tx_call_fd);
+    if (d.cfg.evtchn != 0) NotifyGuest(d, *d.tx);
   }
   FlushTouched();
   if (v != Violation::kNone) {
@@ -465,6 +466,7 @@ void Switch::FlushTouched() {
     if (d.state.load(std::memory_order_acquire) == DeviceState::kActive) {
       d.rx->PublishUsed();
       if (d.cfg.rx_call_fd >= 0 && d.rx->WantsCall()) Call(d.cfg.rx_call_fd);
+      if (d.cfg.evtchn != 0) NotifyGuest(d, *d.rx);
     }
   }
   n_touched_ = 0;

@@ -68,6 +68,13 @@ struct DeviceConfig {
   // under `regions` (which then read zeros): the device is quarantined with
   // memory_truncated. Null for Xen devices.
   const std::atomic<bool>* memory_lost = nullptr;
+
+  // Wake-ups (docs/dataplane.md#notifications): what tells the sleeping data
+  // thread that this device posted frames, and how it tells the guest. A
+  // device with neither kick_fd nor evtchn is polled: while it is attached
+  // the data thread sleeps only briefly (10..500 µs) when idle.
+  int kick_fd = -1;   // readable when the peer kicks its TX ring (vhost-user's kick eventfd); not owned
+  uint32_t evtchn = 0;  // local port of the guest's event channel in Switch::events(), 0: none
 };
 
 // The VLAN of a device's pool when dom0 assigned none: 1000 + slot.

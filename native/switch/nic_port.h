@@ -47,6 +47,9 @@ class NicPort {
   static constexpr uint32_t kTxUnbounded = UINT32_MAX;
   // Hands everything committed since the last flush to the kernel.
   virtual void TxFlush() = 0;
+  // A fd that polls readable (POLLIN) when frames may be waiting, for the
+  // data thread's sleep; -1: none (the switch then sleeps only briefly).
+  virtual int WaitFd() const { return -1; }
 };
 
 // Opens a port from its command-line spelling: "IFNAME" (AF_PACKET) or

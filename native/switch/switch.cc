@@ -3,6 +3,9 @@
 // code is in datapath.cc.
 #include "switch/switch.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -111,12 +114,16 @@ Switch::Switch(const SwitchConfig& cfg, std::unique_ptr<NicPort> nic)
   guest_next_dev_.reset(new uint16_t[cfg.max_devices]());
   nic_vlan_rx_.reset(new Counter[kVlanCount]);
   nic_vlan_tx_.reset(new Counter[kVlanCount]);
+  pollfds_.reset(new pollfd[cfg.max_devices + 3]);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw SysError(errno, "cannot create the switch's wake-up eventfd (" + ErrnoText(errno) + ")");
   snap_.store(new Snapshot(), std::memory_order_release);
 }
 
 Switch::~Switch() {
   Stop();
   delete snap_.load();
+  close(wake_fd_);
 }
 
 uint32_t Switch::AddDevice(const DeviceConfig& c) {
@@ -218,6 +225,8 @@ void Switch::RemoveDevice(uint32_t slot) {
   d.cfg.flag = nullptr;
   d.cfg.tx_split = d.cfg.rx_split = VringView{};
   d.cfg.tx_call_fd = d.cfg.rx_call_fd = -1;
+  d.cfg.kick_fd = -1;
+  d.cfg.evtchn = 0;
   d.cfg.regions.clear();
   d.capture.store(nullptr, std::memory_order_release);  // the session goes on without it
 }
@@ -246,6 +255,7 @@ void Switch::PublishSnapshot() {
 void Switch::WaitQuiescent() {
   if (!running()) return;  // PollOnce runs on this thread: nothing else can hold a snapshot
   uint64_t seen = epoch_.load(std::memory_order_seq_cst);
+  WakeDataThread();  // it may sleep: one more loop moves the epoch
   while (epoch_.load(std::memory_order_seq_cst) == seen) {
     std::this_thread::sleep_for(std::chrono::microseconds(AdaptivePoll::kMinSleepUs));
   }
@@ -260,6 +270,7 @@ void Switch::Start() {
 void Switch::Stop() {
   if (!running()) return;
   running_.store(false, std::memory_order_seq_cst);
+  WakeDataThread();
   thread_.join();
 }
 
@@ -269,8 +280,20 @@ uint32_t Switch::PollOnce() {
 }
 
 void Switch::Run() {
-  AdaptivePoll backoff(cfg_.busy_poll);
-  while (running_.load(std::memory_order_relaxed)) backoff.After(Poll() != 0);
+  if (cfg_.busy_poll) {
+    while (running_.load(std::memory_order_relaxed)) Poll();
+    return;
+  }
+  const uint32_t spin = cfg_.interrupt ? 1 : AdaptivePoll::kIdlePollsBeforeSleep;
+  uint32_t idle = 0;
+  while (running_.load(std::memory_order_relaxed)) {
+    if (Poll() != 0) {
+      idle = 0;
+      fallback_us_ = AdaptivePoll::kMinSleepUs;
+    } else if (++idle >= spin) {
+      Sleep();  // idle stays: after a timed sleep the next empty loop sleeps again, longer
+    }
+  }
 }
 
 std::vector<DeviceStatsSnapshot> Switch::Stats() const {

@@ -28,6 +28,8 @@
 // and counted under a named reason (drops.h). Nothing is logged per packet.
 #pragma once
 
+#include <poll.h>
+
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -47,6 +49,22 @@ struct SwitchConfig {
   bool busy_poll = false;   // never sleep (benchmarks); else adaptive
   uint32_t mtu = 1500;      // 68..9000; a frame is at most mtu + 14 bytes (+4 tagged on the NIC)
   uint32_t max_devices = 64;  // 1..4096
+  // Poll modes (docs/dataplane.md#notifications): busy_poll never sleeps;
+  // otherwise the data thread sleeps on the devices' wake-ups when idle,
+  // after 64 empty loops (adaptive, the default) or after one (interrupt).
+  bool interrupt = false;
+};
+
+// The event channels the switch signals guests with and sleeps on: the
+// addon adapts grant/evtchn.h's EventChannels (the switch does not link the
+// grant layer). Notify/Pending/Unmask are called by the data thread only.
+class DeviceEvents {
+ public:
+  virtual ~DeviceEvents() = default;
+  virtual int fd() const = 0;  // readable while a port has fired
+  virtual bool Notify(uint32_t port) = 0;
+  virtual uint32_t Pending(uint32_t* ports, uint32_t max) = 0;
+  virtual void Unmask(uint32_t port) = 0;
 };
 
 struct DeviceStatsSnapshot {
@@ -144,6 +162,12 @@ class Switch {
   // Poll loops run so far (the epoch): the switch loop's rate for metrics.
   uint64_t Loops() const { return epoch_.load(std::memory_order_relaxed); }
 
+  // The event channels devices' `evtchn` ports belong to (not owned; set
+  // before Start, outlives the switch). Null: no device has a port.
+  void SetEvents(DeviceEvents* events) { events_ = events; }
+  // Times the data thread went to sleep (metrics, tests).
+  uint64_t Sleeps() const { return sleeps_.Get(); }
+
  private:
   struct GuestRange {
     uint32_t first;  // index into Snapshot::slots
@@ -185,6 +209,11 @@ class Switch {
 
   void Run();
   uint32_t Poll();
+  // wakeup.cc: sleep until a device, the NIC or the control thread wakes us;
+  // the guest's notification after used entries were published.
+  void Sleep();
+  void WakeDataThread();
+  void NotifyGuest(Device& d, VringDevice& ring);
   void PublishSnapshot();
   void WaitQuiescent();
 
@@ -252,6 +281,13 @@ class Switch {
   };
   std::map<uint32_t, CaptureSession> captures_;
   uint32_t next_capture_ = 1;
+
+  // Sleeping (wakeup.cc).
+  DeviceEvents* events_ = nullptr;
+  int wake_fd_ = -1;                      // eventfd: snapshot change, capture stop, Stop
+  std::unique_ptr<pollfd[]> pollfds_;     // max_devices + 3, data thread only
+  uint32_t fallback_us_ = 10;             // timed sleep while a polled device is attached
+  Counter sleeps_;
 };
 
 }  // namespace xsw

@@ -33,6 +33,7 @@ class TapPort : public NicPort {
   bool TxCommit(uint32_t len) override;
   uint32_t TxFree() override { return kTxUnbounded; }  // each write() is the transmission
   void TxFlush() override {}
+  int WaitFd() const override { return fd_; }
 
  private:
   std::string name_;

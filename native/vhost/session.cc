@@ -403,6 +403,7 @@ bool Session::TryAttach(std::string* why) {
   c.net_hdr_len = (features_ & kFeatureVersion1) ? kVirtioNetHdrLenV1 : kVirtioNetHdrLen;
   c.tx_call_fd = q_[kTxQueue].call;
   c.rx_call_fd = q_[kRxQueue].call;
+  c.kick_fd = q_[kTxQueue].kick;  // -1 for a peer that polls: the switch then polls it too
   c.regions = mem_.Regions();
   c.memory_lost = mem_.lost();
   try {
