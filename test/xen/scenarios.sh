@@ -347,8 +347,9 @@ scenario_vhostnet() {
   step "back end $BACKENDS" "printed its stats" 3 file_has "/tmp/backend-$BACKENDS-stats.log" '"nic":\{"rx":[1-9]'
   counters=$(nic_counters)
   [[ $counters =~ ^[1-9][0-9]*\ [1-9][0-9]*$ ]] || { fail vhostnet "the NIC counters did not move (rx tx: ${counters:-none})"; return; }
-  # The kernel's vhost worker of the back end's process (vhost-<pid>).
-  for f in /proc/[0-9]*/comm; do
+  # The kernel's vhost worker of the back end's process (vhost-<pid>): a
+  # kernel thread in Linux 6.1, a thread of the process itself from 6.4.
+  for f in /proc/[0-9]*/comm "/proc/$BE_PID"/task/*/comm; do
     { read -r comm < "$f"; } 2>/dev/null && [ "$comm" = "vhost-$BE_PID" ] && { worker=$comm; break; }
   done
   [ -n "$worker" ] || { fail vhostnet "no vhost-$BE_PID kernel worker: the NIC did not go through vhost-net"; return; }
