@@ -14,7 +14,7 @@ export interface BackendOptions {
   /** Stats interval in seconds; 0 = off. */
   stats: number;
   json: boolean;
-  /** NIC: an interface name (AF_PACKET) or `tap:NAME`; undefined = vm2vm only. */
+  /** NIC: an interface name (AF_PACKET), `tap:NAME` or `vhost-net:NAME`; undefined = vm2vm only. */
   port?: string;
   platform: Platform;
   poll: Poll;
@@ -105,10 +105,10 @@ function vm2vmValue(v: string): boolean {
 }
 
 function port(v: string): string {
-  const name = v.startsWith('tap:') ? v.slice(4) : v;
+  const name = v.replace(/^(tap|vhost-net):/, '');
   // Linux interface names: 1..15 bytes, no '/', whitespace or ':' (IFNAMSIZ 16).
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) {
-    throw new OptionError(`-p/--port takes an interface name (up to 15 letters, digits, '.', '-', '_') or tap:NAME, not "${v}".`);
+    throw new OptionError(`-p/--port takes an interface name (up to 15 letters, digits, '.', '-', '_'), tap:NAME or vhost-net:NAME, not "${v}".`);
   }
   return v;
 }
@@ -154,7 +154,7 @@ function buildCommand(): Command {
     .option('--no-vm2vm', 'send all guest traffic to the NIC')
     .option('--stats <seconds>', 'print device statistics every N seconds (0 = off)', integer('--stats', 0, 86400), DEFAULTS.stats)
     .option('--json', 'print statistics as one JSON object per interval', false)
-    .option('-p, --port <ifname|tap:NAME>', 'the NIC: an interface (AF_PACKET) or a TAP device; none = vm2vm only', port)
+    .option('-p, --port <ifname|tap:NAME|vhost-net:NAME>', 'the NIC: an interface (AF_PACKET), a TAP device, or a TAP driven through /dev/vhost-net rings; none = vm2vm only', port)
     .addOption(new Option('--platform <platform>', 'grant platform').choices(['xen', 'sim', 'auto']).default(DEFAULTS.platform))
     .addOption(new Option('--poll <mode>', 'data-plane polling: busy spins; adaptive (default) and interrupt sleep on notifications when idle, after a short spin or at once').choices(['busy', 'adaptive', 'interrupt']).default(DEFAULTS.poll))
     .option('--mtu <bytes>', 'largest frame payload accepted', integer('--mtu', 68, 9000), DEFAULTS.mtu)

@@ -84,8 +84,10 @@ int OpenTap(const std::string& name, const TapSetup& setup) {
   if (fd < 0) Fail(errno, name, "opening /dev/net/tun");
   try {
     ifreq ifr = Request(name);
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    ifr.ifr_flags = short(IFF_TAP | IFF_NO_PI | (setup.vnet_hdr ? IFF_VNET_HDR : 0));
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) Fail(errno, name, "TUNSETIFF");
+    int hdr = int(setup.vnet_hdr);
+    if (hdr && ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) Fail(errno, name, "TUNSETVNETHDRSZ");
     Configure(name, setup);
   } catch (...) {
     close(fd);

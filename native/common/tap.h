@@ -13,6 +13,7 @@ struct TapSetup {
   const uint8_t* mac = nullptr;  // set the interface's hardware address (6 bytes), so ARP and ICMP use it
   uint32_t mtu = 0;              // set the interface's MTU (best effort); 0 leaves it
   bool up = false;               // bring the link up
+  uint32_t vnet_hdr = 0;         // > 0: IFF_VNET_HDR, each frame led by a virtio_net_hdr of this many bytes (TUNSETVNETHDRSZ)
 };
 
 // A Linux interface name: 1 to IFNAMSIZ-1 characters, none of '/', ':' or

@@ -25,7 +25,7 @@ struct NicRxFrame {
 class NicPort {
  public:
   virtual ~NicPort() = default;
-  virtual const char* kind() const = 0;  // "af_packet", "tap", or a test's own
+  virtual const char* kind() const = 0;  // "af_packet", "tap", "vhost-net", or a test's own
   virtual const std::string& name() const = 0;
 
   // Up to max received frames into out; they stay valid until RxRelease.
@@ -52,8 +52,8 @@ class NicPort {
   virtual int WaitFd() const { return -1; }
 };
 
-// Opens a port from its command-line spelling: "IFNAME" (AF_PACKET) or
-// "tap:NAME". max_frame is the longest frame to carry, tag included.
+// Opens a port from its command-line spelling: "IFNAME" (AF_PACKET),
+// "tap:NAME" or "vhost-net:NAME" (vhostnet_port.h). max_frame is the longest frame to carry, tag included.
 // Throws SysError (ENODEV, EPERM, EINVAL, ...) with one clear sentence.
 std::unique_ptr<NicPort> OpenNicPort(const std::string& spec, uint32_t max_frame);
 

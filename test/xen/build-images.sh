@@ -111,7 +111,7 @@ rm -f "$D0/.complete"
 # for dom0's boot and every guest's ramdisk to carry.
 install_node() { install -m 755 "$NODE" "$1"; command -v strip >/dev/null && strip "$1"; return 0; }
 install_node "$D0/usr/local/bin/node"
-add_modules "$D0" xenfs xen-evtchn xen-privcmd xen-gntdev xen-gntalloc virtio_pci 9pnet_virtio 9p
+add_modules "$D0" xenfs xen-evtchn xen-privcmd xen-gntdev xen-gntalloc virtio_pci 9pnet_virtio 9p tun vhost_net
 install -m 755 "$HERE/init-dom0" "$D0/init"
 mkdir -p "$D0/mnt/xsw" "$D0/var/lib/xenstored" "$D0/var/log/xen"
 (cd "$D0" && find . -print0 | cpio --null -o -H newc --quiet) > "$IMG/dom0.cpio"
@@ -123,7 +123,7 @@ install -m 755 "$BASE/bin/busybox" "$DU/bin/busybox"   # busybox-static
 for a in $("$DU/bin/busybox" --list); do [ -e "$DU/bin/$a" ] || ln -s busybox "$DU/bin/$a"; done
 install_node "$DU/usr/local/bin/node"
 ldd "$NODE" | grep -o '/[^ ]*' | while read -r l; do install -D "$BASE$l" "$DU$l"; done
-add_modules "$DU" xenfs xen-evtchn xen-gntdev xen-gntalloc
+add_modules "$DU" xenfs xen-evtchn xen-gntdev xen-gntalloc tun
 mv "$DU" "$IMG/domu"   # run.sh adds the project and makes the ramdisk
 rm -rf "$CACHE/work"
 touch "$IMG/.complete"

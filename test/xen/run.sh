@@ -198,7 +198,7 @@ if [ -s "$SHARE/out/results" ]; then
     if [ "$verdict" = PASS ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   done < "$SHARE/out/results"
 fi
-for s in attach traffic restart destroy; do
+for s in attach traffic restart destroy vhostnet; do
   grep -q "^[A-Z]* $s:" "$SHARE/out/results" 2>/dev/null && continue
   echo "xen: FAIL $s: no result (the run ended early${stopped:+: $stopped}; see the tails below)"
   failed=$((failed + 1))

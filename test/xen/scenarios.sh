@@ -10,6 +10,9 @@
 #               running guests (they are not restarted)
 #   4 destroy   `xl destroy vm1`: the back end detaches it and unmaps its
 #               grants, so Xen can finish destroying the domain
+#   5 vhostnet  a back end with -p vhost-net:xswnic0 (dom0's vhost_net serves
+#               the NIC's rings); dom0 pings a tap-mode guest (vm3) through
+#               it and the NIC counters move
 set -u
 OUT=/mnt/xsw/out
 XSW=/opt/xsw
@@ -63,11 +66,12 @@ COPY_PID=$!
 
 BACKENDS=0
 BE_PID=
+# start_backend [MORE-ARGS...]
 start_backend() {
   BACKENDS=$((BACKENDS + 1))
   BE_LOG=/tmp/backend-$BACKENDS.log
   (echo "$TIMERSLACK" > /proc/self/timerslack_ns
-   exec node "$XSW/dist/backend/cli.js" --platform xen --vm2vm --stats 1 --json) \
+   exec node "$XSW/dist/backend/cli.js" --platform xen --vm2vm --stats 1 --json "$@") \
     > "/tmp/backend-$BACKENDS-stats.log" 2> "$BE_LOG" &
   BE_PID=$!
   say "back end $BACKENDS started (pid $BE_PID)"
@@ -289,6 +293,69 @@ scenario_destroy() {
   pass destroy "domain $d1 detached ($(grep -o "detached domain $d1 device 0: [^\"]*" "$BE_LOG" | head -1)); gntdev mappings $before -> $after; the domain is gone"
 }
 
+# ---- 5 vhostnet
+# The NIC is a TAP whose frames move through vhost-net rings (issue 12's
+# exceptional path). vm3 runs xsw-front in tap mode with 10.77.0.2; dom0
+# assigns its device to network VNET_VLAN, which the uplink carries untagged
+# (--native-vlan), so dom0's xswnic0 (10.77.0.1) and vm3's TAP share a plain
+# Ethernet segment through the switch.
+MAC3=00:00:00:00:00:33
+VNET_NIC=xswnic0
+VNET_VLAN=77
+VNET_DOM0_IP=10.77.0.1
+VNET_GUEST_IP=10.77.0.2
+PINGS=3
+Q_TAPUP=5                 # vm3's init brings its TAP up once xsw-front made it
+Q_PING=$(( PINGS + 4 ))   # ARP, then one echo a second
+# nic_counters: "rx tx" of the NIC from the back end's last JSON stats line
+nic_counters() {
+  local line re='"nic":\{"rx":([0-9]+),"tx":([0-9]+)'
+  line=$(tail -n 1 "/tmp/backend-$BACKENDS-stats.log" 2>/dev/null)
+  [[ $line =~ $re ]] && echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}"
+}
+scenario_vhostnet() {
+  local id ping_pid got counters worker= f comm
+  modprobe tun && modprobe vhost_net || { fail vhostnet "modprobe vhost_net failed: this dom0 kernel has no vhost_net module"; return; }
+  [ -e /dev/vhost-net ] || { fail vhostnet "vhost_net is loaded but /dev/vhost-net did not appear"; return; }
+  start_backend -p "vhost-net:$VNET_NIC" --native-vlan "$VNET_VLAN"
+  STEP_PROGRESS=be_cpu step "back end $BACKENDS" "watching /local/domain" "$Q_BACKEND" be_says 'watching /local/domain' \
+    || { fail vhostnet "$STEP_ERROR; back end log: $(be_tail 3)"; return; }
+  be_says "NIC port vhost-net:$VNET_NIC" || { fail vhostnet "the back end did not open -p vhost-net:$VNET_NIC: $(be_tail 3)"; return; }
+  create_guest vm3 "--mac,$MAC3,--tap,xsw0,--nb-mbuf,1024" "xsw_wait=1 xsw_tap_ip=$VNET_GUEST_IP/24" \
+    || { fail vhostnet "$STEP_ERROR"; return; }
+  booted vm3 || { guest_failed vhostnet vm3; return; }
+  id=$(domid vm3)
+  xenstore-write "/local/domain/0/backend/xsw/$id/0/mac" "$MAC3" "/local/domain/0/backend/xsw/$id/0/vlan" "$VNET_VLAN"
+  xenstore-write "/local/domain/$id/data/xsw-go" 1
+  front_running vm3 || { guest_failed vhostnet vm3; return; }
+  attached vm3 "$MAC3" || { fail vhostnet "$STEP_ERROR; back end log: $(be_tail 2)"; return; }
+  STEP_PROGRESS="dom_cpu vm3" step vm3 "TAP up with $VNET_GUEST_IP" "$Q_TAPUP" guest_says vm3 XSW-TAP-UP \
+    || { guest_failed vhostnet vm3; return; }
+  busybox ip addr add "$VNET_DOM0_IP/24" dev "$VNET_NIC" && busybox ip link set "$VNET_NIC" up \
+    || { fail vhostnet "cannot address dom0's $VNET_NIC"; return; }
+  full_budget "$Q_PING"
+  busybox ping -c "$PINGS" -w "$FULL" "$VNET_GUEST_IP" > /tmp/ping-vhostnet.log 2>&1 &
+  ping_pid=$!
+  step dom0 "pinged $VNET_GUEST_IP $PINGS times" "$Q_PING" proc_gone "$ping_pid"
+  wait "$ping_pid"
+  got=$(grep -o '[0-9]* packets received' /tmp/ping-vhostnet.log | cut -d' ' -f1)
+  if [ "${got:-0}" -lt 1 ]; then
+    fail vhostnet "no echo reply from vm3 through -p vhost-net:$VNET_NIC: $(tr '\n' ' ' < /tmp/ping-vhostnet.log); NIC $(nic_counters); vm3: $(console_tail vm3)"
+    return
+  fi
+  # The stats line after the ping shows the NIC's counters.
+  step "back end $BACKENDS" "printed its stats" 3 file_has "/tmp/backend-$BACKENDS-stats.log" '"nic":\{"rx":[1-9]'
+  counters=$(nic_counters)
+  [[ $counters =~ ^[1-9][0-9]*\ [1-9][0-9]*$ ]] || { fail vhostnet "the NIC counters did not move (rx tx: ${counters:-none})"; return; }
+  # The kernel's vhost worker of the back end's process (vhost-<pid>): a
+  # kernel thread in Linux 6.1, a thread of the process itself from 6.4.
+  for f in /proc/[0-9]*/comm "/proc/$BE_PID"/task/*/comm; do
+    { read -r comm < "$f"; } 2>/dev/null && [ "$comm" = "vhost-$BE_PID" ] && { worker=$comm; break; }
+  done
+  [ -n "$worker" ] || { fail vhostnet "no vhost-$BE_PID kernel worker: the NIC did not go through vhost-net"; return; }
+  pass vhostnet "dom0 pinged vm3's TAP ($VNET_GUEST_IP) through -p vhost-net:$VNET_NIC: $got of $PINGS replies; NIC rx tx $counters; kernel worker $worker"
+}
+
 scenario_attach
 if grep -q '^PASS attach' "$OUT/results"; then
   scenario_traffic
@@ -300,6 +367,11 @@ fi
 # SIGTERM must end the back end promptly (it detaches and unmaps everything first).
 kill -TERM "$BE_PID" 2>/dev/null
 if ! step "back end" "exited on SIGTERM" "$Q_EXIT" be_gone; then
+  say "killing the back end"; kill -KILL "$BE_PID"
+fi
+scenario_vhostnet
+kill -TERM "$BE_PID" 2>/dev/null
+if ! step "back end $BACKENDS" "exited on SIGTERM" "$Q_EXIT" be_gone; then
   say "killing the back end"; kill -KILL "$BE_PID"
 fi
 [ "$(time_left)" -gt 0 ] && xl list
