@@ -349,11 +349,20 @@ cmd_wait() {
 # ping_summary OUTPUT: "received/sent" of each ping in a command's output
 ping_summary() { grep -o '[0-9]* packets transmitted, [0-9]* packets received' <<< "$1" | awk '{printf "%s%s/%s", (NR>1?" ":""), $4, $1}'; }
 # pings NAME ADDR...: one command in the guest, a ping per address (3 echo
-# requests, at most 30 s); it succeeds when every ping got a reply
+# requests, at most 30 s each). Busybox's ping stops waiting soon after its
+# last request, and under emulation a reply can take seconds: a ping passes
+# when it got replies (pings_ok); the counts are shown.
 pings() {
   local g=$1 a c=; shift
-  for a in "$@"; do c+="ping -c 3 -w 30 $a && "; done
+  PINGS=$#
+  for a in "$@"; do c+="ping -c 3 -w 30 $a; "; done
   guest_cmd "$g" "${c}true"
+}
+# pings_ok OUTPUT: each of the PINGS pings in a command's output got a reply
+pings_ok() {
+  local got
+  got=$(grep -c ' packets transmitted, [1-9][0-9]* packets received' <<< "$1")
+  [ "$got" = "$PINGS" ]
 }
 # stats_has_netif MAC: the back end's last JSON stats line lists MAC as an active device of kind netif
 stats_has_netif() {
@@ -399,7 +408,7 @@ scenario_netif() {
   pings n2 "$NF_NET.11" "$NF_NET.3"
   for name in n1 n2; do
     cmd_wait "$name" "pinged the other netfront guest and the PMD guest" "$Q_CMD" || { guest_failed netif-ping "$name"; return 1; }
-    [ "$CMD_RC" = 0 ] || { fail netif-ping "$name: ping failed (exit status $CMD_RC): $(cmd_tail "$CMD_OUT")"; return 1; }
+    pings_ok "$CMD_OUT" || { fail netif-ping "$name: a ping got no reply: $(cmd_tail "$CMD_OUT")"; return 1; }
     out+=" $name $(ping_summary "$CMD_OUT");"
   done
   pass netif-ping "replies (received/sent) n1 -> n2, pmd and n2 -> n1, pmd:${out%;}"
@@ -431,7 +440,7 @@ scenario_netif() {
     || { fail netif-restart "$STEP_ERROR; back end log: $(be_tail 3)"; return 1; }
   pings n1 "$NF_NET.12" "$NF_NET.3"
   cmd_wait n1 "pinged n2 and pmd after the restart" "$Q_CMD" || { guest_failed netif-restart n1; return 1; }
-  [ "$CMD_RC" = 0 ] || { fail netif-restart "n1's pings after the restart failed: $(cmd_tail "$CMD_OUT")"; return 1; }
+  pings_ok "$CMD_OUT" || { fail netif-restart "a ping of n1's after the restart got no reply: $(cmd_tail "$CMD_OUT")"; return 1; }
   s1=$(vif_states n1); s2=$(vif_states n2)
   [ "$s1" = 4/4 ] && [ "$s2" = 4/4 ] || { fail netif-restart "vif states after the restart n1 $s1, n2 $s2, expected 4/4"; return 1; }
   pass netif-restart "after SIGKILL the new back end reconnected both vifs (4/4 throughout: netfront saw a pause, no state change) and n1 pings n2 and pmd again: $(ping_summary "$CMD_OUT")"
