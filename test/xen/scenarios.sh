@@ -443,7 +443,7 @@ scenario_netif() {
   pings_ok "$CMD_OUT" || { fail netif-restart "a ping of n1's after the restart got no reply: $(cmd_tail "$CMD_OUT")"; return 1; }
   s1=$(vif_states n1); s2=$(vif_states n2)
   [ "$s1" = 4/4 ] && [ "$s2" = 4/4 ] || { fail netif-restart "vif states after the restart n1 $s1, n2 $s2, expected 4/4"; return 1; }
-  pass netif-restart "after SIGKILL the new back end reconnected both vifs (4/4 throughout: netfront saw a pause, no state change) and n1 pings n2 and pmd again: $(ping_summary "$CMD_OUT")"
+  pass netif-restart "after SIGKILL the new back end reconnected both vifs (state 4/4 after it, the guests' netfront never reconnected) and n1 pings n2 and pmd again: $(ping_summary "$CMD_OUT")"
 
   # ---- xl network-detach n2 0
   from=$(now)
