@@ -77,6 +77,10 @@ test('grant-copy and event-channel ioctl numbers and struct layouts match the ua
   const grantCopy = layout([['count', 4], ['segments', 8]]);
   t.is(u.sizeof_ioctl_gntdev_grant_copy, grantCopy.size);
   t.is(u.IOCTL_GNTDEV_GRANT_COPY, IOC(8, grantCopy.size));
+  // Xen's public/grant_table.h: _GNTCOPY_source_gref (0), _GNTCOPY_dest_gref (1). The first
+  // real netfront found these wrong (bits 3 and 4): every copy failed and the vif was quarantined.
+  t.is(u.GNTCOPY_source_gref, 1);
+  t.is(u.GNTCOPY_dest_gref, 2);
   const E = (nr: number, size: number): number => ((size << 16) | ('E'.charCodeAt(0) << 8) | nr) >>> 0;
   t.is(u.IOCTL_EVTCHN_BIND_INTERDOMAIN, E(1, 8)); // {remote_domain, remote_port}
   t.is(u.IOCTL_EVTCHN_BIND_UNBOUND_PORT, E(2, 4));

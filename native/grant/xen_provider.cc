@@ -24,6 +24,12 @@ typedef uint16_t domid_t;
 namespace xsw {
 namespace {
 
+// GNTCOPY_source_gref and GNTCOPY_dest_gref of Xen's public/grant_table.h
+// (bits 0 and 1); gntdev passes them through to GNTTABOP_copy. Without them
+// gntdev reads that side as a local address.
+constexpr uint16_t kGntcopySourceGref = 1u << 0;
+constexpr uint16_t kGntcopyDestGref = 1u << 1;
+
 class XenGrantProvider : public GrantProvider {
  public:
   ~XenGrantProvider() override {
@@ -188,9 +194,6 @@ class XenGrantProvider : public GrantProvider {
   }
 
  private:
-  // Xen's public/grant_table.h (the uapi passes them through to GNTTABOP_copy).
-  static constexpr uint16_t kGntcopySourceGref = 1u << 3;
-  static constexpr uint16_t kGntcopyDestGref = 1u << 4;
 
   struct Alloc {
     GrantAllocation info;
@@ -277,6 +280,8 @@ std::vector<std::pair<const char*, uint64_t>> XenUapiConstants() {
       {"offsetof_gntdev_grant_copy_segment_len", offsetof(gntdev_grant_copy_segment, len)},
       {"offsetof_gntdev_grant_copy_segment_status", offsetof(gntdev_grant_copy_segment, status)},
       {"sizeof_ioctl_gntdev_grant_copy", sizeof(ioctl_gntdev_grant_copy)},
+      {"GNTCOPY_source_gref", kGntcopySourceGref},
+      {"GNTCOPY_dest_gref", kGntcopyDestGref},
       {"IOCTL_EVTCHN_BIND_INTERDOMAIN", IOCTL_EVTCHN_BIND_INTERDOMAIN},
       {"IOCTL_EVTCHN_BIND_UNBOUND_PORT", IOCTL_EVTCHN_BIND_UNBOUND_PORT},
       {"IOCTL_EVTCHN_UNBIND", IOCTL_EVTCHN_UNBIND},

@@ -10,7 +10,10 @@
 #   base-<key>/      debootstrap bookworm minbase + xen-utils-4.17 + xenstore-utils
 #   images-<key>/    xen (ELF multiboot), vmlinux (plain ELF), dom0.cpio,
 #                    domu/ (the guests' root: busybox + node + its libs + Xen modules;
-#                    run.sh adds test/xen/init-domu and the project)
+#                    run.sh adds test/xen/init-domu and the project),
+#                    netfront/ (a stock netfront guest's root: busybox, the
+#                    xen-netfront module, xenstore-read/-write, iperf3 and their
+#                    libraries; run.sh adds test/xen/init-netfront)
 # Keys are hashes of the package versions and of the inputs (these scripts,
 # node), so a new Debian point release or a changed init script rebuilds.
 # The project itself is not in these images: run.sh packs it per run.
@@ -39,6 +42,17 @@ for p in "$KPKG" "$XPKG"; do
     (cd "$CACHE/pkgs" && apt-get download -q "$p" >/dev/null)
   fi
 done
+# iperf3 for the netfront guests (with the two libraries debootstrap's tree lacks)
+NF_PKGS="iperf3 libiperf0 libsctp1"
+for p in $NF_PKGS; do
+  if ! ls "$CACHE/pkgs/${p}_"*.deb >/dev/null 2>&1; then
+    say "apt-get download $p"
+    chown _apt "$CACHE/pkgs" 2>/dev/null || true
+    (cd "$CACHE/pkgs" && apt-get download -q "$p" >/dev/null) \
+      || { echo "xen build: apt-get download $p failed: run apt-get update (Debian bookworm's archive must be reachable)" >&2; exit 1; }
+  fi
+done
+NF_DEBS=$(for p in $NF_PKGS; do ls "$CACHE/pkgs/${p}_"*.deb | tail -1; done)
 KDEB=$(ls "$CACHE/pkgs/${KPKG}_"*.deb | tail -1)
 XDEB=$(ls "$CACHE/pkgs/${XPKG}_"*.deb | tail -1)
 KEX=$CACHE/kernel
@@ -67,7 +81,7 @@ if [ ! -e "$BASE/.complete" ]; then
 fi
 
 # ---- images
-IMG_KEY=$( (echo "$BASE_KEY $KVERSION $XVERSION"; sha1sum "$NODE" "$HERE/build-images.sh" "$HERE/init-dom0") | sha1sum | cut -c1-12)
+IMG_KEY=$( (echo "$BASE_KEY $KVERSION $XVERSION"; basename -a $NF_DEBS; sha1sum "$NODE" "$HERE/build-images.sh" "$HERE/init-dom0") | sha1sum | cut -c1-12)
 IMG=$CACHE/images-$IMG_KEY
 if [ -e "$IMG/.complete" ]; then
   say "images cached ($IMG)"
@@ -113,6 +127,10 @@ install_node() { install -m 755 "$NODE" "$1"; command -v strip >/dev/null && str
 install_node "$D0/usr/local/bin/node"
 add_modules "$D0" xenfs xen-evtchn xen-privcmd xen-gntdev xen-gntalloc virtio_pci 9pnet_virtio 9p tun vhost_net
 install -m 755 "$HERE/init-dom0" "$D0/init"
+# xsw-backend serves the vifs: the kernel's netback must never claim them
+# (it is not in this image anyway, and nothing here autoloads modules).
+mkdir -p "$D0/etc/modprobe.d"
+echo 'install xen-netback /bin/false' > "$D0/etc/modprobe.d/xsw-no-netback.conf"
 mkdir -p "$D0/mnt/xsw" "$D0/var/lib/xenstored" "$D0/var/log/xen"
 (cd "$D0" && find . -print0 | cpio --null -o -H newc --quiet) > "$IMG/dom0.cpio"
 
@@ -125,6 +143,31 @@ install_node "$DU/usr/local/bin/node"
 ldd "$NODE" | grep -o '/[^ ]*' | while read -r l; do install -D "$BASE$l" "$DU$l"; done
 add_modules "$DU" xenfs xen-evtchn xen-gntdev xen-gntalloc tun
 mv "$DU" "$IMG/domu"   # run.sh adds the project and makes the ramdisk
+
+# netfront guest: a stock Linux guest with no xsw inside (busybox, the kernel's
+# xen-netfront, xenstore-read/-write for dom0's commands, iperf3)
+NF=$CACHE/work/netfront
+mkdir -p "$NF"/{bin,dev,proc,sys,tmp,run,root,usr/bin,lib64,lib/x86_64-linux-gnu}
+install -m 755 "$BASE/bin/busybox" "$NF/bin/busybox"
+for a in $("$NF/bin/busybox" --list); do [ -e "$NF/bin/$a" ] || ln -s busybox "$NF/bin/$a"; done
+NFX=$CACHE/work/netfront-debs
+for d in $NF_DEBS; do dpkg-deb -x "$d" "$NFX"; done
+install -m 755 "$NFX/usr/bin/iperf3" "$NF/usr/bin/iperf3"
+install -m 755 "$BASE/usr/bin/xenstore-read" "$NF/usr/bin/xenstore-read"
+install -m 755 "$BASE/usr/bin/xenstore-write" "$NF/usr/bin/xenstore-write"
+# Their libraries by soname, from the iperf3 packages or the bookworm tree.
+for so in $(LD_LIBRARY_PATH="$NFX/usr/lib/x86_64-linux-gnu:$BASE/usr/lib/x86_64-linux-gnu" \
+            ldd "$NF/usr/bin/iperf3" "$NF/usr/bin/xenstore-read" | awk '$1 ~ /^lib.*\.so/ {print $1}' | sort -u); do
+  f=
+  for dir in "$NFX/usr/lib/x86_64-linux-gnu" "$BASE/usr/lib/x86_64-linux-gnu"; do
+    [ -e "$dir/$so" ] && { f=$dir/$so; break; }
+  done
+  [ -n "$f" ] || { echo "xen build: the netfront guest needs $so, found neither in the iperf3 packages nor in $BASE" >&2; exit 1; }
+  cp -L "$f" "$NF/lib/x86_64-linux-gnu/$so"
+done
+cp -L "$BASE/lib64/ld-linux-x86-64.so.2" "$NF/lib64/"
+add_modules "$NF" xenfs xen-netfront
+mv "$NF" "$IMG/netfront"   # run.sh adds test/xen/init-netfront and makes the ramdisk
 rm -rf "$CACHE/work"
 touch "$IMG/.complete"
 echo "$IMG" > "$CACHE/current"

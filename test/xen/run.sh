@@ -120,6 +120,11 @@ cp -a "$RUN/stage/opt" "$RUN/domu/"
 install -m 755 "$HERE/init-domu" "$RUN/domu/init"
 install -D -m 644 "$HERE/wait-go.js" "$RUN/domu/opt/xsw/test-xen/wait-go.js"
 (cd "$RUN/domu" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$SHARE/domu.cpio.gz"
+# The stock netfront guests' ramdisk (no project, no node).
+cp -al "$IMG/netfront" "$RUN/netfront"
+install -m 755 "$HERE/init-netfront" "$RUN/netfront/init"
+(cd "$RUN/netfront" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$SHARE/netfront.cpio.gz"
+install -m 755 "$ROOT/contrib/vif-xsw" "$SHARE/vif-xsw"
 ln -f "$IMG/vmlinux" "$SHARE/vmlinux" 2>/dev/null || cp "$IMG/vmlinux" "$SHARE/vmlinux"
 cp "${XSW_XEN_SCENARIOS:-$HERE/scenarios.sh}" "$SHARE/scenarios.sh"
 cp "$HERE/timing.sh" "$SHARE/timing.sh"
@@ -198,7 +203,7 @@ if [ -s "$SHARE/out/results" ]; then
     if [ "$verdict" = PASS ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   done < "$SHARE/out/results"
 fi
-for s in attach traffic restart destroy vhostnet; do
+for s in attach traffic restart destroy netif-attach netif-ping netif-iperf3 netif-restart netif-detach netif-destroy vhostnet; do
   grep -q "^[A-Z]* $s:" "$SHARE/out/results" 2>/dev/null && continue
   echo "xen: FAIL $s: no result (the run ended early${stopped:+: $stopped}; see the tails below)"
   failed=$((failed + 1))

@@ -10,7 +10,13 @@
 #               running guests (they are not restarted)
 #   4 destroy   `xl destroy vm1`: the back end detaches it and unmaps its
 #               grants, so Xen can finish destroying the domain
-#   5 vhostnet  a back end with -p vhost-net:xswnic0 (dom0's vhost_net serves
+#   5 netif     two stock netfront guests (no xsw inside: test/xen/init-netfront)
+#               beside a PMD guest in TAP mode: their vifs connect (netif-attach),
+#               ping each other and the PMD guest's TAP (netif-ping), an iperf3
+#               TCP stream for 10 s (netif-iperf3), the back end SIGKILLed and
+#               restarted reconnects the vifs (netif-restart), `xl
+#               network-detach` (netif-detach) and `xl destroy` (netif-destroy)
+#   6 vhostnet  a back end with -p vhost-net:xswnic0 (dom0's vhost_net serves
 #               the NIC's rings); dom0 pings a tap-mode guest (vm3) through
 #               it and the NIC counters move
 set -u
@@ -61,7 +67,7 @@ Q_TRAFFIC=$(( FRAMES / 100 + 5 ))   # at 100 frames/s, the quiet rate
 # The guests' kernel and ramdisk from tmpfs (libxl maps them; over 9p that is
 # slow), copied while the back end starts.
 tick; COPY_FROM=$NOW
-cp /mnt/xsw/vmlinux /mnt/xsw/domu.cpio.gz "$RUN/" &
+cp /mnt/xsw/vmlinux /mnt/xsw/domu.cpio.gz /mnt/xsw/netfront.cpio.gz "$RUN/" &
 COPY_PID=$!
 
 BACKENDS=0
@@ -293,7 +299,181 @@ scenario_destroy() {
   pass destroy "domain $d1 detached ($(grep -o "detached domain $d1 device 0: [^\"]*" "$BE_LOG" | head -1)); gntdev mappings $before -> $after; the domain is gone"
 }
 
-# ---- 5 vhostnet
+# ---- 5 netif: stock netfront guests
+NF_NET=10.13.0
+MAC_N1=00:16:3e:13:00:11
+MAC_N2=00:16:3e:13:00:12
+MAC_PMD=00:16:3e:13:00:03
+Q_NF_BOOT=30      # from xl create to a netfront guest's /init (three guests boot)
+Q_VIF=10          # the back end connects a vif once netfront wrote its keys
+Q_CMD=15          # a guest runs a short command dom0 gave it (pings included)
+Q_IPERF=25        # iperf3 -t 10 with its connection set-up and report
+Q_NETDETACH=10    # xl network-detach (libxl waits up to 10 s for state 6)
+# create_netfront NAME IP MAC: a stock guest, its vif served by xsw-backend
+# through contrib/vif-xsw (installed in dom0 below)
+create_netfront() {
+  cat > "$RUN/$1.cfg" <<EOF
+name = "$1"
+type = "pv"
+kernel = "$RUN/vmlinux"
+ramdisk = "$RUN/netfront.cpio.gz"
+extra = "console=hvc0 loglevel=4 rdinit=/init xsw_ip=$2/24"
+memory = 160
+vcpus = 1
+on_crash = "preserve"
+vif = [ 'mac=$3,script=vif-xsw' ]
+EOF
+  xl_create "$1"
+}
+nf_booted() {
+  STEP_FROM=$(created "$1") STEP_PROGRESS="dom_cpu $1" \
+    step "$1" "netfront guest up (eth0 addressed)" "$Q_NF_BOOT" guest_says "$1" XSW-NETFRONT-UP
+}
+vif_connected() {
+  STEP_PROGRESS=be_cpu step "back end $BACKENDS" "connected vif $(domid "$1")/0 of $1" "$Q_VIF" \
+    be_says "vif $(domid "$1")/0 \\(netif\\) connected"
+}
+# guest_cmd NAME COMMAND: the guest's init runs COMMAND once (test/xen/init-netfront);
+# CMD_N[NAME] is its number
+declare -A CMD_N
+guest_cmd() {
+  CMD_N[$1]=$(( ${CMD_N[$1]:-0} + 1 ))
+  xenstore-write "/local/domain/$(domid "$1")/data/xsw-cmd" "${CMD_N[$1]} $2"
+}
+# cmd_wait NAME WHAT QUIET: waits for the last command's end; sets CMD_RC, CMD_OUT
+cmd_done() { guest_says "$1" "XSW-CMD $2 rc=([0-9]+)"; }
+cmd_wait() {
+  local n=${CMD_N[$1]}
+  CMD_RC= CMD_OUT=
+  STEP_PROGRESS="dom_cpu $1" step "$1" "$2" "$3" cmd_done "$1" "$n" || return 1
+  [[ $FH_LINE =~ rc=([0-9]+) ]] && CMD_RC=${BASH_REMATCH[1]}
+  CMD_OUT=$(sed -n "/XSW-CMD $n begin/,/XSW-CMD $n rc=/p" "$(guest_log "$1")" | tr -d '\r' | grep -v '^XSW-CMD')
+  return 0
+}
+# ping_summary OUTPUT: "received/sent" of each ping in a command's output
+ping_summary() { grep -o '[0-9]* packets transmitted, [0-9]* packets received' <<< "$1" | awk '{printf "%s%s/%s", (NR>1?" ":""), $4, $1}'; }
+# pings NAME ADDR...: one command in the guest, a ping per address (3 echo
+# requests, at most 30 s each). Busybox's ping stops waiting soon after its
+# last request, and under emulation a reply can take seconds: a ping passes
+# when it got replies (pings_ok); the counts are shown.
+pings() {
+  local g=$1 a c=; shift
+  PINGS=$#
+  for a in "$@"; do c+="ping -c 3 -w 30 $a; "; done
+  guest_cmd "$g" "${c}true"
+}
+# pings_ok OUTPUT: each of the PINGS pings in a command's output got a reply
+pings_ok() {
+  local got
+  got=$(grep -c ' packets transmitted, [1-9][0-9]* packets received' <<< "$1")
+  [ "$got" = "$PINGS" ]
+}
+# stats_has_netif MAC: the back end's last JSON stats line lists MAC as an active device of kind netif
+stats_has_netif() {
+  local line re="\"mac\":\"$1\",[^{]*\"state\":\"active\",[^{]*\"drops\":\\{[^}]*\\},\"kind\":\"netif\""
+  line=$(tail -n 1 "/tmp/backend-$BACKENDS-stats.log" 2>/dev/null)
+  [[ $line =~ $re ]]
+}
+stats_lacks() { local line; line=$(tail -n 1 "/tmp/backend-$BACKENDS-stats.log" 2>/dev/null); [[ $line == *'"devices"'* && $line != *"\"$1\""* ]]; }
+both_netif() { stats_has_netif "$MAC_N1" && stats_has_netif "$MAC_N2"; }
+# vif_states NAME: "back-end state/front-end state" of its vif 0
+vif_states() { xenstore-read "/local/domain/0/backend/vif/$(domid "$1")/0/state" "/local/domain/$(domid "$1")/device/vif/0/state" 2>/dev/null | paste -sd/ -; }
+cmd_tail() { tail -n "${2:-4}" <<< "$1" | paste -sd'|' -; }
+
+scenario_netif() {
+  local name s1 s2 out= sender receiver d1 d2 from pid rc
+  # The PMD guests of the scenarios above leave: the memory is for these three.
+  xl destroy vm1 > /dev/null 2>&1; xl destroy vm2 > /dev/null 2>&1
+  if be_gone; then
+    start_backend
+    STEP_PROGRESS=be_cpu step "back end $BACKENDS" "watching /local/domain" "$Q_BACKEND" be_says 'watching /local/domain' \
+      || { fail netif-attach "$STEP_ERROR; back end log: $(be_tail 3)"; return 1; }
+  fi
+  mkdir -p /etc/xen/scripts && install -m 755 /mnt/xsw/vif-xsw /etc/xen/scripts/vif-xsw
+  # All three boot at once.
+  create_guest pmd "--mac,$MAC_PMD,--tap,xsw0" "xsw_tap_addr=xsw0=$NF_NET.3/24" || { fail netif-attach "$STEP_ERROR"; return 1; }
+  create_netfront n1 "$NF_NET.11" "$MAC_N1" || { fail netif-attach "$STEP_ERROR"; return 1; }
+  create_netfront n2 "$NF_NET.12" "$MAC_N2" || { fail netif-attach "$STEP_ERROR"; return 1; }
+  for name in n1 n2; do
+    nf_booted "$name" || { guest_failed netif-attach "$name"; return 1; }
+    vif_connected "$name" || { fail netif-attach "$STEP_ERROR; back end log: $(be_tail 3); $name: $(console_tail "$name" 3)"; return 1; }
+  done
+  booted pmd && front_running pmd || { guest_failed netif-attach pmd; return 1; }
+  attached pmd "$MAC_PMD" || { fail netif-attach "$STEP_ERROR; back end log: $(be_tail 2)"; return 1; }
+  step pmd "TAP xsw0 addressed" "$Q_CMD" guest_says pmd XSW-TAP-UP || { guest_failed netif-attach pmd; return 1; }
+  step "back end $BACKENDS" "shows both vifs as kind netif in its stats" 5 both_netif \
+    || { fail netif-attach "$STEP_ERROR; last stats: $(tail -n 1 "/tmp/backend-$BACKENDS-stats.log")"; return 1; }
+  s1=$(vif_states n1); s2=$(vif_states n2)
+  [ "$s1" = 4/4 ] && [ "$s2" = 4/4 ] || { fail netif-attach "vif states (back end/front end) n1 $s1, n2 $s2, expected 4/4"; return 1; }
+  pass netif-attach "n1 (domid $(domid n1)) and n2 (domid $(domid n2)) Connected (4/4) through vif-xsw, kind netif in the stats, beside the PMD guest pmd (TAP xsw0 $NF_NET.3)"
+
+  # ---- pings, in both guests at once
+  pings n1 "$NF_NET.12" "$NF_NET.3"
+  pings n2 "$NF_NET.11" "$NF_NET.3"
+  for name in n1 n2; do
+    cmd_wait "$name" "pinged the other netfront guest and the PMD guest" "$Q_CMD" || { guest_failed netif-ping "$name"; return 1; }
+    pings_ok "$CMD_OUT" || { fail netif-ping "$name: a ping got no reply: $(cmd_tail "$CMD_OUT")"; return 1; }
+    out+=" $name $(ping_summary "$CMD_OUT");"
+  done
+  pass netif-ping "replies (received/sent) n1 -> n2, pmd and n2 -> n1, pmd:${out%;}"
+
+  # ---- iperf3: a TCP stream n1 -> n2 for 10 s
+  guest_cmd n2 "iperf3 -s -D -1 && echo iperf3 server started"
+  cmd_wait n2 "started the iperf3 server" "$Q_CMD" && [ "$CMD_RC" = 0 ] \
+    || { fail netif-iperf3 "${STEP_ERROR:-iperf3 -s failed: $(cmd_tail "$CMD_OUT")}; n2: $(console_tail n2 3)"; return 1; }
+  guest_cmd n1 "iperf3 -c $NF_NET.12 -t 10 -f m"
+  cmd_wait n1 "ran iperf3 -c n2 -t 10" "$Q_IPERF" || { fail netif-iperf3 "$STEP_ERROR; n1: $(console_tail n1 4)"; return 1; }
+  sender=$(grep 'sender$' <<< "$CMD_OUT" | tail -1 | tr -s ' ')
+  receiver=$(grep 'receiver$' <<< "$CMD_OUT" | tail -1 | tr -s ' ')
+  if [ "$CMD_RC" != 0 ] || [ -z "$receiver" ] || grep -qi 'error' <<< "$CMD_OUT"; then
+    fail netif-iperf3 "iperf3 -c exited with status $CMD_RC: $(cmd_tail "$CMD_OUT")"; return 1
+  fi
+  note "iperf3 TCP n1 -> n2 (netfront -> xsw netif -> switch -> netif -> netfront, QEMU TCG): sender ${sender#*sec }; receiver ${receiver#*sec }"
+  pass netif-iperf3 "10 s TCP stream n1 -> n2 with no errors: sender ${sender#*sec }; receiver ${receiver#*sec }"
+
+  # ---- the back end SIGKILLed and restarted: the vifs stay Connected in the guests
+  d1=$(domid n1); d2=$(domid n2)
+  kill -KILL "$BE_PID"; wait "$BE_PID" 2>/dev/null
+  from=$(now)
+  start_backend
+  for name in n1 n2; do
+    STEP_FROM=$from STEP_PROGRESS=be_cpu step "back end $BACKENDS" "reconnected vif $(domid "$name")/0 of $name" "$Q_REATTACH" \
+      be_says "vif $(domid "$name")/0 \\(netif\\) connected" || { fail netif-restart "$STEP_ERROR; back end log: $(be_tail 3)"; return 1; }
+  done
+  STEP_FROM=$from STEP_PROGRESS=be_cpu step "back end $BACKENDS" "re-attached pmd" "$Q_REATTACH" registered "$MAC_PMD" \
+    || { fail netif-restart "$STEP_ERROR; back end log: $(be_tail 3)"; return 1; }
+  pings n1 "$NF_NET.12" "$NF_NET.3"
+  cmd_wait n1 "pinged n2 and pmd after the restart" "$Q_CMD" || { guest_failed netif-restart n1; return 1; }
+  pings_ok "$CMD_OUT" || { fail netif-restart "a ping of n1's after the restart got no reply: $(cmd_tail "$CMD_OUT")"; return 1; }
+  s1=$(vif_states n1); s2=$(vif_states n2)
+  [ "$s1" = 4/4 ] && [ "$s2" = 4/4 ] || { fail netif-restart "vif states after the restart n1 $s1, n2 $s2, expected 4/4"; return 1; }
+  pass netif-restart "after SIGKILL the new back end reconnected both vifs (state 4/4 after it, the guests' netfront never reconnected) and n1 pings n2 and pmd again: $(ping_summary "$CMD_OUT")"
+
+  # ---- xl network-detach n2 0
+  from=$(now)
+  xl network-detach n2 0 > /tmp/xl-network-detach.log 2>&1 &
+  pid=$!
+  STEP_PROGRESS="proc_cpu $pid" step n2 "vif removed by xl network-detach" "$Q_NETDETACH" proc_gone "$pid" \
+    || { kill "$pid" 2>/dev/null; fail netif-detach "$STEP_ERROR; back end log: $(be_tail 2)"; return 1; }
+  wait "$pid"; rc=$?
+  [ "$rc" = 0 ] || { fail netif-detach "xl network-detach n2 0 failed (exit status $rc): $(tail -n 2 /tmp/xl-network-detach.log | paste -sd' ' -)"; return 1; }
+  be_says "vif $d2/0 going offline" || { fail netif-detach "the back end did not log 'vif $d2/0 going offline': $(be_tail 2)"; return 1; }
+  step "back end $BACKENDS" "dropped n2 from its stats" 5 stats_lacks "$MAC_N2" \
+    || { fail netif-detach "$STEP_ERROR; last stats: $(tail -n 1 "/tmp/backend-$BACKENDS-stats.log")"; return 1; }
+  stats_has_netif "$MAC_N1" || { fail netif-detach "n1 left the stats with n2"; return 1; }
+  pass netif-detach "xl network-detach n2 0 returned 0 in $(( $(now) - from )) s (the back end answered online=0 with state 6); n2 gone from the stats, n1 still in them"
+
+  # ---- xl destroy n1
+  xl destroy n1
+  step "back end $BACKENDS" "detached vif $d1/0 of the destroyed n1" "$Q_DETACH" be_says "vif $d1/0 (removed|: its front end disappeared|going offline)" \
+    || { fail netif-destroy "$STEP_ERROR; back end log: $(be_tail 2)"; return 1; }
+  step n1 "gone from xl list" "$Q_GONE" domain_gone "$d1" \
+    || { fail netif-destroy "$STEP_ERROR; domain $d1 is still listed after xl destroy (its ring grants still mapped?): $(xl list | tr '\n' ' ')"; return 1; }
+  kill -0 "$BE_PID" 2>/dev/null || { fail netif-destroy "the back end died"; return 1; }
+  pass netif-destroy "domain $d1 detached ($(grep -o "vif $d1/0 [^\"]*" "$BE_LOG" | tail -1)) and gone from xl list"
+}
+
+# ---- 6 vhostnet
 # The NIC is a TAP whose frames move through vhost-net rings (issue 12's
 # exceptional path). vm3 runs xsw-front in tap mode with 10.77.0.2; dom0
 # assigns its device to network VNET_VLAN, which the uplink carries untagged
@@ -304,9 +484,9 @@ VNET_NIC=xswnic0
 VNET_VLAN=77
 VNET_DOM0_IP=10.77.0.1
 VNET_GUEST_IP=10.77.0.2
-PINGS=3
+VNET_PINGS=3
 Q_TAPUP=5                 # vm3's init brings its TAP up once xsw-front made it
-Q_PING=$(( PINGS + 4 ))   # ARP, then one echo a second
+Q_PING=$(( VNET_PINGS + 4 ))   # ARP, then one echo a second
 # nic_counters: "rx tx" of the NIC from the back end's last JSON stats line
 nic_counters() {
   local line re='"nic":\{"rx":([0-9]+),"tx":([0-9]+)'
@@ -315,13 +495,15 @@ nic_counters() {
 }
 scenario_vhostnet() {
   local id ping_pid got counters worker= f comm
+  # The guests of the netif scenario leave: the memory is for vm3.
+  xl destroy pmd > /dev/null 2>&1; xl destroy n2 > /dev/null 2>&1; xl destroy n1 > /dev/null 2>&1
   modprobe tun && modprobe vhost_net || { fail vhostnet "modprobe vhost_net failed: this dom0 kernel has no vhost_net module"; return; }
   [ -e /dev/vhost-net ] || { fail vhostnet "vhost_net is loaded but /dev/vhost-net did not appear"; return; }
   start_backend -p "vhost-net:$VNET_NIC" --native-vlan "$VNET_VLAN"
   STEP_PROGRESS=be_cpu step "back end $BACKENDS" "watching /local/domain" "$Q_BACKEND" be_says 'watching /local/domain' \
     || { fail vhostnet "$STEP_ERROR; back end log: $(be_tail 3)"; return; }
   be_says "NIC port vhost-net:$VNET_NIC" || { fail vhostnet "the back end did not open -p vhost-net:$VNET_NIC: $(be_tail 3)"; return; }
-  create_guest vm3 "--mac,$MAC3,--tap,xsw0,--nb-mbuf,1024" "xsw_wait=1 xsw_tap_ip=$VNET_GUEST_IP/24" \
+  create_guest vm3 "--mac,$MAC3,--tap,xsw0,--nb-mbuf,1024" "xsw_wait=1 xsw_tap_addr=xsw0=$VNET_GUEST_IP/24" \
     || { fail vhostnet "$STEP_ERROR"; return; }
   booted vm3 || { guest_failed vhostnet vm3; return; }
   id=$(domid vm3)
@@ -334,9 +516,9 @@ scenario_vhostnet() {
   busybox ip addr add "$VNET_DOM0_IP/24" dev "$VNET_NIC" && busybox ip link set "$VNET_NIC" up \
     || { fail vhostnet "cannot address dom0's $VNET_NIC"; return; }
   full_budget "$Q_PING"
-  busybox ping -c "$PINGS" -w "$FULL" "$VNET_GUEST_IP" > /tmp/ping-vhostnet.log 2>&1 &
+  busybox ping -c "$VNET_PINGS" -w "$FULL" "$VNET_GUEST_IP" > /tmp/ping-vhostnet.log 2>&1 &
   ping_pid=$!
-  step dom0 "pinged $VNET_GUEST_IP $PINGS times" "$Q_PING" proc_gone "$ping_pid"
+  step dom0 "pinged $VNET_GUEST_IP $VNET_PINGS times" "$Q_PING" proc_gone "$ping_pid"
   wait "$ping_pid"
   got=$(grep -o '[0-9]* packets received' /tmp/ping-vhostnet.log | cut -d' ' -f1)
   if [ "${got:-0}" -lt 1 ]; then
@@ -353,7 +535,7 @@ scenario_vhostnet() {
     { read -r comm < "$f"; } 2>/dev/null && [ "$comm" = "vhost-$BE_PID" ] && { worker=$comm; break; }
   done
   [ -n "$worker" ] || { fail vhostnet "no vhost-$BE_PID kernel worker: the NIC did not go through vhost-net"; return; }
-  pass vhostnet "dom0 pinged vm3's TAP ($VNET_GUEST_IP) through -p vhost-net:$VNET_NIC: $got of $PINGS replies; NIC rx tx $counters; kernel worker $worker"
+  pass vhostnet "dom0 pinged vm3's TAP ($VNET_GUEST_IP) through -p vhost-net:$VNET_NIC: $got of $VNET_PINGS replies; NIC rx tx $counters; kernel worker $worker"
 }
 
 scenario_attach
@@ -363,6 +545,11 @@ if grep -q '^PASS attach' "$OUT/results"; then
   scenario_destroy
 else
   for s in traffic restart destroy; do fail "$s" "skipped: the guests did not attach"; done
+fi
+if ! scenario_netif; then
+  for s in netif-attach netif-ping netif-iperf3 netif-restart netif-detach netif-destroy; do
+    grep -q "^[A-Z]* $s:" "$OUT/results" || fail "$s" "skipped: an earlier netif step failed"
+  done
 fi
 # SIGTERM must end the back end promptly (it detaches and unmaps everything first).
 kill -TERM "$BE_PID" 2>/dev/null
