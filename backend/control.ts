@@ -182,8 +182,12 @@ export class ControlServer {
         }
         if (buf.length > MAX_LINE && !(buf.indexOf(0x0a) >= 0 && buf.indexOf(0x0a) <= MAX_LINE)) {
           this.counters.errors++;
+          // As for a refused client: read and discard what it still sends for
+          // a moment, so that its next write does not meet a closed socket
+          // (EPIPE) before it has read the reply.
           socket.end(`${JSON.stringify({ ok: false, code: 'E2BIG', error: `A request line is longer than ${MAX_LINE} bytes: send one JSON object per line.` })}\n`);
-          socket.destroySoon();
+          taken = true;
+          setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
           buf = Buffer.alloc(0);
         }
       } finally {
