@@ -18,6 +18,7 @@
 #include <string>
 
 #include "../test/netfront_fake.h"
+#include "../test/netif_switch_device.h"
 #include "fuzz_util.h"
 #include "netif/checksum.h"
 #include "netif/engine.h"
@@ -26,6 +27,7 @@
 using namespace xsw;
 using namespace xsw::netif;
 using xsw::test::FakeNetfront;
+using xsw::test::NetifSwitchDevice;
 
 namespace {
 
@@ -76,24 +78,7 @@ struct Rig {
     p.rx_ring_ref = v.front->rx_ring_ref();
     p.tx_evtchn = p.rx_evtchn = v.front->port;
     v.engine = OpenVif(p);
-    const LocalDevice& l = v.engine->local();
-    DeviceConfig c;
-    c.domid = domid;
-    c.mac = MacOf(domid);
-    c.tx_ring = l.tx_ring;
-    c.tx_num = l.ring_size;
-    c.tx_ring_len = l.ring_len;
-    c.rx_ring = l.rx_ring;
-    c.rx_num = l.ring_size;
-    c.rx_ring_len = l.ring_len;
-    c.flag = l.flag;
-    c.flag_len = 1;
-    Region r;
-    r.gva = reinterpret_cast<uint64_t>(l.pool);
-    r.len = r.map_len = l.pool_len;
-    r.hva = l.pool;
-    r.writable = true;
-    c.regions.push_back(r);
+    DeviceConfig c = NetifSwitchDevice(v.engine->local(), domid, MacOf(domid));
     v.slot = sw->AddDevice(c);
   }
 

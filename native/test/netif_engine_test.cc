@@ -11,6 +11,7 @@
 #include <string>
 
 #include "netfront_fake.h"
+#include "netif_switch_device.h"
 #include "netif/checksum.h"
 #include "netif/engine.h"
 #include "switch/switch.h"
@@ -18,6 +19,7 @@
 using namespace xsw;
 using namespace xsw::netif;
 using xsw::test::FakeNetfront;
+using xsw::test::NetifSwitchDevice;
 
 namespace {
 
@@ -117,27 +119,7 @@ class Rig {
     p.rx_ring_ref = v->front->rx_ring_ref();
     p.tx_evtchn = p.rx_evtchn = v->front->port;
     v->engine = OpenVif(p);
-    const LocalDevice& l = v->engine->local();
-    DeviceConfig c;
-    c.domid = domid;
-    c.dev = 0;
-    c.mac = MacOf(domid);
-    c.vlan = 0;
-    c.tx_ring = l.tx_ring;
-    c.tx_num = l.ring_size;
-    c.tx_ring_len = l.ring_len;
-    c.rx_ring = l.rx_ring;
-    c.rx_num = l.ring_size;
-    c.rx_ring_len = l.ring_len;
-    c.flag = l.flag;
-    c.flag_len = 1;
-    Region r;
-    r.gva = reinterpret_cast<uint64_t>(l.pool);
-    r.len = l.pool_len;
-    r.hva = l.pool;
-    r.writable = true;
-    r.map_len = l.pool_len;
-    c.regions.push_back(r);
+    DeviceConfig c = NetifSwitchDevice(v->engine->local(), domid, MacOf(domid));
     v->slot = sw->AddDevice(c);
     vifs.push_back(std::move(v));
     return *vifs.back();
