@@ -57,7 +57,11 @@ struct SwitchConfig {
 
 // The event channels the switch signals guests with and sleeps on: the
 // addon adapts grant/evtchn.h's EventChannels (the switch does not link the
-// grant layer). Notify/Pending/Unmask are called by the data thread only.
+// grant layer). Pending/Unmask are called by the data thread only; Notify by
+// the data thread, and once by the control thread when a device is added, so
+// Notify must be safe from two threads (the kernel's evtchn ioctl is; the
+// simulated platform's is lock-free once the binding has opened the peer's
+// table, which happens before the device is published to the data thread).
 class DeviceEvents {
  public:
   virtual ~DeviceEvents() = default;
