@@ -7,7 +7,9 @@
 // back end's stats table live, ends by itself after --duration seconds,
 // tears everything down and exits non-zero if a scenario failed. With
 // dpdk-testpmd installed, a container's DPDK app on a vhost-user port
-// exchanges frames with a fourth guest (demo/container.ts).
+// exchanges frames with a fourth guest (demo/container.ts). A stock Xen
+// guest (Linux's netfront on a vif, played in-process) exchanges frames with
+// a sixth through the back end's netif (demo/netif.ts).
 // See docs/demo.md.
 import { sleep } from '../harness/child';
 import { addon } from '../native/binding';
@@ -15,6 +17,7 @@ import { DemoOptionError, DemoOptions, parseDemoOptions } from './options';
 import { ExpectedTotals, guestsOnly, interVm, loopback, MAC, switchCounters, TXONLY_RATE, Verdict } from './scenarios';
 import { DemoWorld, Guest, NIC } from './world';
 import { CONTAINER_MAC, containerScenario, containerSocket, hasTestpmd } from './container';
+import { netifScenario } from './netif';
 
 const STATS_SECONDS = 5;
 /** The scenarios must be over by then (setup included), whatever happens. */
@@ -122,6 +125,8 @@ async function scenarios(p: DemoWorld, o: DemoOptions, run: Run, signal: AbortSi
       ? 'not root: skipping the container part (dpdk-testpmd on a vhost-user port needs root)'
       : "dpdk-testpmd is not installed: skipping the container part (install Debian's dpdk-dev to add a testpmd container on a vhost-user port)");
   }
+  run.verdicts.push(await netifScenario(p, n, say, (name, mac, args) => startGuest(p, name, mac, args, signal), signal));
+  say(run.verdicts[run.verdicts.length - 1].line);
   say('what an operator sees of the running back end: xsw-ctl devices (more in docs/operations.md)');
   for (const line of (await p.ctl(['devices'])).trimEnd().split('\n')) process.stdout.write(`    ${line}\n`);
   run.scenariosDone = true;

@@ -130,6 +130,16 @@ export class DemoWorld {
     return proc;
   }
 
+  /** A domain with vif 0 as libxl creates it (`xsw-sim create NAME --vif mac=MAC`); returns its domid. */
+  async createVifDomain(name: string, mac: string): Promise<number> {
+    return Number((await this.sim(['create', name, '--vif', `mac=${mac}`])).trim());
+  }
+
+  /** The xenstored socket a domain's own kernel would talk to. */
+  domainSocket(domid: number): string {
+    return simPaths(this.dir).domainSocket(domid);
+  }
+
   /**
    * Creates a domain, runs xsw-front in it with `args`, and waits for the
    * back end to register its MAC. Returns the guest with the VLAN it got.

@@ -1,9 +1,9 @@
 // The netif back end end to end on the simulated platform: xsw-backend and an
 // xsw-front PMD guest as processes, a fake Linux netfront in this process
-// (test/fixtures/netfront-fake.ts) on a vif written as libxl writes it.
+// (harness/netfront-fake.ts) on a vif written as libxl writes it.
 import test from 'ava';
 import { statsUntil } from './fixtures/backend-rig';
-import { ethFrame, FakeNetfront, NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, udpChecksumValid, udpFrame } from './fixtures/netfront-fake';
+import { ethFrame, FakeNetfront, NETTXF_CSUM_BLANK, NETTXF_DATA_VALIDATED, udpChecksumValid, udpFrame } from '../harness/netfront-fake';
 import { NetifRig } from './fixtures/netif-rig';
 import { detachVif } from '../xenstore/sim/vif';
 

@@ -4,7 +4,7 @@
 // log line, while a second netfront guest and a PMD guest lose nothing.
 import test from 'ava';
 import { Child } from '../harness/child';
-import { ethFrame, FakeNetfront, NETTXF_EXTRA_INFO } from './fixtures/netfront-fake';
+import { ethFrame, FakeNetfront, NETTXF_EXTRA_INFO } from '../harness/netfront-fake';
 import { NetifRig } from './fixtures/netif-rig';
 
 const PMD = '00:00:00:00:00:11';

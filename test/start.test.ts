@@ -273,7 +273,9 @@ if (isRoot) {
     t.regex(r.out, /^\[demo\] container attached and forwarding: MAC_ADDRESS 02:00:00:00:01:01 registered \(vhost-user .*container\.sock\)$/m);
     t.regex(r.out, /^\[demo\] container \(vm4 → testpmd → vm4\): 1000 sent by vm4, 1000 back through the container, 0 bad, 0 out of order — PASS$/m);
     t.regex(r.out, /^ {4}vhost-user: .*container\.sock {2}MAC: 02:00:00:00:01:01 {2}VLAN: 1002/m, 'the container in the table');
-    t.regex(r.out, /^\[demo\] all 4 checks passed$/m);
+    t.regex(r.out, /^\[demo\] stock guest \(vm5 netfront → vm6 → vm5\): sent 1000 frames in 2000 netif slots \(250 with a blank UDP checksum\), 1000 came back intact with their checksums completed — PASS$/m);
+    t.regex(r.out, /^ {4}netif +vif\d+\.0 +00:16:3e:00:00:55 .* active /m, 'xsw-ctl devices lists the vif');
+    t.regex(r.out, /^\[demo\] all 5 checks passed$/m);
     t.regex(r.out, /^\[demo\] teardown done: .*namespace xswdemo[0-9]+ deleted/m);
     assertNothingLeft(t, before, r);
   });
@@ -296,6 +298,7 @@ test.serial('without root (user nobody): the inter-VM path through a txonly thir
   t.truthy(lineOf(r.out, /^\[demo\] vm3 attached .*MAC_ADDRESS 00:00:00:00:00:33 and VLAN_TAG 1002 registered$/));
   t.regex(r.out, /^\[demo\] inter-VM \(vm3 → vm1 → vm2 → vm3\): 600 sent by vm3, 600 back, all intact and in order .*; vm1 forwarded 600, vm2 forwarded 600 — PASS$/m);
   t.regex(r.out, /^\[demo\] switch counters: vm1 TX 600 RX 600, vm2 TX 600 RX 600, vm3 TX 600 RX 600, NIC rx 0 tx 0, nothing dropped — PASS$/m);
+  t.regex(r.out, /^\[demo\] stock guest \(vm5 netfront → vm6 → vm5\): sent 600 frames in 1200 netif slots \(150 with a blank UDP checksum\), 600 came back intact with their checksums completed — PASS$/m);
   t.notRegex(r.out, /wire ready/);
   assertNothingLeft(t, before, r);
 });
@@ -328,7 +331,7 @@ if (isRoot) {
     t.regex(r.out, /^\[demo\] loopback: .* — PASS$/m);
     t.regex(r.out, /^\[demo\] inter-VM: 1000 in, .* — FAIL$/m);
     t.regex(r.out, /^\[demo\] switch counters: vm2 \(00:00:00:00:00:22\) is not active in the table — FAIL$/m);
-    t.regex(r.out, /^\[demo\] 2 of 4 checks FAILED: inter-VM, switch counters$/m);
+    t.regex(r.out, /^\[demo\] 2 of 5 checks FAILED: inter-VM, switch counters$/m);
     assertNothingLeft(t, before, r);
   });
 }
