@@ -57,7 +57,7 @@ test('each hostile vhost-user peer gets one log line and a detached device; test
     for (const [name, expect] of CASES) {
       const from = be.err.length;
       const r = await run('python3', [HOSTILE, evil, name], { timeoutMs: 15000, env: peerEnv() });
-      t.is(r.code, 0, `${name}: ${r.err}`);
+      t.is(r.code, 0, `${name}: ${r.err}; the back end said: ${be.err.slice(from).join('\n')}`);
       await be.waitFor(`the ${name} peer to be detached`, () => {
         const lines = be.err.slice(from).filter((l) => l.includes('evil.sock') && l.includes('device detached'));
         return lines.length > 0 ? lines : undefined;
