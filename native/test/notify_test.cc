@@ -10,6 +10,7 @@
 #include <functional>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "check.h"
 #include "shm/vring.h"
@@ -136,6 +137,16 @@ bool SendAndMaybeKick(FakeGuest& g, FakeEvents& ev, const std::vector<uint8_t>& 
   return true;
 }
 
+// Guests a (domain 1, port 3) and b (domain 2, port 4) on the switch, each
+// with an event channel; returns their slots.
+std::pair<uint32_t, uint32_t> AddNotifyingPair(Switch& sw, FakeGuest& a, FakeGuest& b) {
+  DeviceConfig ca = a.Config(1, 0), cb = b.Config(2, 0);
+  ca.evtchn = 3;
+  cb.evtchn = 4;
+  const uint32_t sa = sw.AddDevice(ca);
+  return {sa, sw.AddDevice(cb)};
+}
+
 // Idle -> one frame, many times: the switch is asleep each time (it went to
 // sleep again since the last frame), and every frame arrives.
 void TestSleepingSwitchLosesNoWakeup() {
@@ -145,11 +156,7 @@ void TestSleepingSwitchLosesNoWakeup() {
   FakeEvents ev;
   sw.SetEvents(&ev);
   FakeGuest a(kMacA, 0x10000000), b(kMacB, 0x20000000);
-  DeviceConfig ca = a.Config(1, 0), cb = b.Config(2, 0);
-  ca.evtchn = 3;
-  cb.evtchn = 4;
-  sw.AddDevice(ca);
-  sw.AddDevice(cb);
+  AddNotifyingPair(sw, a, b);
   b.PostRx(200);
   sw.Start();
   // B asks to be notified of the next frame it receives, as a sleeping guest does.
@@ -190,11 +197,7 @@ void TestWithoutKickOnlyPolledDevicesMove() {
   FakeEvents ev;
   sw.SetEvents(&ev);
   FakeGuest a(kMacA, 0x10000000), b(kMacB, 0x20000000);
-  DeviceConfig ca = a.Config(1, 0), cb = b.Config(2, 0);
-  ca.evtchn = 3;
-  cb.evtchn = 4;
-  sw.AddDevice(ca);
-  sw.AddDevice(cb);
+  AddNotifyingPair(sw, a, b);
   b.PostRx(8);
   sw.Start();
   CHECK(WaitFor([&] { return sw.Sleeps() > 0; }, 2000));
@@ -238,10 +241,7 @@ void TestHostileEventWords() {
   FakeEvents ev;
   sw.SetEvents(&ev);
   FakeGuest a(kMacA, 0x10000000), b(kMacB, 0x20000000);
-  DeviceConfig ca = a.Config(1, 0), cb = b.Config(2, 0);
-  ca.evtchn = 3;
-  cb.evtchn = 4;
-  uint32_t sa = sw.AddDevice(ca), sb = sw.AddDevice(cb);
+  const auto [sa, sb] = AddNotifyingPair(sw, a, b);
   sw.Start();
   std::atomic<bool> stop{false};
   std::thread scribbler([&] {
