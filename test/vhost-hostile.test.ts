@@ -2,9 +2,11 @@
 // hand-written peer (fixtures/vhost-hostile.py) breaks the protocol in one
 // way per case on one socket, while dpdk-testpmd sends to a Xen guest through
 // another. Each case: one log line naming the fault, the device detached,
-// the back end alive; the testpmd device is never disturbed and the guest
-// receives only intact frames. scripts/asan-e2e.sh runs this file again with
-// the addon built under ASan/UBSan.
+// the back end alive (the refill case is the control: a correct peer that
+// refills its polled ring across the 16-bit index wrap, then hangs up); the
+// testpmd device is never disturbed and the guest receives only intact
+// frames. scripts/asan-e2e.sh runs this file again with the addon built
+// under ASan/UBSan.
 import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
