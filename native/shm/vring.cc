@@ -231,6 +231,10 @@ void VringDevice::Resume() {
 }
 
 Violation VringDevice::Avail(uint32_t* count) {
+  if (kicks_armed_) {  // awake again after ArmAvailEvent: polling, no kicks wanted
+    kicks_armed_ = false;
+    __atomic_store_n(&view_.used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+  }
   uint16_t idx = __atomic_load_n(&view_.avail->idx, __ATOMIC_ACQUIRE);
   uint32_t pending = uint16_t(idx - last_avail_);
   if (pending > view_.num) {
@@ -330,8 +334,18 @@ bool VringDevice::WantsCall() const {
 
 namespace xsw {
 
+void VringDevice::UseNoNotifyFlag() {
+  no_notify_flag_ = true;
+  kicks_armed_ = false;
+  __atomic_store_n(&view_.used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+}
+
 bool VringDevice::ArmAvailEvent() {
   __atomic_store_n(AvailEventWord(view_), last_avail_, __ATOMIC_RELAXED);
+  if (no_notify_flag_) {
+    kicks_armed_ = true;
+    __atomic_store_n(&view_.used->flags, uint16_t(0), __ATOMIC_RELAXED);
+  }
   __atomic_thread_fence(__ATOMIC_SEQ_CST);  // the driver publishes, then reads avail_event
   return __atomic_load_n(&view_.avail->idx, __ATOMIC_ACQUIRE) != last_avail_;
 }

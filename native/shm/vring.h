@@ -210,6 +210,15 @@ class VringDevice {
   // chain it publishes (avail_event = what we popped), then re-reads
   // avail->idx: true when chains are already there (do not sleep).
   bool ArmAvailEvent();
+
+  // For a driver without the event index (vhost-user's virtio_user, which
+  // reads used->flags instead): sets VRING_USED_F_NO_NOTIFY now, so that a
+  // driver whose ring we poll makes no kick syscall per burst; ArmAvailEvent
+  // clears it (the data thread is about to sleep and wants kicks) and the
+  // next Avail sets it again. Control path, before the data thread uses the
+  // ring. The flag is only advice to the peer: whatever it writes there
+  // changes nothing on our side.
+  void UseNoNotifyFlag();
   // After PublishUsed: true when the driver's used_event falls among the
   // entries published since the last call. used_event is the peer's word:
   // any value only decides whether the peer itself is notified.
@@ -230,6 +239,8 @@ class VringDevice {
   uint16_t used_idx_ = 0;    // our next used slot (shadow of used->idx)
   uint16_t called_idx_ = 0;  // used_idx_ when CallNeeded last looked
   uint32_t generation_ = 0;  // per-Pop stamp for loop detection
+  bool no_notify_flag_ = false;  // UseNoNotifyFlag was called
+  bool kicks_armed_ = false;     // ArmAvailEvent cleared NO_NOTIFY; the next Avail sets it
   std::unique_ptr<uint32_t[]> stamp_;  // per descriptor: generation that last visited it
 };
 
