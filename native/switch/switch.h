@@ -224,6 +224,7 @@ class Switch {
   bool CheckTx(Device& d, uint32_t* work);
   uint32_t ServiceGuest(const Snapshot& s, uint32_t g);
   uint32_t ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail);
+  bool TakeStagedRx(Device& src, StagedFrame& f, Chain* rx);
   static void PrefetchFrame(const Chain& c);
   static void PrefetchBuffer(const Chain& c);
   Device* FindByMac(const Snapshot& s, uint64_t mac) const;
