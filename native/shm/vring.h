@@ -244,4 +244,36 @@ class VringDevice {
   std::unique_ptr<uint32_t[]> stamp_;  // per descriptor: generation that last visited it
 };
 
+
+// The per-loop and per-frame calls, inline: each is a few instructions.
+
+namespace vring_detail {
+using SharedU32 = uint32_t __attribute__((may_alias));  // the ring is raw bytes to us
+}
+
+inline Violation VringDevice::Avail(uint32_t* count) {
+  if (kicks_armed_) {  // awake again after ArmAvailEvent: polling, no kicks wanted
+    kicks_armed_ = false;
+    __atomic_store_n(&view_.used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+  }
+  uint16_t idx = __atomic_load_n(&view_.avail->idx, __ATOMIC_ACQUIRE);
+  uint32_t pending = uint16_t(idx - last_avail_);
+  if (pending > view_.num) {
+    *count = 0;
+    return Violation::kAvailIdxJump;
+  }
+  avail_seen_ = idx;
+  *count = pending;
+  return Violation::kNone;
+}
+
+inline void VringDevice::PushUsed(uint16_t head, uint32_t len) {
+  VringUsedElem* e = &view_.used->ring[used_idx_ & mask_];
+  __atomic_store_n(reinterpret_cast<vring_detail::SharedU32*>(&e->id), uint32_t(head), __ATOMIC_RELAXED);
+  __atomic_store_n(reinterpret_cast<vring_detail::SharedU32*>(&e->len), len, __ATOMIC_RELAXED);
+  ++used_idx_;
+}
+
+inline void VringDevice::PublishUsed() { __atomic_store_n(&view_.used->idx, used_idx_, __ATOMIC_RELEASE); }
+
 }  // namespace xsw
