@@ -136,6 +136,12 @@ class Switch {
   // or dropped, faults found). Throws std::logic_error while running.
   uint32_t PollOnce();
 
+  // True while the switch gives every device's chains back in the order they
+  // were made available, on both rings (what vhost-user's VIRTIO_F_IN_ORDER
+  // promises the peer; native/vhost offers it only then). One data thread:
+  // always (datapath.cc's stages keep that order).
+  bool RingsInOrder() const { return true; }
+
   std::vector<DeviceStatsSnapshot> Stats() const;
   NicStatsSnapshot NicStats() const;
   // The NIC's frames per VLAN, only VLANs with any.
