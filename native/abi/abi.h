@@ -60,6 +60,7 @@ constexpr uint16_t VRING_DESC_F_NEXT = 1;
 constexpr uint16_t VRING_DESC_F_WRITE = 2;
 constexpr uint16_t VRING_DESC_F_INDIRECT = 4;
 constexpr uint16_t VRING_AVAIL_F_NO_INTERRUPT = 1;  // the driver needs no call after used entries
+constexpr uint16_t VRING_USED_F_NO_NOTIFY = 1;      // the device needs no kick after avail entries
 
 struct VringAvail {
   uint16_t flags;

@@ -230,17 +230,6 @@ void VringDevice::Resume() {
   std::memset(stamp_.get(), 0, sizeof(uint32_t) * view_.num);
 }
 
-Violation VringDevice::Avail(uint32_t* count) {
-  uint16_t idx = __atomic_load_n(&view_.avail->idx, __ATOMIC_ACQUIRE);
-  uint32_t pending = uint16_t(idx - last_avail_);
-  if (pending > view_.num) {
-    *count = 0;
-    return Violation::kAvailIdxJump;
-  }
-  avail_seen_ = idx;
-  *count = pending;
-  return Violation::kNone;
-}
 
 Violation VringDevice::Pop(Chain* out) {
   out->nseg = 0;
@@ -310,14 +299,7 @@ void VringDevice::PrefetchUsed(uint32_t count) const {
   if (count != 0) __builtin_prefetch(&view_.used->ring[uint16_t(used_idx_ + count - 1) & mask_], 1);
 }
 
-void VringDevice::PushUsed(uint16_t head, uint32_t len) {
-  VringUsedElem* e = &view_.used->ring[used_idx_ & mask_];
-  __atomic_store_n(reinterpret_cast<SharedU32*>(&e->id), uint32_t(head), __ATOMIC_RELAXED);
-  __atomic_store_n(reinterpret_cast<SharedU32*>(&e->len), len, __ATOMIC_RELAXED);
-  ++used_idx_;
-}
 
-void VringDevice::PublishUsed() { __atomic_store_n(&view_.used->idx, used_idx_, __ATOMIC_RELEASE); }
 
 bool VringDevice::WantsCall() const {
   // seq_cst: our used->idx store must not pass this load (the driver sets
@@ -330,8 +312,18 @@ bool VringDevice::WantsCall() const {
 
 namespace xsw {
 
+void VringDevice::UseNoNotifyFlag() {
+  no_notify_flag_ = true;
+  kicks_armed_ = false;
+  __atomic_store_n(&view_.used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+}
+
 bool VringDevice::ArmAvailEvent() {
   __atomic_store_n(AvailEventWord(view_), last_avail_, __ATOMIC_RELAXED);
+  if (no_notify_flag_) {
+    kicks_armed_ = true;
+    __atomic_store_n(&view_.used->flags, uint16_t(0), __ATOMIC_RELAXED);
+  }
   __atomic_thread_fence(__ATOMIC_SEQ_CST);  // the driver publishes, then reads avail_event
   return __atomic_load_n(&view_.avail->idx, __ATOMIC_ACQUIRE) != last_avail_;
 }

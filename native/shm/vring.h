@@ -210,6 +210,15 @@ class VringDevice {
   // chain it publishes (avail_event = what we popped), then re-reads
   // avail->idx: true when chains are already there (do not sleep).
   bool ArmAvailEvent();
+
+  // For a driver without the event index (vhost-user's virtio_user, which
+  // reads used->flags instead): sets VRING_USED_F_NO_NOTIFY now, so that a
+  // driver whose ring we poll makes no kick syscall per burst; ArmAvailEvent
+  // clears it (the data thread is about to sleep and wants kicks) and the
+  // next Avail sets it again. Control path, before the data thread uses the
+  // ring. The flag is only advice to the peer: whatever it writes there
+  // changes nothing on our side.
+  void UseNoNotifyFlag();
   // After PublishUsed: true when the driver's used_event falls among the
   // entries published since the last call. used_event is the peer's word:
   // any value only decides whether the peer itself is notified.
@@ -230,7 +239,41 @@ class VringDevice {
   uint16_t used_idx_ = 0;    // our next used slot (shadow of used->idx)
   uint16_t called_idx_ = 0;  // used_idx_ when CallNeeded last looked
   uint32_t generation_ = 0;  // per-Pop stamp for loop detection
+  bool no_notify_flag_ = false;  // UseNoNotifyFlag was called
+  bool kicks_armed_ = false;     // ArmAvailEvent cleared NO_NOTIFY; the next Avail sets it
   std::unique_ptr<uint32_t[]> stamp_;  // per descriptor: generation that last visited it
 };
+
+
+// The per-loop and per-frame calls, inline: each is a few instructions.
+
+namespace vring_detail {
+using SharedU32 = uint32_t __attribute__((may_alias));  // the ring is raw bytes to us
+}
+
+inline Violation VringDevice::Avail(uint32_t* count) {
+  if (kicks_armed_) {  // awake again after ArmAvailEvent: polling, no kicks wanted
+    kicks_armed_ = false;
+    __atomic_store_n(&view_.used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+  }
+  uint16_t idx = __atomic_load_n(&view_.avail->idx, __ATOMIC_ACQUIRE);
+  uint32_t pending = uint16_t(idx - last_avail_);
+  if (pending > view_.num) {
+    *count = 0;
+    return Violation::kAvailIdxJump;
+  }
+  avail_seen_ = idx;
+  *count = pending;
+  return Violation::kNone;
+}
+
+inline void VringDevice::PushUsed(uint16_t head, uint32_t len) {
+  VringUsedElem* e = &view_.used->ring[used_idx_ & mask_];
+  __atomic_store_n(reinterpret_cast<vring_detail::SharedU32*>(&e->id), uint32_t(head), __ATOMIC_RELAXED);
+  __atomic_store_n(reinterpret_cast<vring_detail::SharedU32*>(&e->len), len, __ATOMIC_RELAXED);
+  ++used_idx_;
+}
+
+inline void VringDevice::PublishUsed() { __atomic_store_n(&view_.used->idx, used_idx_, __ATOMIC_RELEASE); }
 
 }  // namespace xsw

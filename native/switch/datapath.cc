@@ -124,7 +124,8 @@ uint32_t Switch::ServiceGuest(const Snapshot& s, uint32_t g) {
 //     and prefetch the first lines of its frame;
 //  2. classify each frame on its private header copy; prefetch the RX
 //     descriptors of every receiver, then pop each guest-bound frame's RX
-//     chain (in frame order) and prefetch its buffer;
+//     chain (in frame order, up to the first group frame) and prefetch its
+//     buffer;
 //  3. copy each frame once into its destination, in order, and give the
 //     chains back.
 // A bad chain stops stage 1: the chains popped before it are switched and
@@ -155,22 +156,15 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
     r.rx->PrefetchUsed(r.rx_want);
     r.rx_want = 0;
   }
-  for (uint32_t i = 0; i < n; ++i) {
-    StagedFrame& f = staged_[i];
-    if (f.stage != Stage::kGuest) continue;
-    // An earlier frame of this burst may have found the receiver's ring bad.
-    if (f.dst->state.load(std::memory_order_acquire) != DeviceState::kActive) {
-      d.counters.drops[DropIndex(Drop::kDstDown)].Add();
-      d.counters.tx_dropped.Add();
-      f.stage = Stage::kDone;
-    } else if (!PopRx(*f.dst, &rx_burst_[i])) {
-      d.counters.tx_dropped.Add();  // counted on the receiver
-      f.stage = Stage::kDone;
-    } else {
-      PrefetchBuffer(rx_burst_[i]);
-    }
+  // A group frame takes its receivers' RX chains in stage 3; the frames
+  // after it take theirs there too, so that every receiver's chains are used
+  // in the order it made them available (virtio's IN_ORDER).
+  uint32_t staged_rx = 0;
+  for (; staged_rx < n && staged_[staged_rx].stage != Stage::kGroup; ++staged_rx) {
+    if (TakeStagedRx(d, staged_[staged_rx], &rx_burst_[staged_rx])) PrefetchBuffer(rx_burst_[staged_rx]);
   }
   for (uint32_t i = 0; i < n; ++i) {
+    if (i >= staged_rx) TakeStagedRx(d, staged_[i], &rx_burst_[i]);
     CompleteGuestFrame(s, d, staged_[i], rx_burst_[i]);
     d.tx->PushUsed(tx_burst_[i].head, 0);
   }
@@ -188,6 +182,25 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
     ++done;
   }
   return done;
+}
+
+// A guest-bound frame's RX chain; false (the frame is done) when the
+// receiver is down or has none. Other stages pass through.
+bool Switch::TakeStagedRx(Device& src, StagedFrame& f, Chain* rx) {
+  if (f.stage != Stage::kGuest) return false;
+  // An earlier frame of this burst may have found the receiver's ring bad.
+  if (f.dst->state.load(std::memory_order_acquire) != DeviceState::kActive) {
+    src.counters.drops[DropIndex(Drop::kDstDown)].Add();
+    src.counters.tx_dropped.Add();
+    f.stage = Stage::kDone;
+    return false;
+  }
+  if (!PopRx(*f.dst, rx)) {
+    src.counters.tx_dropped.Add();  // counted on the receiver
+    f.stage = Stage::kDone;
+    return false;
+  }
+  return true;
 }
 
 void Switch::PrefetchFrame(const Chain& c) {

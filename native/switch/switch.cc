@@ -182,6 +182,10 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
     if (split) {
       d.tx = std::make_unique<VringDevice>(c.tx_split, &d.regions, kMaxChainSegs, RingDirection::kDeviceReads);
       d.rx = std::make_unique<VringDevice>(c.rx_split, &d.regions, kMaxChainSegs, RingDirection::kDeviceWrites);
+      // vhost-user drivers read used->flags (no event index is offered): while
+      // we poll, no kicks; the RX ring never wakes us, so never there.
+      d.tx->UseNoNotifyFlag();
+      d.rx->UseNoNotifyFlag();
     } else {
       d.tx = std::make_unique<VringDevice>(c.tx_ring, c.tx_num, c.tx_ring_len, &d.regions, kMaxChainSegs,
                                            RingDirection::kDeviceReads);

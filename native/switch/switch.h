@@ -136,6 +136,12 @@ class Switch {
   // or dropped, faults found). Throws std::logic_error while running.
   uint32_t PollOnce();
 
+  // True while the switch gives every device's chains back in the order they
+  // were made available, on both rings (what vhost-user's VIRTIO_F_IN_ORDER
+  // promises the peer; native/vhost offers it only then). One data thread:
+  // always (datapath.cc's stages keep that order).
+  bool RingsInOrder() const { return true; }
+
   std::vector<DeviceStatsSnapshot> Stats() const;
   NicStatsSnapshot NicStats() const;
   // The NIC's frames per VLAN, only VLANs with any.
@@ -224,6 +230,7 @@ class Switch {
   bool CheckTx(Device& d, uint32_t* work);
   uint32_t ServiceGuest(const Snapshot& s, uint32_t g);
   uint32_t ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail);
+  bool TakeStagedRx(Device& src, StagedFrame& f, Chain* rx);
   static void PrefetchFrame(const Chain& c);
   static void PrefetchBuffer(const Chain& c);
   Device* FindByMac(const Snapshot& s, uint64_t mac) const;

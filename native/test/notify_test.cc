@@ -279,9 +279,44 @@ void TestHostileEventWords() {
 
 }  // namespace
 
+// A driver without the event index (vhost-user's virtio_user) reads
+// used->flags: NO_NOTIFY while the device polls, cleared when it arms for a
+// sleep, set again by the next Avail; a peer overwriting it changes nothing.
+void TestNoNotifyFlag() {
+  constexpr uint32_t kNum = 16;
+  Pages ring(VringSize(kNum)), pool(kNum * kBufSize);
+  RegionTable regions;
+  CHECK(regions.Add(Region{0x1000000, pool.size, pool.p, true, pool.size}));
+  VringDriver drv(ring.p, kNum);
+  drv.Init();
+  VringView v = VringView::At(ring.p, kNum);
+  VringDevice dev(ring.p, kNum, ring.size, &regions, 4, RingDirection::kDeviceReads);
+  CHECK_EQ(v.used->flags, 0);  // not asked: the flag is left alone
+  CHECK(!dev.ArmAvailEvent());
+  CHECK_EQ(v.used->flags, 0);
+  dev.UseNoNotifyFlag();
+  CHECK_EQ(v.used->flags, VRING_USED_F_NO_NOTIFY);
+  uint32_t n = 0;
+  CHECK(dev.Avail(&n) == Violation::kNone && n == 0);
+  CHECK_EQ(v.used->flags, VRING_USED_F_NO_NOTIFY);  // polling: stays set
+  CHECK(!dev.ArmAvailEvent());                       // about to sleep: kicks wanted
+  CHECK_EQ(v.used->flags, 0);
+  DriverBuf b{0x1000000, 64};
+  drv.Add(&b, 1, 0, 1);
+  drv.Publish();
+  CHECK(dev.ArmAvailEvent());  // a chain came: do not sleep
+  CHECK(dev.Avail(&n) == Violation::kNone && n == 1);
+  CHECK_EQ(v.used->flags, VRING_USED_F_NO_NOTIFY);  // awake: no kicks again
+  v.used->flags = 0xFFFF;  // the peer's scribble: advice to itself only
+  Chain c;
+  CHECK(dev.Pop(&c) == Violation::kNone && c.nseg == 1 && c.out_len == 64);
+  CHECK(dev.Avail(&n) == Violation::kNone && n == 0);
+}
+
 int main() {
   TestNeedEvent();
   TestEventIdxBothHalves();
+  TestNoNotifyFlag();
   TestSleepingSwitchLosesNoWakeup();
   TestWithoutKickOnlyPolledDevicesMove();
   TestHostileEventWords();

@@ -162,7 +162,7 @@ void Setup(Peer& peer, Port& port, bool enable = true) {
   peer.Send(kSetOwner, nullptr, 0);
   peer.Send(kGetFeatures, nullptr, 0);
   port.OnReadable();
-  CHECK_EQ(peer.ReplyU64(), kOfferedFeatures);
+  CHECK_EQ(peer.ReplyU64(), kOfferedFeatures | kFeatureInOrder);  // one data thread: rings in order
   peer.Send(kGetProtocolFeatures, nullptr, 0);
   port.OnReadable();
   CHECK_EQ(peer.ReplyU64(), kOfferedProtocolFeatures);

@@ -83,8 +83,12 @@ constexpr uint64_t kVringNoFd = 0x100;
 // Virtio and vhost feature bits.
 constexpr uint64_t kFeatureProtocolFeatures = 1ull << 30;  // VHOST_USER_F_PROTOCOL_FEATURES
 constexpr uint64_t kFeatureVersion1 = 1ull << 32;          // VIRTIO_F_VERSION_1
-// What xsw offers: a modern device (12-byte header), no offloads, no
-// mergeable buffers, no event index, no indirect descriptors.
+constexpr uint64_t kFeatureInOrder = 1ull << 35;           // VIRTIO_F_IN_ORDER
+// What xsw always offers: a modern device (12-byte header), no offloads, no
+// mergeable buffers, no event index, no indirect descriptors. Plus
+// kFeatureInOrder while the switch uses each ring's buffers in the order they
+// were made available (Switch::RingsInOrder; Session::OfferedFeatures). That
+// only binds us: the driver's descriptors are still read once and validated.
 constexpr uint64_t kOfferedFeatures = kFeatureVersion1 | kFeatureProtocolFeatures;
 
 // Protocol feature bits xsw implements.

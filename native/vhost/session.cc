@@ -169,12 +169,12 @@ bool Session::Dispatch(int fd, Message& m, std::string* why) {
 
   switch (r) {
     case kGetFeatures: {
-      const uint64_t f = kOfferedFeatures;
+      const uint64_t f = OfferedFeatures();
       return SendReply(fd, r, &f, sizeof f, why);
     }
     case kSetFeatures:
-      if ((u64 & ~kOfferedFeatures) != 0) {
-        *why = "SET_FEATURES " + Hex(u64) + " asks for features xsw did not offer (" + Hex(u64 & ~kOfferedFeatures) + ")";
+      if ((u64 & ~OfferedFeatures()) != 0) {
+        *why = "SET_FEATURES " + Hex(u64) + " asks for features xsw did not offer (" + Hex(u64 & ~OfferedFeatures()) + ")";
         return false;
       }
       Detach();
@@ -418,6 +418,10 @@ bool Session::TryAttach(std::string* why) {
                  " memory regions, " + std::to_string(c.net_hdr_len) + "-byte header, memory " +
                  (mem_.sealed() == c.regions.size() ? "sealed" : "not sealable, SIGBUS-guarded") + ")");
   return true;
+}
+
+uint64_t Session::OfferedFeatures() const {
+  return kOfferedFeatures | (sw_->RingsInOrder() ? kFeatureInOrder : 0);
 }
 
 bool Session::Tick(std::string* why) {

@@ -48,6 +48,8 @@ class Session {
   uint64_t mac() const { return mac_; }
 
  private:
+  // kOfferedFeatures, plus VIRTIO_F_IN_ORDER while the switch keeps rings in order.
+  uint64_t OfferedFeatures() const;
   struct Queue {
     uint32_t num = 0;
     bool addr_set = false;
