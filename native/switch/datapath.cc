@@ -36,6 +36,7 @@ uint32_t Switch::Poll() {
   const Snapshot* s = snap_.load(std::memory_order_seq_cst);
   const uint32_t n_guests = uint32_t(s->guests.size());
   uint32_t work = 0;
+  if (n_threads_ > 1) work += TakeHandoffs(*s);  // handoff.cc
 
   // Which guests have frames to send (and which devices died or broke).
   uint32_t busy = 0;
@@ -69,9 +70,10 @@ uint32_t Switch::Poll() {
   }
 
   if (nic_) {
-    work += ServiceNicRx(*s);
+    if (nic_held_ == 0) work += ServiceNicRx(*s);  // else its last burst is still out on other threads
     nic_->TxFlush();
   }
+  if (wake_mask_ != 0) WakePeers();
   epoch_.fetch_add(1, std::memory_order_seq_cst);
   return work;
 }
@@ -171,6 +173,10 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
     }
   }
   for (uint32_t i = 0; i < n; ++i) {
+    if (n_threads_ > 1 && staged_[i].stage >= Stage::kGroup) {
+      HandOff(s, d, staged_[i], tx_burst_[i].head);  // handoff.cc: may give the chain back later
+      continue;
+    }
     CompleteGuestFrame(s, d, staged_[i], rx_burst_[i]);
     d.tx->PushUsed(tx_burst_[i].head, 0);
   }
@@ -253,11 +259,14 @@ void Switch::ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, 
   if (local != nullptr) {
     if (local->state.load(std::memory_order_acquire) != DeviceState::kActive) return drop(Drop::kDstDown);
     f->dst = local;
-    f->stage = Stage::kGuest;
-  } else if (nic_ == nullptr) {
-    return drop(Drop::kNoNic);
-  } else {
+    f->stage = owner_[local->slot] == index_ ? Stage::kGuest : Stage::kRemote;
+  } else if (nic_ != nullptr) {
     f->stage = Stage::kNic;
+  } else if (nic_elsewhere_) {
+    f->dst = nullptr;
+    f->stage = Stage::kRemote;  // the NIC is on thread 0
+  } else {
+    return drop(Drop::kNoNic);
   }
 }
 
@@ -266,6 +275,7 @@ void Switch::CompleteGuestFrame(const Snapshot& s, Device& src, const StagedFram
   bool delivered = false;
   switch (f.stage) {
     case Stage::kDone:
+    case Stage::kRemote:  // never here: HandOff takes it (handoff.cc)
       return;
     case Stage::kGuest:
       delivered = FillRx(*f.dst, rx, f.hdr, f.body);  // a failure is counted on the receiver
@@ -403,7 +413,7 @@ uint32_t Switch::ServiceNicRx(const Snapshot& s) {
   uint32_t n = nic_->RxBurst(nic_frames_, kBurst);
   if (n != 0) nic_now_ = NicMacTable::NowSeconds();
   for (uint32_t i = 0; i < n; ++i) SwitchNicFrame(s, nic_frames_[i]);
-  nic_->RxRelease();
+  if (nic_held_ == 0) nic_->RxRelease();  // else the last completion of its handoffs releases it
   FlushTouched();
   return n;
 }
@@ -447,6 +457,10 @@ void Switch::SwitchNicFrame(const Snapshot& s, const NicRxFrame& f) {
       delivered |= DeliverToGuest(d, hdr, body);
     }
     if (!group) break;  // MACs are unique
+  }
+  if ((group || !matched) && !s.others.empty()) {
+    // Devices of other data threads (handoff.cc): they copy the frame from the held burst.
+    matched |= HandNicFrame(s, hdr, body, vid, group, &active, &delivered);
   }
   if (!matched) return NicDrop(Drop::kUnknownDst);
   if (!active) return NicDrop(Drop::kDstDown);
