@@ -70,7 +70,8 @@ uint32_t Switch::Poll() {
   }
 
   if (nic_) {
-    if (nic_held_ == 0) work += ServiceNicRx(*s);  // else its last burst is still out on other threads
+    // Not while its last burst is still out on other threads, nor while they are behind.
+    if (nic_held_ == 0 && (n_threads_ == 1 || HandoffRoom())) work += ServiceNicRx(*s);
     nic_->TxFlush();
   }
   if (wake_mask_ != 0) WakePeers();
@@ -112,6 +113,7 @@ uint32_t Switch::ServiceGuest(const Snapshot& s, uint32_t g) {
     Device& d = devices_[s.slots[r.first + i]];
     // A receiver's RX fault earlier in this loop may have quarantined it.
     if (d.tx_avail == 0 || d.state.load(std::memory_order_acquire) != DeviceState::kActive) continue;
+    if (n_threads_ > 1 && !HandoffRoom()) break;  // the others' threads are behind: the frames wait in the ring
     uint32_t done = ServiceGuestTx(s, d, std::min(d.tx_avail, budget));
     budget -= std::min(done, budget);
     work += done;

@@ -215,7 +215,7 @@ void Switch::HandOff(const Snapshot& s, Device& src, StagedFrame& f, uint16_t he
   if (f.stage == Stage::kRemote) {
     const uint32_t to = f.dst != nullptr ? owner_[f.dst->slot] : 0;
     Handoff* h = NewHandoff(to);
-    if (h == nullptr) {
+    if (h == nullptr) {  // never after HandoffRoom: a safety net
       src.counters.drops[DropIndex(Drop::kHandoffFull)].Add();
       FinishTx(src, head, false, bytes);
       return;
@@ -302,6 +302,16 @@ bool Switch::HandNicFrame(const Snapshot& s, const uint8_t* hdr, const FrameBody
     *delivered = true;  // the receiver's own counters say if its ring took it
   }
   return matched;
+}
+
+// Room for a whole burst of handoffs towards every other thread: checked
+// before each burst, so a destination thread that falls behind holds frames
+// back in their senders' rings (as a slow NIC does) instead of dropping them.
+bool Switch::HandoffRoom() const {
+  for (uint32_t t = 0; t < n_threads_; ++t) {
+    if (t != index_ && Link(index_, t).in_flight + kBurst > kHandoffRing) return false;
+  }
+  return true;
 }
 
 // Before sleeping: say so, then look once more for handoffs (a peer that

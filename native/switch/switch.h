@@ -284,6 +284,7 @@ class Switch {
                     bool* active, bool* delivered);
   void FlushTxDone();
   bool ReadyToSleep();
+  bool HandoffRoom() const;
   void WakePeers();
   // Capture hooks (datapath_capture.cc), called only when a ring is set.
   void CaptureGuestTx(CaptureRing& cap, const Device& d, const Chain& c, uint32_t frame_len);

@@ -130,6 +130,33 @@ void TestUnicastAcrossThreads() {
   CHECK_EQ(TxUsed(b), 1);
 }
 
+// Thread 1 falls behind: thread 0 hands over at most a ring's worth and
+// leaves the rest in A's TX ring (no drop); all arrive once thread 1 runs.
+void TestBackpressureWhenTheOtherThreadIsBehind() {
+  Switch sw(TwoThreads(), nullptr);
+  FakeGuest a(kMacA, 0x10000000, 512), b(kMacB, 0x20000000, 512);
+  uint32_t sa = sw.AddDevice(a.Config(1, 0));
+  sw.AddDevice(b.Config(2, 0));
+  b.PostRx(300);
+  std::vector<std::vector<uint8_t>> sent;
+  for (uint32_t i = 0; i < 300; ++i) {
+    sent.push_back(MakeFrame(kMacB, kMacA, 64 + i % 200, uint8_t(i)));
+    CHECK(a.Send(sent.back()));
+  }
+  for (int i = 0; i < 20; ++i) sw.PollOnce(0);
+  CHECK(sw.ThreadStats()[0].handed_out <= kHandoffRing);
+  CHECK(sw.ThreadStats()[0].handed_out >= kHandoffRing - kBurst);
+  for (int i = 0; i < 40; ++i) {
+    sw.PollOnce(1);
+    sw.PollOnce(0);
+  }
+  auto got = b.Harvest();
+  CHECK_EQ(got.size(), sent.size());
+  for (size_t i = 0; i < got.size() && i < sent.size(); ++i) CHECK(IsDelivery(got[i], sent[i]));
+  CHECK_EQ(TxUsed(a), 300);
+  CHECK_EQ(StatsOf(sw, sa).tx_dropped, 0u);
+}
+
 // The NIC is on thread 0 and counts as one device there: A (thread 1), B
 // (thread 0), C (thread 1). A's broadcast reaches C on its own thread, B and
 // the NIC through thread 0; A's unknown unicast leaves by the NIC; the NIC's
@@ -324,6 +351,7 @@ void TestThreadsRunTrafficBothWays() {
 int main() {
   TestOptionsAreChecked();
   TestUnicastAcrossThreads();
+  TestBackpressureWhenTheOtherThreadIsBehind();
   TestBroadcastAndNicAcrossThreads();
   TestRemoveWithHandoffsInFlight();
   TestQuarantineAcrossThreads();
