@@ -174,8 +174,9 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
       PrefetchBuffer(rx_burst_[i]);
     }
   }
+  const bool threads = n_threads_ > 1;
   for (uint32_t i = 0; i < n; ++i) {
-    if (n_threads_ > 1 && staged_[i].stage >= Stage::kGroup) {
+    if (threads && staged_[i].stage >= Stage::kGroup) {
       HandOff(s, d, staged_[i], tx_burst_[i].head);  // handoff.cc: may give the chain back later
       continue;
     }
@@ -261,7 +262,8 @@ void Switch::ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, 
   if (local != nullptr) {
     if (local->state.load(std::memory_order_acquire) != DeviceState::kActive) return drop(Drop::kDstDown);
     f->dst = local;
-    f->stage = owner_[local->slot] == index_ ? Stage::kGuest : Stage::kRemote;
+    f->stage = Stage::kGuest;
+    if (n_threads_ > 1 && owner_[local->slot] != index_) f->stage = Stage::kRemote;  // handoff.cc
   } else if (nic_ != nullptr) {
     f->stage = Stage::kNic;
   } else if (nic_elsewhere_) {
