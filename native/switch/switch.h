@@ -8,7 +8,9 @@
 // loop and bumps `epoch_` at the end of each loop. After a swap the control
 // thread waits for the epoch to move: from then on the data thread cannot
 // hold the old snapshot, so the old snapshot can be freed and a removed
-// device's memory unmapped. No lock is taken on the data path.
+// device's memory unmapped. No lock is taken on the data path. With
+// SwitchConfig::cores there is one such data thread per CPU listed, each
+// owning some devices; frames between them are handed over (handoff.h).
 //
 // Per loop: first, for each active device, check its flag byte (0 -> dead)
 // and read its TX ring's avail index. Then the guests (domids) with frames
@@ -62,9 +64,9 @@ struct SwitchConfig {
 
 // The event channels the switch signals guests with and sleeps on: the
 // addon adapts grant/evtchn.h's EventChannels (the switch does not link the
-// grant layer). Pending/Unmask are called by the data thread only; Notify by
-// the data thread, and once by the control thread when a device is added, so
-// Notify must be safe from two threads (the kernel's evtchn ioctl is; the
+// grant layer). Pending/Unmask are called by the (first) data thread only; Notify by
+// every data thread, and once by the control thread when a device is added, so
+// Notify must be safe from several threads (the kernel's evtchn ioctl is; the
 // simulated platform's is lock-free once the binding has opened the peer's
 // table, which happens before the device is published to the data thread).
 class DeviceEvents {
