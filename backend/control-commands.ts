@@ -172,7 +172,7 @@ export function registerCommands(server: ControlServer, ctx: ControlContext): vo
     .command('config', () => ({
       options: { ...ctx.opts, stats: ctx.stats.interval(), logLevel: ctx.log.level },
       platform: ctx.platform,
-      switch: { vm2vm: ctx.opts.vm2vm, poll: ctx.opts.poll, port: ctx.opts.port ?? null, mtu: ctx.opts.mtu, maxDevices: ctx.opts.maxDevices },
+      switch: { vm2vm: ctx.opts.vm2vm, poll: ctx.opts.poll, port: ctx.opts.port ?? null, mtu: ctx.opts.mtu, maxDevices: ctx.opts.maxDevices, cores: ctx.opts.cores ?? null },
       control_socket: server.path,
       metrics: ctx.metrics ?? null,
     }))

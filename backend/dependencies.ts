@@ -4,7 +4,7 @@
 // (xenstore/client.ts). The lifecycle code depends only on these, so unit
 // tests drive it with in-memory fakes and cli.ts plugs in the real modules.
 
-import type { DeviceSpec, DeviceStats as SwitchDeviceStats, NicStats, SwitchEvent } from '../native/switch';
+import type { DeviceSpec, DeviceStats as SwitchDeviceStats, NicStats, SwitchEvent, ThreadStats } from '../native/switch';
 
 // The data plane's own types, re-exported (a type-only import: no addon load).
 export type { DeviceSpec, SwitchDeviceStats, NicStats, SwitchEvent };
@@ -31,7 +31,8 @@ export interface DataPlane {
   addDevice(spec: DeviceSpec): number;
   /** Returns after the data plane has let go of the device's memory. */
   removeDevice(slot: number): void;
-  stats(): { devices: SwitchDeviceStats[]; nic: NicStats };
+  /** threads: per data thread, from a switch with --cores (absent in fakes). */
+  stats(): { devices: SwitchDeviceStats[]; nic: NicStats; threads?: ThreadStats[] };
   events(): SwitchEvent[];
   /** True if a frame from the NIC lately carried `mac` as its source (a host on the LAN uses it). */
   nicMacSeen(mac: string): boolean;

@@ -263,6 +263,7 @@ export class DeviceRegistry {
       nic: { rx: s.nic.rx, tx: s.nic.tx, dropped: s.nic.dropped, drops: s.nic.drops },
       refused: { ...this.refused },
       quarantined: this.quarantined,
+      ...(s.threads && s.threads.length > 1 ? { threads: s.threads } : {}),
     };
   }
 

@@ -11,6 +11,8 @@ export interface MetricsSource {
   devices(): DeviceInfo[];
   nic(): { present: boolean; rx: number; tx: number; dropped: number; drops: Record<string, number> };
   loops(): number;
+  /** Per data thread (--cores): loops and frames handed between threads. */
+  threads?(): { thread: number; loops: number; handed_out: number; handed_in: number; handoff_dropped: number }[];
   events(): { attached: number; detached: Record<string, number>; quarantined: number; refused: Record<string, number> };
   capture(): { captured: number; dropped: number };
 }
@@ -109,6 +111,22 @@ export function buildRegistry(src: MetricsSource): Registry {
     },
   });
   readCounter('xsw_switch_loops_total', "Poll loops the data plane's thread has run", () => src.loops());
+  const threadCounter = (name: string, help: string, pick: (t: NonNullable<ReturnType<NonNullable<MetricsSource['threads']>>>[number]) => number): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['thread'],
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const t of src.threads?.() ?? []) this.inc({ thread: String(t.thread) }, pick(t));
+      },
+    });
+  };
+  threadCounter('xsw_thread_loops_total', 'Poll loops each data thread has run (--cores)', (t) => t.loops);
+  threadCounter('xsw_thread_handed_out_total', 'Frames a data thread handed to another thread to copy (--cores)', (t) => t.handed_out);
+  threadCounter('xsw_thread_handed_in_total', 'Frames a data thread copied for another thread (--cores)', (t) => t.handed_in);
+  threadCounter('xsw_thread_handoff_dropped_total', 'Handoffs dropped unread because their device had gone (--cores)', (t) => t.handoff_dropped);
 
   const events = (name: string, help: string, pick: (e: ReturnType<MetricsSource['events']>) => number): void => readCounter(name, help, () => pick(src.events()));
   events('xsw_device_attaches_total', 'Devices attached', (e) => e.attached);

@@ -44,6 +44,8 @@ export interface BackendOptions {
   netif: boolean;
   /** vhost-user ports (--vhost-user, repeatable). */
   vhostUser: VhostUserSpec[];
+  /** Data threads, one pinned to each CPU id (--cores); undefined: one thread, not pinned. */
+  cores?: number[];
 }
 
 export class OptionError extends Error {
@@ -82,6 +84,26 @@ function integer(flag: string, min: number, max: number): (v: string) => number 
     }
     return Number(v);
   };
+}
+
+// --cores: CPU ids and ranges, "0,1" or "1-3" or "0,2-3"; each once, at most 16 in all.
+// Whether this process may run on them is checked when the switch starts.
+export function parseCores(v: string): number[] {
+  const bad = () => new OptionError(`--cores takes CPU ids and ranges like 0,1 or 1-3, not "${v}".`);
+  const out: number[] = [];
+  for (const part of v.split(',')) {
+    const m = /^([0-9]{1,4})(?:-([0-9]{1,4}))?$/.exec(part);
+    if (!m) throw bad();
+    const first = Number(m[1]);
+    const last = m[2] === undefined ? first : Number(m[2]);
+    if (last < first) throw bad();
+    for (let c = first; c <= last; c++) {
+      if (out.includes(c)) throw new OptionError(`--cores lists CPU ${c} twice; give each CPU once.`);
+      out.push(c);
+      if (out.length > 16) throw new OptionError(`--cores "${v}" lists more than 16 CPUs; give at most 16.`);
+    }
+  }
+  return out;
 }
 
 // A network: a VLAN id 1..4094 outside 1000..1063, the VLANs the switch gives devices itself.
@@ -180,6 +202,7 @@ function buildCommand(): Command {
     .option('--metrics <[addr:]port>', 'serve Prometheus metrics over HTTP (address default 127.0.0.1)', parseMetricsAddress)
     .option('--no-netif', 'leave vifs (backend/vif, stock xen-netfront guests) to another back end, such as the kernel\'s netback')
     .option('--vhost-user <PATH[,client][,mac=MAC]>', 'a vhost-user port (DPDK virtio_user, QEMU): xsw listens on PATH, or with ,client connects to it; repeatable', vhostUserValue, [])
+    .option('--cores <list>', 'data threads: one per CPU id listed (e.g. 0,1 or 1-3), each pinned there, devices spread over them (default: one thread, not pinned)', parseCores)
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
@@ -225,6 +248,7 @@ export function parseOptions(args: string[]): BackendOptions {
     metrics: o.metrics,
     netif: o.netif !== false,
     vhostUser: o.vhostUser,
+    ...(o.cores !== undefined ? { cores: o.cores } : {}),
   };
 }
 

@@ -110,14 +110,14 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   let sw: Switch;
   try {
     sw = new Switch({
-      vm2vm: opts.vm2vm, poll: opts.poll, port: opts.port, mtu: opts.mtu, maxDevices: opts.maxDevices,
+      vm2vm: opts.vm2vm, poll: opts.poll, port: opts.port, mtu: opts.mtu, maxDevices: opts.maxDevices, cores: opts.cores,
       events: { platform: grants.platform },
     });
   } catch (err) {
     store.close();
     grants.close();
     lock.release();
-    const what = opts.port ? `the port ${opts.port}` : 'the switch';
+    const what = opts.port && !errText(err).includes('--cores') ? `the port ${opts.port}` : 'the switch';
     throw new StartupError(`Cannot open ${what}: ${errText(err)}.`);
   }
   const wakeups = sw.wakeups();
@@ -126,6 +126,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
   if (!opts.port) log.info('no -p/--port given: switching between guests only (vm2vm), no NIC');
   else log.info({ port: opts.port }, `NIC port ${opts.port}`);
   log.info(`vm2vm switching ${opts.vm2vm ? 'on' : 'off'}`);
+  if (opts.cores) log.info(`${opts.cores.length} data threads, pinned to CPUs ${opts.cores.join(',')} (--cores)`);
 
   let netif: NetifBackend | undefined;
   let vhost: VhostPorts | undefined;
@@ -301,6 +302,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
       devices: () => server.devices(),
       nic: () => ({ present: opts.port !== undefined, ...sw.stats().nic }),
       loops: () => sw.loops(),
+      ...(opts.cores ? { threads: () => sw.stats().threads } : {}),
       events: () => ({ attached: registry.events.attached, detached: { ...registry.events.detached }, quarantined: registry.quarantined, refused: { ...registry.refused } }),
       capture: () => captures.totals(),
     });

@@ -26,9 +26,23 @@ export interface DeviceCounters {
   netif?: Record<string, number>;
   /** A vhost-user device's socket. */
   path?: string;
+  /** The data thread that serves it (--cores). */
+  thread?: number;
 }
 
 export interface NicCounters { rx: number; tx: number; dropped: number; drops?: Record<string, number> }
+
+/** One data thread's counters (native/switch.ts ThreadStats), with --cores only. */
+export interface ThreadCounters {
+  thread: number;
+  cpu: number | null;
+  devices: number;
+  loops: number;
+  sleeps: number;
+  handed_out: number;
+  handed_in: number;
+  handoff_dropped: number;
+}
 
 export interface StatsSnapshot {
   devices: DeviceCounters[];
@@ -37,6 +51,8 @@ export interface StatsSnapshot {
   refused?: Record<string, number>;
   /** Per network, when any device has one (backend/networks.ts). */
   networks?: NetworkCounters[];
+  /** Per data thread, when there are several (--cores). */
+  threads?: ThreadCounters[];
 }
 
 /** The table, as DPDK's vhost example printed it (without the screen clearing). */
@@ -63,6 +79,9 @@ export function formatTable(s: StatsSnapshot): string {
     lines.push('', `Network ${n.network}: ${n.devices} devices  TX ${n.tx_total} (dropped ${n.tx_dropped})  RX ${n.rx_total} (dropped ${n.rx_dropped})  uplink rx ${n.nic_rx} tx ${n.nic_tx}`);
   }
   lines.push('', `NIC: rx ${s.nic.rx}  tx ${s.nic.tx}  dropped ${s.nic.dropped}`);
+  for (const t of s.threads ?? []) {
+    lines.push(`Thread ${t.thread}${t.cpu === null ? '' : ` (CPU ${t.cpu})`}: ${t.devices} devices  loops ${t.loops}  handed out ${t.handed_out}  in ${t.handed_in}  handoff dropped ${t.handoff_dropped}`);
+  }
   const refused = Object.entries(s.refused ?? {});
   if (refused.length > 0) lines.push(`Refused devices: ${refused.map(([k, n]) => `${k}=${n}`).join(' ')}`);
   lines.push(
@@ -91,9 +110,11 @@ export function formatJson(s: StatsSnapshot, time: Date): string {
       kind: d.kind ?? 'pmd',
       ...(d.netif ? { netif: { ...d.netif } } : {}),
       ...(d.path !== undefined ? { path: d.path } : {}),
+      ...(s.threads && d.thread !== undefined ? { thread: d.thread } : {}),
     })),
     nic: { rx: s.nic.rx, tx: s.nic.tx, dropped: s.nic.dropped },
     ...(s.networks ? { networks: s.networks } : {}),
     ...(s.refused ? { refused: { ...s.refused } } : {}),
+    ...(s.threads ? { threads: s.threads.map((t) => ({ ...t })) } : {}),
   });
 }

@@ -41,7 +41,7 @@ export interface BenchAddon {
   memcpyBandwidth(len: number, arenaBytes: number, stride: number, copies: number, rounds: number, cpu: number): CopyRate;
   Blaster: new (ifname: string, frame: Buffer, cpu: number) => NativeBlaster;
   /** idleDevices: devices of other guests attached that never send (0..62). */
-  SwitchLoop: new (opts: { frameLen?: number; inFlight?: number; switchCpu?: number; guestCpu?: number; latency?: boolean; idleDevices?: number }) => NativeSwitchLoop;
+  SwitchLoop: new (opts: { frameLen?: number; inFlight?: number; switchCpu?: number; guestCpu?: number; latency?: boolean; idleDevices?: number; switchCores?: number[] }) => NativeSwitchLoop;
 }
 
 let cached: BenchAddon | undefined;

@@ -31,7 +31,7 @@ interface Options {
   quietWait?: number;
 }
 
-const GROUPS = ['core64', 'core1500', 'same64', 'same1500', 'scale', 'proc64', 'proc1500', 'nic', 'idle', 'latency', 'attach'];
+const GROUPS = ['core64', 'core1500', 'same64', 'same1500', 'scale', 'cores64', 'proc64', 'proc1500', 'nic', 'idle', 'latency', 'attach'];
 
 function num(name: string, min: number) {
   return (t: string): number => {
@@ -201,6 +201,27 @@ async function main(): Promise<number> {
       { s: f.peers[1], go: () => sc.xswSwitchLoop(64, 14) },
     ]);
   }
+  if (want('cores64')) {
+    // --cores: the loop with its two devices on two switch threads needs two switch CPUs besides
+    // the guest's; on fewer, the threads and the guest would share CPUs and the figure would
+    // measure the scheduler, so it is not taken.
+    const cpus = os.cpus().length;
+    const spare = [...Array(cpus).keys()].filter((c) => c !== CPU_GUESTS && c !== CPU_SWITCH);
+    const note = spare.length === 0 ? `not measured: needs 3 CPUs (2 switch threads, 1 guest poller), this machine has ${cpus}` : undefined;
+    const f: Figure = {
+      id: 'cores64',
+      title: 'guest→guest 64 B loop, switch --cores 2: the two devices on different threads (every frame crosses threads)',
+      unit: 'Mpps',
+      frameBytes: 64,
+      xsw: series('xsw --cores 2', note),
+      peers: [series('xsw, one switch core', note)],
+    };
+    if (note) log(`${f.title}: ${note}`);
+    await interleave(f, [
+      { s: f.xsw, go: () => sc.xswSwitchLoopCores(64, [CPU_SWITCH, spare[0]]) },
+      { s: f.peers[0], go: () => sc.xswSwitchLoop(64, 0) },
+    ]);
+  }
   for (const size of [64, 1500]) {
     if (!want(`proc${size}`)) continue;
     const f: Figure = {
@@ -328,6 +349,7 @@ async function main(): Promise<number> {
       `Every switch (xsw's back-end data thread, the vhost switch's forwarding lcore) runs alone on CPU ${CPU_SWITCH}; every guest poller runs on CPU ${CPU_GUESTS}; DPDK main lcores float; all poll busily.`,
       `*One switch core (loop, 2 pollers):* one guest thread drives two devices and sends back, MACs swapped, every frame it receives (${sc.LOOP_IN_FLIGHT} frames in flight per device), so each frame crosses the switch again and again and only two pollers share the two CPUs. xsw: the back end's real data plane (xsw::Switch) and the front end's real PMD (xsw::FrontPort) in one process, memory laid out as grants are (bench/native/switch_loop.h). DPDK: testpmd with two net_vhost ports in io forwarding, and one guest testpmd with two virtio_user ports in io forwarding after \`start tx_first 4\`. One link: testpmd virtio_user txonly → testpmd vhost rxonly (one ring hop, no switch). Kernel: an AF_PACKET generator (sendmmsg, qdisc bypass) in one namespace, counted at the veth in the other.`,
       `*Same guests:* one guest testpmd (its forwarding lcore on CPU ${CPU_GUESTS}, hugepages) with two virtio_user ports in mac forwarding after \`start tx_first 4\` (what one port receives leaves the other with that port's MAC as source, to the first port's MAC), the same command line for both switches: xsw-backend --poll busy with two --vhost-user ports (taskset CPU ${CPU_SWITCH}), or DPDK's vhost switch (testpmd io, 2×net_vhost, forwarding lcore on CPU ${CPU_SWITCH}). Two pollers on two CPUs, as in the one-switch-core rows, so the switch is what is measured (with a txonly and an rxonly guest, three pollers share two CPUs and the scheduler is measured, see the 3-process rows).`,
+      `*--cores 2:* the one-switch-core loop on a switch with two data threads (CPU ${CPU_SWITCH} and a third CPU), its two devices on different threads, so every frame is handed over between threads and copied once by the receiver's thread; beside the same loop on one switch core. Needs three CPUs; on two it is not measured (the two threads and the guest would share them).`,
       `*Scale:* the one-switch-core loop with more devices attached, each of its own guest, that never send (62 or 14 besides the two that loop); the ratio column is the 64-attached figure over the 2- and 16-attached ones.`,
       `*3 processes (txonly→switch→rxonly):* xsw-backend (taskset) with guests xsw-front --fwd txonly and --fwd rxonly under xsw-sim exec, all in the default poll mode (adaptive) and again all in --poll busy; then once with the sender paced (--rate, --count) in the default mode, counting what the receiver got; DPDK: the vhost switch with two guest testpmds on virtio_user (txonly, rxonly). Three pollers on two CPUs: the two guests take turns on CPU ${CPU_GUESTS}, so frames flow only while both the sender's and the receiver's ring have room; this measures how much a 256-entry ring carries per scheduler time slice, not the switch.`,
       `*NIC paths:* xsw-backend -p on a veth (AF_PACKET) in a namespace; the generator plays the wire (VLAN 1000, the guest's MAC); guest→NIC is counted at the veth's far end.`,

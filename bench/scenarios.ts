@@ -82,6 +82,22 @@ export async function xswSwitchLoop(size: number, idleDevices = 0): Promise<Traf
   };
 }
 
+/**
+ * The one-switch-core loop on a switch with two data threads (--cores): its two devices on
+ * different threads, so every frame is handed from one thread to the other. `cores`: the two
+ * switch CPUs (neither the guest's).
+ */
+export async function xswSwitchLoopCores(size: number, cores: number[]): Promise<Traffic> {
+  const loop = new (benchAddon().SwitchLoop)({ frameLen: size, inFlight: LOOP_IN_FLIGHT, switchCpu: cores[0], guestCpu: CPU_GUESTS, switchCores: cores });
+  const stop = onCleanup('stop the switch harness', () => loop.stop());
+  loop.start();
+  return {
+    read: async () => ({ t: performance.now(), count: loop.received() }),
+    facts: () => ({ switch_drops: loop.drops() }),
+    stop,
+  };
+}
+
 /** The same loop through DPDK's vhost switch: one guest testpmd with two virtio_user ports in io forwarding, `start tx_first 4`. */
 export async function vhostSwitchLoop(huge: Hugepages, size: number): Promise<Traffic> {
   const dir = socketDir();

@@ -10,7 +10,7 @@
 // a bad argument is a TypeError or RangeError naming the argument.
 import type { DeviceOptions, NativeDevice, NativePool, PoolOptions } from './front';
 import type { GrantAllocation, GrantMapping, Platform } from './grants';
-import type { DeviceSpec, DeviceStats, NicStats, ProbeFrame, SwitchEvent } from './switch';
+import type { DeviceSpec, DeviceStats, NicStats, ProbeFrame, SwitchEvent, ThreadStats } from './switch';
 import type { GrefListDecode, Memory, MempoolLayout, RegionSpec, RingDirection, VringDevice, VringDriver, ViolationName } from './vring';
 
 /** addon.abi: the C++ side's sizes and offsets of native/abi/abi.h (test/abi.test.ts compares them with abi.ts). */
@@ -109,6 +109,8 @@ export interface NativeSwitchOptions {
   mtu: number;
   maxDevices: number;
   port?: string;
+  /** One data thread per CPU id, pinned there; absent: one thread, not pinned. */
+  cores?: number[];
   /** Open this platform's event channels (guests' ports are bound there). */
   events?: { platform: string; simDir?: string };
 }
@@ -129,9 +131,9 @@ export interface NativeSwitch {
   stop(): void;
   addDevice(spec: DeviceSpec): number;
   removeDevice(slot: number): void;
-  stats(): { devices: DeviceStats[]; nic: NicStats };
+  stats(): { devices: DeviceStats[]; nic: NicStats; threads: ThreadStats[] };
   events(): SwitchEvent[];
-  pollOnce(): number;
+  pollOnce(thread?: number): number;
   /** Whether a frame from the NIC had this source MAC within the last maxAgeS seconds. */
   nicMacSeen(mac: string, maxAgeS: number): boolean;
   close(): void;

@@ -25,6 +25,12 @@ export interface SwitchOptions {
   mtu?: number;
   /** Device slots. Default 64. */
   maxDevices?: number;
+  /**
+   * One data thread per CPU id listed, pinned there (at most 16, each in the process's affinity
+   * mask); devices are spread over them (docs/dataplane.md#more-than-one-core). Absent: one
+   * thread, not pinned.
+   */
+  cores?: number[];
 }
 
 export interface DeviceSpec {
@@ -79,6 +85,25 @@ export interface DeviceStats {
   drops: Record<string, number>;
   /** The network the device was given (DeviceSpec.network), or null. */
   network?: number | null;
+  /** The data thread that serves it (0 with one thread). */
+  thread?: number;
+}
+
+/** One data thread's counters (docs/dataplane.md#more-than-one-core). */
+export interface ThreadStats {
+  thread: number;
+  /** The CPU it is pinned to, or null. */
+  cpu: number | null;
+  /** Devices it serves (the NIC counts as one, on thread 0). */
+  devices: number;
+  loops: number;
+  sleeps: number;
+  /** Frames (or parts of a group frame) handed to another thread, which copied them. */
+  handed_out: number;
+  /** Frames other threads handed here and this thread copied. */
+  handed_in: number;
+  /** Handoffs or their completions dropped unread because their device had gone (removed, quarantined, dead). */
+  handoff_dropped: number;
 }
 
 export interface NicStats {
@@ -118,6 +143,7 @@ export const SWITCH_DROP_NAMES = [
   'guest_rx_failed',
   'guest_vlan_tag',
   'nic_tx_share',
+  'handoff_full',
 ] as const;
 export type SwitchDropName = (typeof SWITCH_DROP_NAMES)[number];
 /** A stats key of `drops`: a ring violation (the device was quarantined) or a switch drop reason. */
@@ -152,7 +178,7 @@ export class Switch {
 
   /** Opens the NIC port if one is given (throws Error with .code and one clear sentence). */
   constructor(opts: Partial<SwitchOptions> = {}) {
-    const known = new Set(['vm2vm', 'poll', 'port', 'mtu', 'maxDevices', 'events']);
+    const known = new Set(['vm2vm', 'poll', 'port', 'mtu', 'maxDevices', 'events', 'cores']);
     for (const k of Object.keys(opts)) {
       if (!known.has(k)) throw new TypeError(`Unknown Switch option '${k}': expected one of ${[...known].join(', ')}`);
     }
@@ -171,6 +197,7 @@ export class Switch {
       mtu: checkInt('mtu', opts.mtu ?? 1500, 68, 9000),
       maxDevices: checkInt('maxDevices', opts.maxDevices ?? 64, 1, 4096),
       port: opts.port,
+      cores: opts.cores === undefined ? undefined : opts.cores.map((c, i) => checkInt(`cores[${i}]`, c, 0, 65535)),
     });
   }
 
@@ -225,7 +252,7 @@ export class Switch {
   }
 
   /** Counters of every device (including removed ones whose slot is not reused yet) and the NIC. */
-  stats(): { devices: DeviceStats[]; nic: NicStats } {
+  stats(): { devices: DeviceStats[]; nic: NicStats; threads: ThreadStats[] } {
     return this.n.stats();
   }
 
@@ -248,8 +275,8 @@ export class Switch {
    * Runs one data-plane loop on the calling thread and returns the work done (frames moved or
    * dropped, faults found). For tests and tools: throws while the thread runs.
    */
-  pollOnce(): number {
-    return this.n.pollOnce();
+  pollOnce(thread?: number): number {
+    return this.n.pollOnce(thread);
   }
 
   /**

@@ -96,3 +96,17 @@ test('--control-socket, --control-mode and --metrics parse; bad values get one s
   t.throws(() => parseOptions(['--control-mode', '0666']), { message: /^--control-mode takes an octal file mode/ });
   t.throws(() => parseOptions(['--control-mode', '0400']), { message: /^--control-mode takes an octal file mode/ });
 });
+
+test('--cores takes CPU ids and ranges; a bad list gets one sentence; absent means one thread', (t) => {
+  t.is(parseOptions([]).cores, undefined);
+  t.deepEqual(parseOptions(['--cores', '0,1']).cores, [0, 1]);
+  t.deepEqual(parseOptions(['--cores', '1-3']).cores, [1, 2, 3]);
+  t.deepEqual(parseOptions(['--cores', '0,2-3']).cores, [0, 2, 3]);
+  for (const bad of ['', 'a', '1,', '3-1', '-1', '1--2', '0, 1']) {
+    const err = t.throws(() => parseOptions(['--cores', bad]), { instanceOf: OptionError });
+    t.is(err?.message, `--cores takes CPU ids and ranges like 0,1 or 1-3, not "${bad}".`);
+    t.is(err?.exitCode, 2);
+  }
+  t.throws(() => parseOptions(['--cores', '0,1,0']), { message: '--cores lists CPU 0 twice; give each CPU once.' });
+  t.throws(() => parseOptions(['--cores', '0-16']), { message: '--cores "0-16" lists more than 16 CPUs; give at most 16.' });
+});

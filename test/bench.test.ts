@@ -110,7 +110,7 @@ test.serial('--quick runs end to end and writes a well-formed report', async (t)
   t.true(report.quick);
   t.false(Number.isNaN(Date.parse(report.date)));
   t.true(report.machine.cpu.length > 0 && report.machine.cpus >= 2);
-  t.deepEqual(report.figures.map((f) => f.id), ['core64', 'core1500', 'same64', 'same1500', 'scale64', 'proc64', 'proc1500', 'nic2g', 'g2nic']);
+  t.deepEqual(report.figures.map((f) => f.id), ['core64', 'core1500', 'same64', 'same1500', 'scale64', 'cores64', 'proc64', 'proc1500', 'nic2g', 'g2nic']);
   t.true(report.memcpy.hot1500GBs > 0 && report.memcpy.pool1500GBs > 0);
   const dpdkNote = hasTestpmd() ? undefined : 'not measured: apt-get install dpdk-dev';
   for (const f of report.figures) {

@@ -95,6 +95,12 @@ class SwitchLoopWrap : public Napi::ObjectWrap<SwitchLoopWrap> {
       cfg.guest_cpu = int(xsw::napi::OptU32(o, "guestCpu", uint32_t(cfg.guest_cpu), 0, CPU_SETSIZE - 1));
       cfg.latency = o.Get("latency").ToBoolean().Value();
       cfg.idle_devices = xsw::napi::OptU32(o, "idleDevices", 0, 0, xsw::bench::SwitchLoopConfig::kMaxIdleDevices);
+      if (o.Has("switchCores") && o.Get("switchCores").IsArray()) {
+        Napi::Array cores = o.Get("switchCores").As<Napi::Array>();
+        for (uint32_t i = 0; i < cores.Length(); ++i) {
+          cfg.switch_cores.push_back(int(cores.Get(i).As<Napi::Number>().Uint32Value()));
+        }
+      }
     }
     loop_ = Guard(info.Env(), [&] { return std::make_unique<xsw::bench::SwitchLoop>(cfg); });
   }

@@ -77,6 +77,7 @@ SwitchLoop::SwitchLoop(const SwitchLoopConfig& cfg) : cfg_(cfg) {
   SwitchConfig sc;
   sc.vm2vm = true;
   sc.busy_poll = true;
+  sc.cores = cfg.switch_cores;
   switch_ = std::make_unique<Switch>(sc, nullptr);
   switch_->AddDevice(a_->Device(1));
   switch_->AddDevice(b_->Device(2));

@@ -47,6 +47,10 @@ struct SwitchLoopConfig {
   // Devices attached besides the two that loop, each of its own guest, that
   // never send: what many attached-but-quiet devices cost the busy ones.
   uint32_t idle_devices = 0;  // 0..kMaxIdleDevices
+  // Non-empty: the switch runs one data thread per CPU listed (--cores);
+  // the two looping devices then sit on threads 0 and 1, so every frame
+  // crosses from one thread to the other (native/switch/handoff.h).
+  std::vector<int> switch_cores;
   static constexpr uint32_t kMaxIdleDevices = 62;  // 64 slots in all
 };
 

@@ -80,6 +80,10 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
     cfg.interrupt = o.Has("interrupt") && o.Get("interrupt").ToBoolean();
     cfg.mtu = ReadU32(o.Get("mtu"), "mtu", 0, 65535);
     cfg.max_devices = ReadU32(o.Get("maxDevices"), "maxDevices", 0, 65535);
+    if (o.Has("cores") && !xsw::napi::IsAbsent(o.Get("cores"))) {
+      Napi::Array cores = xsw::napi::ReadArray(o.Get("cores"), "cores");
+      for (uint32_t i = 0; i < cores.Length(); ++i) cfg.cores.push_back(int(ReadU32(cores.Get(i), "cores[i]", 0, 65535)));
+    }
     Napi::Value port = o.Get("port");
     const std::string port_spec = xsw::napi::IsAbsent(port) ? "" : xsw::napi::ReadString(port, "port");
     sw_ = Guard(env, [&] {
@@ -153,6 +157,9 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
   Napi::Value PollOnce(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     try {
+      if (info.Length() > 0 && !xsw::napi::IsAbsent(info[0])) {
+        return Napi::Number::New(env, Sw(env).PollOnce(ReadU32(info[0], "thread", 0, xsw::kMaxDataThreads - 1)));
+      }
       return Napi::Number::New(env, Sw(env).PollOnce());
     } catch (const std::logic_error& e) {
       throw Napi::Error::New(env, e.what());
@@ -258,6 +265,7 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
       d.Set("rx_bytes", double(s.rx_bytes));
       d.Set("drops", DropsObject(env, s.drops));
       d.Set("network", s.network == xsw::kNoNetwork ? env.Null() : Napi::Value(Napi::Number::New(env, s.network)));
+      d.Set("thread", double(s.thread));
       devices.Set(n++, d);
     }
     xsw::NicStatsSnapshot ns = sw.NicStats();
@@ -279,6 +287,21 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
     Napi::Object out = Napi::Object::New(env);
     out.Set("devices", devices);
     out.Set("nic", nic);
+    Napi::Array threads = Napi::Array::New(env);
+    uint32_t nt = 0;
+    for (const auto& t : sw.ThreadStats()) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("thread", double(t.index));
+      o.Set("cpu", t.cpu < 0 ? env.Null() : Napi::Value(Napi::Number::New(env, t.cpu)));
+      o.Set("devices", double(t.devices));
+      o.Set("loops", double(t.loops));
+      o.Set("sleeps", double(t.sleeps));
+      o.Set("handed_out", double(t.handed_out));
+      o.Set("handed_in", double(t.handed_in));
+      o.Set("handoff_dropped", double(t.handoff_dropped));
+      threads.Set(nt++, o);
+    }
+    out.Set("threads", threads);
     return out;
   }
 

@@ -36,6 +36,7 @@ uint32_t Switch::Poll() {
   const Snapshot* s = snap_.load(std::memory_order_seq_cst);
   const uint32_t n_guests = uint32_t(s->guests.size());
   uint32_t work = 0;
+  if (n_threads_ > 1) work += TakeHandoffs(*s);  // handoff.cc
 
   // Which guests have frames to send (and which devices died or broke).
   uint32_t busy = 0;
@@ -69,9 +70,11 @@ uint32_t Switch::Poll() {
   }
 
   if (nic_) {
-    work += ServiceNicRx(*s);
+    // Not while its last burst is still out on other threads, nor while they are behind.
+    if (nic_held_ == 0 && (n_threads_ == 1 || HandoffRoom())) work += ServiceNicRx(*s);
     nic_->TxFlush();
   }
+  if (wake_mask_ != 0) WakePeers();
   epoch_.fetch_add(1, std::memory_order_seq_cst);
   return work;
 }
@@ -110,6 +113,7 @@ uint32_t Switch::ServiceGuest(const Snapshot& s, uint32_t g) {
     Device& d = devices_[s.slots[r.first + i]];
     // A receiver's RX fault earlier in this loop may have quarantined it.
     if (d.tx_avail == 0 || d.state.load(std::memory_order_acquire) != DeviceState::kActive) continue;
+    if (n_threads_ > 1 && !HandoffRoom()) break;  // the others' threads are behind: the frames wait in the ring
     uint32_t done = ServiceGuestTx(s, d, std::min(d.tx_avail, budget));
     budget -= std::min(done, budget);
     work += done;
@@ -163,7 +167,12 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
   for (; staged_rx < n && staged_[staged_rx].stage != Stage::kGroup; ++staged_rx) {
     if (TakeStagedRx(d, staged_[staged_rx], &rx_burst_[staged_rx])) PrefetchBuffer(rx_burst_[staged_rx]);
   }
+  const bool threads = n_threads_ > 1;
   for (uint32_t i = 0; i < n; ++i) {
+    if (threads && staged_[i].stage >= Stage::kGroup) {
+      HandOff(s, d, staged_[i], tx_burst_[i].head);  // handoff.cc: may give the chain back later
+      continue;
+    }
     if (i >= staged_rx) TakeStagedRx(d, staged_[i], &rx_burst_[i]);
     CompleteGuestFrame(s, d, staged_[i], rx_burst_[i]);
     d.tx->PushUsed(tx_burst_[i].head, 0);
@@ -267,10 +276,14 @@ void Switch::ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, 
     if (local->state.load(std::memory_order_acquire) != DeviceState::kActive) return drop(Drop::kDstDown);
     f->dst = local;
     f->stage = Stage::kGuest;
-  } else if (nic_ == nullptr) {
-    return drop(Drop::kNoNic);
-  } else {
+    if (n_threads_ > 1 && owner_[local->slot] != index_) f->stage = Stage::kRemote;  // handoff.cc
+  } else if (nic_ != nullptr) {
     f->stage = Stage::kNic;
+  } else if (nic_elsewhere_) {
+    f->dst = nullptr;
+    f->stage = Stage::kRemote;  // the NIC is on thread 0
+  } else {
+    return drop(Drop::kNoNic);
   }
 }
 
@@ -279,6 +292,7 @@ void Switch::CompleteGuestFrame(const Snapshot& s, Device& src, const StagedFram
   bool delivered = false;
   switch (f.stage) {
     case Stage::kDone:
+    case Stage::kRemote:  // never here: HandOff takes it (handoff.cc)
       return;
     case Stage::kGuest:
       delivered = FillRx(*f.dst, rx, f.hdr, f.body);  // a failure is counted on the receiver
@@ -416,7 +430,7 @@ uint32_t Switch::ServiceNicRx(const Snapshot& s) {
   uint32_t n = nic_->RxBurst(nic_frames_, kBurst);
   if (n != 0) nic_now_ = NicMacTable::NowSeconds();
   for (uint32_t i = 0; i < n; ++i) SwitchNicFrame(s, nic_frames_[i]);
-  nic_->RxRelease();
+  if (nic_held_ == 0) nic_->RxRelease();  // else the last completion of its handoffs releases it
   FlushTouched();
   return n;
 }
@@ -460,6 +474,10 @@ void Switch::SwitchNicFrame(const Snapshot& s, const NicRxFrame& f) {
       delivered |= DeliverToGuest(d, hdr, body);
     }
     if (!group) break;  // MACs are unique
+  }
+  if ((group || !matched) && !s.others.empty()) {
+    // Devices of other data threads (handoff.cc): they copy the frame from the held burst.
+    matched |= HandNicFrame(s, hdr, body, vid, group, &active, &delivered);
   }
   if (!matched) return NicDrop(Drop::kUnknownDst);
   if (!active) return NicDrop(Drop::kDstDown);

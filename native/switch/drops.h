@@ -29,7 +29,8 @@ namespace xsw {
   X(kUnknownDst, "unknown_dst")         /* from the NIC: no device has this MAC + VLAN */                   \
   X(kGuestRxFailed, "guest_rx_failed")  /* from the NIC: the matching guest could not take it (its counters say why) */ \
   X(kGuestVlanTag, "guest_vlan_tag")    /* a guest frame carried its own 802.1Q/802.1ad/0x9100 tag */        \
-  X(kNicTxShare, "nic_tx_share")        /* the guest had used its share of the NIC's free transmit slots (per loop) */
+  X(kNicTxShare, "nic_tx_share")        /* the guest had used its share of the NIC's free transmit slots (per loop) */ \
+  X(kHandoffFull, "handoff_full")       /* --cores: the ring to the destination's data thread was full */
 
 enum class Drop : uint8_t {
   // 0 .. kLastViolation mirror Violation (index 0, "none", is never counted).

@@ -3,6 +3,8 @@
 // code is in datapath.cc.
 #include "switch/switch.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -96,6 +98,30 @@ void Switch::Validate(const SwitchConfig& cfg) {
     throw SysError(EINVAL, "maxDevices " + std::to_string(cfg.max_devices) + " is out of range: give 1.." +
                                std::to_string(kMaxDevicesLimit));
   }
+  if (cfg.cores.empty()) return;
+  if (cfg.cores.size() > kMaxDataThreads) {
+    throw SysError(EINVAL, "--cores lists " + std::to_string(cfg.cores.size()) + " CPUs: give at most " +
+                               std::to_string(kMaxDataThreads));
+  }
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+    throw SysError(errno, "cannot read this process's CPU affinity (" + ErrnoText(errno) + ")");
+  }
+  std::string mask;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) mask += (mask.empty() ? "" : ",") + std::to_string(c);
+  }
+  for (size_t i = 0; i < cfg.cores.size(); ++i) {
+    const int c = cfg.cores[i];
+    if (std::find(cfg.cores.begin(), cfg.cores.begin() + long(i), c) != cfg.cores.begin() + long(i)) {
+      throw SysError(EINVAL, "CPU " + std::to_string(c) + " is listed twice in --cores: give each CPU once");
+    }
+    if (c < 0 || c >= CPU_SETSIZE || !CPU_ISSET(c, &allowed)) {
+      throw SysError(EINVAL, "CPU " + std::to_string(c) + " in --cores is not one this process may run on: give CPUs from " +
+                                 mask);
+    }
+  }
 }
 
 Switch::Switch(const SwitchConfig& cfg, std::unique_ptr<NicPort> nic)
@@ -106,24 +132,65 @@ Switch::Switch(const SwitchConfig& cfg, std::unique_ptr<NicPort> nic)
                                std::to_string(nic_->TxCapacity()) + " bytes, less than mtu " +
                                std::to_string(cfg.mtu) + " needs: open it for a larger frame");
   }
-  devices_.reset(new Device[cfg.max_devices]);
+  device_store_.reset(new Device[cfg.max_devices]);
+  devices_ = device_store_.get();
   for (uint32_t i = 0; i < cfg.max_devices; ++i) devices_[i].slot = uint16_t(i);
   in_use_.assign(cfg.max_devices, false);
-  touched_.reset(new uint16_t[cfg.max_devices]);
-  guest_busy_.reset(new uint8_t[cfg.max_devices]());
-  guest_next_dev_.reset(new uint16_t[cfg.max_devices]());
   nic_vlan_rx_.reset(new Counter[kVlanCount]);
   nic_vlan_tx_.reset(new Counter[kVlanCount]);
-  pollfds_.reset(new pollfd[cfg.max_devices + 3]);
+  owner_store_.reset(new uint8_t[cfg.max_devices]());
+  gen_store_.reset(new uint32_t[cfg.max_devices]());
+  owner_ = owner_store_.get();
+  gen_ = gen_store_.get();
+  n_threads_ = cfg.cores.empty() ? 1 : uint32_t(cfg.cores.size());
+  cpu_ = cfg.cores.empty() ? -1 : cfg.cores[0];
+  if (n_threads_ > 1) {
+    tx_parts_store_.reset(new TxParts[cfg.max_devices]);
+    link_store_.reset(new HandoffLink[n_threads_ * n_threads_]);
+    tx_parts_ = tx_parts_store_.get();
+    links_ = link_store_.get();
+  }
+  InitThread();
+  threads_.push_back(this);
+  for (uint32_t t = 1; t < n_threads_; ++t) {
+    lanes_.push_back(std::unique_ptr<Switch>(new Switch(this, t, cfg.cores[t])));
+    threads_.push_back(lanes_.back().get());
+  }
+}
+
+Switch::Switch(Switch* primary, uint32_t index, int cpu)
+    : cfg_(primary->cfg_), snap_(nullptr), primary_(primary), index_(index), n_threads_(primary->n_threads_), cpu_(cpu) {
+  devices_ = primary->devices_;
+  owner_ = primary->owner_;
+  tx_parts_ = primary->tx_parts_;
+  links_ = primary->links_;
+  nic_elsewhere_ = primary->nic_ != nullptr;
+  InitThread();
+}
+
+// What each data thread has of its own: scratch, sleep, an empty snapshot.
+void Switch::InitThread() {
+  touched_.reset(new uint16_t[cfg_.max_devices]);
+  tx_done_.reset(new uint16_t[cfg_.max_devices]);
+  guest_busy_.reset(new uint8_t[cfg_.max_devices]());
+  guest_next_dev_.reset(new uint16_t[cfg_.max_devices]());
+  pollfds_.reset(new pollfd[cfg_.max_devices + 3]);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw SysError(errno, "cannot create the switch's wake-up eventfd (" + ErrnoText(errno) + ")");
-  snap_.store(new Snapshot(), std::memory_order_release);
+  auto empty = new Snapshot();
+  empty->gen.assign(cfg_.max_devices, 0);
+  snap_.store(empty, std::memory_order_release);
 }
 
 Switch::~Switch() {
   Stop();
+  lanes_.clear();
   delete snap_.load();
   close(wake_fd_);
+}
+
+void Switch::SetEvents(DeviceEvents* events) {
+  for (Switch* t : threads_) t->events_ = events;
 }
 
 uint32_t Switch::AddDevice(const DeviceConfig& c) {
@@ -208,6 +275,21 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
   d.rx_avail = 0;
   d.rx_touched = false;
   d.rx_want = 0;
+  // Its data thread: the one with the fewest devices (the NIC counts as one on thread 0).
+  std::vector<uint32_t> load(n_threads_, 0);
+  if (nic_ && n_threads_ > 1) load[0] = 1;
+  for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
+    if (in_use_[i]) ++load[owner_[i]];
+  }
+  owner_[free_slot] = uint8_t(std::min_element(load.begin(), load.end()) - load.begin());
+  if (next_gen_ == 0) next_gen_ = 1;  // 0 means "no device"
+  gen_[free_slot] = next_gen_++;
+  if (tx_parts_ != nullptr) {
+    const uint32_t heads = split ? c.tx_split.num : c.tx_num;
+    tx_parts_[free_slot].parts.reset(new uint8_t[heads]());
+    tx_parts_[free_slot].ok.reset(new uint8_t[heads]());
+    tx_parts_[free_slot].touched = false;
+  }
   d.state.store(DeviceState::kActive, std::memory_order_release);
   in_use_[free_slot] = true;
   PublishSnapshot();
@@ -220,7 +302,10 @@ void Switch::RemoveDevice(uint32_t slot) {
   }
   Device& d = devices_[slot];
   in_use_[slot] = false;
-  PublishSnapshot();  // returns once the data thread cannot see the device any more
+  gen_[slot] = 0;
+  // Returns once no data thread can see the device any more; handoffs of it
+  // still queued then fail the generation check and are dropped unread.
+  PublishSnapshot();
   d.state.store(DeviceState::kRemoved, std::memory_order_release);
   d.tx.reset();
   d.rx.reset();
@@ -236,46 +321,64 @@ void Switch::RemoveDevice(uint32_t slot) {
 }
 
 void Switch::PublishSnapshot() {
-  auto next = std::make_unique<Snapshot>();
-  for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
-    if (in_use_[i]) next->slots.push_back(uint16_t(i));
-  }
-  // Grouped by guest: the poll loop takes turns per guest, not per device.
-  std::stable_sort(next->slots.begin(), next->slots.end(),
-                   [this](uint16_t a, uint16_t b) { return devices_[a].cfg.domid < devices_[b].cfg.domid; });
-  for (uint32_t i = 0; i < next->slots.size(); ++i) {
-    if (i == 0 || devices_[next->slots[i]].cfg.domid != devices_[next->slots[i - 1]].cfg.domid) {
-      next->guests.push_back(GuestRange{i, 0});
+  std::vector<const Snapshot*> old;
+  for (uint32_t t = 0; t < n_threads_; ++t) {
+    auto next = std::make_unique<Snapshot>();
+    next->gen.assign(gen_, gen_ + cfg_.max_devices);
+    for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
+      if (!in_use_[i]) continue;
+      if (owner_[i] == t) {
+        next->slots.push_back(uint16_t(i));
+      } else {
+        next->others.push_back(uint16_t(i));
+      }
+      next->by_mac.push_back(MacSlot{devices_[i].cfg.mac, uint16_t(i)});
     }
-    ++next->guests.back().count;
+    // Grouped by guest: the poll loop takes turns per guest, not per device.
+    std::stable_sort(next->slots.begin(), next->slots.end(),
+                     [this](uint16_t a, uint16_t b) { return devices_[a].cfg.domid < devices_[b].cfg.domid; });
+    for (uint32_t i = 0; i < next->slots.size(); ++i) {
+      if (i == 0 || devices_[next->slots[i]].cfg.domid != devices_[next->slots[i - 1]].cfg.domid) {
+        next->guests.push_back(GuestRange{i, 0});
+      }
+      ++next->guests.back().count;
+    }
+    std::sort(next->by_mac.begin(), next->by_mac.end(), [](const MacSlot& a, const MacSlot& b) { return a.mac < b.mac; });
+    old.push_back(threads_[t]->snap_.exchange(next.release(), std::memory_order_seq_cst));
   }
-  for (uint16_t slot : next->slots) next->by_mac.push_back(MacSlot{devices_[slot].cfg.mac, slot});
-  std::sort(next->by_mac.begin(), next->by_mac.end(), [](const MacSlot& a, const MacSlot& b) { return a.mac < b.mac; });
-  const Snapshot* old = snap_.exchange(next.release(), std::memory_order_seq_cst);
   WaitQuiescent();
-  delete old;
+  for (const Snapshot* o : old) delete o;
 }
 
 void Switch::WaitQuiescent() {
   if (!running()) return;  // PollOnce runs on this thread: nothing else can hold a snapshot
-  uint64_t seen = epoch_.load(std::memory_order_seq_cst);
-  WakeDataThread();  // it may sleep: one more loop moves the epoch
-  while (epoch_.load(std::memory_order_seq_cst) == seen) {
-    std::this_thread::sleep_for(std::chrono::microseconds(AdaptivePoll::kMinSleepUs));
+  std::vector<uint64_t> seen;
+  for (Switch* t : threads_) {
+    seen.push_back(t->epoch_.load(std::memory_order_seq_cst));
+    t->WakeDataThread();  // it may sleep: one more loop moves the epoch
+  }
+  for (uint32_t i = 0; i < threads_.size(); ++i) {
+    while (threads_[i]->epoch_.load(std::memory_order_seq_cst) == seen[i]) {
+      std::this_thread::sleep_for(std::chrono::microseconds(AdaptivePoll::kMinSleepUs));
+    }
   }
 }
 
 void Switch::Start() {
   if (running()) return;
-  running_.store(true, std::memory_order_seq_cst);
-  thread_ = std::thread(&Switch::Run, this);
+  for (Switch* t : threads_) {
+    t->running_.store(true, std::memory_order_seq_cst);
+    t->thread_ = std::thread(&Switch::Run, t);
+  }
 }
 
 void Switch::Stop() {
   if (!running()) return;
-  running_.store(false, std::memory_order_seq_cst);
-  WakeDataThread();
-  thread_.join();
+  for (Switch* t : threads_) {
+    t->running_.store(false, std::memory_order_seq_cst);
+    t->WakeDataThread();
+    t->thread_.join();
+  }
 }
 
 uint32_t Switch::PollOnce() {
@@ -283,7 +386,19 @@ uint32_t Switch::PollOnce() {
   return Poll();
 }
 
+uint32_t Switch::PollOnce(uint32_t thread) {
+  if (running()) throw std::logic_error("PollOnce while the data-plane thread runs: stop it first");
+  if (thread >= n_threads_) throw std::logic_error("PollOnce: no data thread " + std::to_string(thread));
+  return threads_[thread]->Poll();
+}
+
 void Switch::Run() {
+  if (cpu_ >= 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu_, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);  // Validate checked the CPU is allowed
+  }
   if (cfg_.busy_poll) {
     while (running_.load(std::memory_order_relaxed)) Poll();
     return;
@@ -294,8 +409,9 @@ void Switch::Run() {
     if (Poll() != 0) {
       idle = 0;
       fallback_us_ = AdaptivePoll::kMinSleepUs;
-    } else if (++idle >= spin) {
+    } else if (++idle >= spin && (n_threads_ == 1 || ReadyToSleep())) {
       Sleep();  // idle stays: after a timed sleep the next empty loop sleeps again, longer
+      if (n_threads_ > 1) asleep_.store(false, std::memory_order_relaxed);
     }
   }
 }
@@ -313,6 +429,7 @@ std::vector<DeviceStatsSnapshot> Switch::Stats() const {
     s.mac = d.cfg.mac;
     s.vlan = d.cfg.vlan;
     s.network = d.cfg.network;
+    s.thread = owner_[i];
     s.state = state;
     const DeviceCounters& k = d.counters;
     s.tx_total = k.tx_total.Get();
@@ -325,6 +442,38 @@ std::vector<DeviceStatsSnapshot> Switch::Stats() const {
     out.push_back(s);
   }
   return out;
+}
+
+std::vector<ThreadStatsSnapshot> Switch::ThreadStats() const {
+  std::vector<ThreadStatsSnapshot> out;
+  for (Switch* t : threads_) {
+    ThreadStatsSnapshot s;
+    s.index = t->index_;
+    s.cpu = t->cpu_;
+    s.loops = t->epoch_.load(std::memory_order_relaxed);
+    s.sleeps = t->sleeps_.Get();
+    s.handed_out = t->handed_out_.Get();
+    s.handed_in = t->handed_in_.Get();
+    s.handoff_dropped = t->handoff_dropped_.Get();
+    out.push_back(s);
+  }
+  for (uint32_t i = 0; i < cfg_.max_devices; ++i) {
+    if (in_use_[i]) ++out[owner_[i]].devices;
+  }
+  if (nic_) ++out[0].devices;
+  return out;
+}
+
+uint64_t Switch::Loops() const {
+  uint64_t n = 0;
+  for (Switch* t : threads_) n += t->epoch_.load(std::memory_order_relaxed);
+  return n;
+}
+
+uint64_t Switch::Sleeps() const {
+  uint64_t n = 0;
+  for (Switch* t : threads_) n += t->sleeps_.Get();
+  return n;
 }
 
 NicStatsSnapshot Switch::NicStats() const {
@@ -382,6 +531,14 @@ uint32_t Switch::CaptureStart(const std::vector<uint32_t>& ports, uint32_t snapl
       if (devices_[p].capture.load(std::memory_order_relaxed)) {
         throw SysError(EBUSY, Who(devices_[p].cfg) + " is already being captured: stop that capture first");
       }
+    }
+  }
+  // A session's ring has one writer: the data thread of its ports (the NIC's is thread 0).
+  for (uint32_t p : ports) {
+    const uint32_t t = p == kCaptureNic ? 0 : owner_[p];
+    const uint32_t t0 = ports[0] == kCaptureNic ? 0 : owner_[ports[0]];
+    if (t != t0) {
+      throw SysError(EINVAL, "these ports are served by different data threads (--cores): capture them in separate sessions");
     }
   }
   std::unique_ptr<CaptureRing> ring;

@@ -8,7 +8,9 @@
 // loop and bumps `epoch_` at the end of each loop. After a swap the control
 // thread waits for the epoch to move: from then on the data thread cannot
 // hold the old snapshot, so the old snapshot can be freed and a removed
-// device's memory unmapped. No lock is taken on the data path.
+// device's memory unmapped. No lock is taken on the data path. With
+// SwitchConfig::cores there is one such data thread per CPU listed, each
+// owning some devices; frames between them are handed over (handoff.h).
 //
 // Per loop: first, for each active device, check its flag byte (0 -> dead)
 // and read its TX ring's avail index. Then the guests (domids) with frames
@@ -39,6 +41,7 @@
 #include <vector>
 
 #include "switch/device.h"
+#include "switch/handoff.h"
 #include "switch/nic_macs.h"
 #include "switch/nic_port.h"
 
@@ -53,13 +56,17 @@ struct SwitchConfig {
   // otherwise the data thread sleeps on the devices' wake-ups when idle,
   // after 64 empty loops (adaptive, the default) or after one (interrupt).
   bool interrupt = false;
+  // Data threads (docs/dataplane.md#more-than-one-core): empty, one thread
+  // left where the scheduler puts it (the default); else one thread per CPU
+  // id listed, pinned there. Each must be in the process's affinity mask.
+  std::vector<int> cores;
 };
 
 // The event channels the switch signals guests with and sleeps on: the
 // addon adapts grant/evtchn.h's EventChannels (the switch does not link the
-// grant layer). Pending/Unmask are called by the data thread only; Notify by
-// the data thread, and once by the control thread when a device is added, so
-// Notify must be safe from two threads (the kernel's evtchn ioctl is; the
+// grant layer). Pending/Unmask are called by the (first) data thread only; Notify by
+// every data thread, and once by the control thread when a device is added, so
+// Notify must be safe from several threads (the kernel's evtchn ioctl is; the
 // simulated platform's is lock-free once the binding has opened the peer's
 // table, which happens before the device is published to the data thread).
 class DeviceEvents {
@@ -81,6 +88,18 @@ struct DeviceStatsSnapshot {
   uint64_t tx_total = 0, tx_dropped = 0, rx_total = 0, rx_dropped = 0, tx_bytes = 0, rx_bytes = 0;
   uint64_t drops[kDropCount] = {};
   uint16_t network = kNoNetwork;
+  uint32_t thread = 0;  // the data thread that owns the device
+};
+
+// One data thread's loop counters (docs/dataplane.md#more-than-one-core).
+struct ThreadStatsSnapshot {
+  uint32_t index = 0;
+  int cpu = -1;             // pinned CPU, -1: not pinned
+  uint32_t devices = 0;     // devices it owns (the NIC counts on thread 0)
+  uint64_t loops = 0, sleeps = 0;
+  uint64_t handed_out = 0;  // frames (or group parts) handed to another thread
+  uint64_t handed_in = 0;   // ... taken from another thread and switched here
+  uint64_t handoff_dropped = 0;  // handoffs or completions whose device had gone (dropped, memory untouched)
 };
 
 // Frames the NIC received and sent on one VLAN (0: untagged).
@@ -107,7 +126,7 @@ class Switch {
  public:
   // The longest frame the NIC must carry for this MTU (header and a VLAN tag included).
   static uint32_t MaxFrame(uint32_t mtu) { return mtu + kEthHdrLen + kVlanHdrLen; }
-  // Throws SysError(EINVAL) naming the bad setting.
+  // Throws SysError(EINVAL) naming the bad setting (a CPU of `cores` included).
   static void Validate(const SwitchConfig& cfg);
 
   // nic may be null: vm2vm only. Throws SysError(EINVAL) for a bad config or
@@ -135,12 +154,19 @@ class Switch {
   // tools, while the thread is stopped). Returns the work done (frames moved
   // or dropped, faults found). Throws std::logic_error while running.
   uint32_t PollOnce();
+  // The same for data thread `thread` (0..threads()-1): tests drive several
+  // threads' loops in turn, deterministically.
+  uint32_t PollOnce(uint32_t thread);
+  uint32_t threads() const { return n_threads_; }
+  std::vector<ThreadStatsSnapshot> ThreadStats() const;
 
   // True while the switch gives every device's chains back in the order they
   // were made available, on both rings (what vhost-user's VIRTIO_F_IN_ORDER
   // promises the peer; native/vhost offers it only then). One data thread:
-  // always (datapath.cc's stages keep that order).
-  bool RingsInOrder() const { return true; }
+  // always (datapath.cc's stages keep that order); with --cores a chain
+  // handed to another thread comes back when that thread completes it, after
+  // later local chains (handoff.cc).
+  bool RingsInOrder() const { return n_threads_ <= 1; }
 
   std::vector<DeviceStatsSnapshot> Stats() const;
   NicStatsSnapshot NicStats() const;
@@ -169,14 +195,14 @@ class Switch {
   void CaptureStop(uint32_t id);
   // The session's ring (drained by the control thread), or null.
   CaptureRing* Capture(uint32_t id);
-  // Poll loops run so far (the epoch): the switch loop's rate for metrics.
-  uint64_t Loops() const { return epoch_.load(std::memory_order_relaxed); }
+  // Poll loops run so far (the epochs, summed over the data threads): the switch loop's rate for metrics.
+  uint64_t Loops() const;
 
   // The event channels devices' `evtchn` ports belong to (not owned; set
   // before Start, outlives the switch). Null: no device has a port.
-  void SetEvents(DeviceEvents* events) { events_ = events; }
-  // Times the data thread went to sleep (metrics, tests).
-  uint64_t Sleeps() const { return sleeps_.Get(); }
+  void SetEvents(DeviceEvents* events);
+  // Times the data threads went to sleep (metrics, tests).
+  uint64_t Sleeps() const;
 
  private:
   struct GuestRange {
@@ -188,9 +214,13 @@ class Switch {
     uint16_t slot;
   };
   struct Snapshot {
+    // Each data thread has its own: `slots` and `guests` hold its devices;
+    // by_mac and gen cover every thread's.
     std::vector<uint16_t> slots;      // slots in use, grouped by guest (domid order), slot order within
     std::vector<GuestRange> guests;   // each guest's run of `slots`
     std::vector<MacSlot> by_mac;      // the same slots sorted by MAC (unique): one lookup per unicast frame
+    std::vector<uint16_t> others;     // other threads' slots (the NIC's frames for them)
+    std::vector<uint32_t> gen;        // per slot: the device's generation, 0 when not in use
   };
   // A frame's payload after its Ethernet header: `len` bytes from byte `offset` of the segments.
   struct FrameBody {
@@ -205,6 +235,7 @@ class Switch {
     kGuest,  // to `dst`, into the RX chain popped for it
     kNic,    // to the NIC
     kGroup,  // broadcast or multicast
+    kRemote, // to `dst` (null: the NIC) on another data thread (handoff.cc)
   };
   struct StagedFrame {
     Stage stage;
@@ -217,6 +248,9 @@ class Switch {
     Counter drops[kDropCount];
   };
 
+  // A data thread after the first: shares `primary`'s devices (handoff.cc).
+  Switch(Switch* primary, uint32_t index, int cpu);
+  void InitThread();
   void Run();
   uint32_t Poll();
   // wakeup.cc: sleep until a device, the NIC or the control thread wakes us;
@@ -247,6 +281,22 @@ class Switch {
   void Quarantine(Device& d, Violation v);
   void MarkDead(Device& d);
   void NicDrop(Drop why);
+  // Several data threads (handoff.cc).
+  HandoffLink& Link(uint32_t from, uint32_t to) const { return links_[from * n_threads_ + to]; }
+  uint32_t TakeHandoffs(const Snapshot& s);
+  void Complete(const Snapshot& s, const HandoffDone& c);
+  void SwitchHandoff(const Snapshot& s, const Handoff& h, HandoffDone* c);
+  bool HandedToNic(const Device& src, const uint8_t* hdr, const FrameBody& body);
+  Handoff* NewHandoff(uint32_t to);
+  void SendHandoff(uint32_t to);
+  void HandOff(const Snapshot& s, Device& src, StagedFrame& f, uint16_t head);
+  void FinishTx(Device& src, uint16_t head, bool delivered, uint32_t bytes);
+  bool HandNicFrame(const Snapshot& s, const uint8_t* hdr, const FrameBody& body, uint16_t vid, bool group,
+                    bool* active, bool* delivered);
+  void FlushTxDone();
+  bool ReadyToSleep();
+  bool HandoffRoom() const;
+  void WakePeers();
   // Capture hooks (datapath_capture.cc), called only when a ring is set.
   void CaptureGuestTx(CaptureRing& cap, const Device& d, const Chain& c, uint32_t frame_len);
   void CaptureFrame(CaptureRing& cap, uint16_t iface, CaptureDir dir, const uint8_t* hdr, const FrameBody& body);
@@ -255,7 +305,8 @@ class Switch {
 
   SwitchConfig cfg_;
   std::unique_ptr<NicPort> nic_;
-  std::unique_ptr<Device[]> devices_;
+  std::unique_ptr<Device[]> device_store_;  // the first thread's; the others share it
+  Device* devices_ = nullptr;
   std::vector<bool> in_use_;  // control thread only: slots in the snapshot
   std::atomic<const Snapshot*> snap_;
   std::atomic<uint64_t> epoch_{0};
@@ -265,6 +316,36 @@ class Switch {
   NicMacTable nic_macs_;  // written by the data thread only
   // Per VLAN id (index 0: untagged), kVlanCount each: the NIC's frames per network.
   std::unique_ptr<Counter[]> nic_vlan_rx_, nic_vlan_tx_;
+
+  // Data threads (handoff.cc). The first thread is this object (the addon's);
+  // each other one is a Switch of its own built by Switch(primary, ...): its
+  // own snapshot, epoch, scratch and sleep, the primary's devices.
+  Switch* primary_ = this;
+  uint32_t index_ = 0;
+  uint32_t n_threads_ = 1;
+  int cpu_ = -1;                               // pinned CPU, -1: none
+  std::vector<std::unique_ptr<Switch>> lanes_;  // first thread only: threads 1..n-1
+  std::vector<Switch*> threads_;                // first thread only: all, [0] = this
+  bool nic_elsewhere_ = false;                  // a later thread: the NIC is on thread 0
+  struct TxParts {                              // per slot, by the owner: TX chains out on other threads
+    std::unique_ptr<uint8_t[]> parts, ok;       // per head: completions awaited, any delivered
+    bool touched = false;                       // used entries pushed by completions, to publish
+  };
+  std::unique_ptr<uint8_t[]> owner_store_;
+  std::unique_ptr<uint32_t[]> gen_store_;
+  std::unique_ptr<TxParts[]> tx_parts_store_;
+  std::unique_ptr<HandoffLink[]> link_store_;
+  uint8_t* owner_ = nullptr;                    // per slot: its data thread (control writes before publishing)
+  uint32_t* gen_ = nullptr;                     // per slot: generation of the device in it (control only)
+  TxParts* tx_parts_ = nullptr;
+  HandoffLink* links_ = nullptr;
+  uint32_t next_gen_ = 1;
+  uint32_t nic_held_ = 0;                       // the NIC's burst stays unreleased while handoffs of it are out
+  uint32_t wake_mask_ = 0;                      // threads handed something this loop
+  std::atomic<bool> asleep_{false};
+  std::unique_ptr<uint16_t[]> tx_done_;         // sources whose TX chains completions gave back
+  uint32_t n_tx_done_ = 0;
+  Counter handed_out_, handed_in_, handoff_dropped_;
 
   // Data-thread scratch, allocated once.
   std::unique_ptr<uint16_t[]> touched_;

@@ -46,7 +46,8 @@ void Switch::Sleep() {
   for (uint16_t slot : s->slots) {
     Device& d = devices_[slot];
     if (d.state.load(std::memory_order_acquire) != DeviceState::kActive) continue;
-    const bool by_evtchn = d.cfg.evtchn != 0 && events_ != nullptr;
+    // Event channels are drained by thread 0 only: on other threads (--cores) such a device is polled.
+    const bool by_evtchn = d.cfg.evtchn != 0 && events_ != nullptr && index_ == 0;
     if (!by_evtchn && d.cfg.kick_fd < 0) {
       timed = true;  // polled: DPDK's xenvirt keys, a netif vif's local rings, a vhost-user peer that polls
       continue;
