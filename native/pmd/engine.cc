@@ -17,7 +17,9 @@
 namespace xsw {
 namespace {
 
-constexpr int64_t kNotifiedSleepNs = 100'000'000;
+// The guard on a sleep once the back end has notified: a back end restarted
+// in a version that does not notify costs this much latency, never a hang.
+constexpr int64_t kNotifiedSleepNs = 1'000'000'000;
 
 struct ModeName {
   FwdMode mode;
@@ -117,20 +119,31 @@ void FrontEngine::Run() {
 
 // Arms the rings, re-checks, then waits for the back end's event, Stop, the
 // TAP, or the time the txonly token bucket needs for its next burst.
+//
+// Waiting for TX buffers: when the TX ring has no room for a burst, or the
+// pool too few free buffers for one (a small --nb-mbuf: most of them sit in
+// the TX ring until the back end has sent them), only a TX completion lets
+// the engine go on. It then also asks for that event (half the in-flight
+// chains), and txonly and tap wait for it instead of for tokens or the TAP
+// (input they could not take anyway), so they neither spin nor sleep out the
+// guard.
 void FrontEngine::Sleep(uint32_t* fallback_us) {
   const bool sender = cfg_.mode == FwdMode::kTxOnly && !(cfg_.count > 0 && seq_ >= cfg_.count);
-  const uint32_t segs = (cfg_.txpkts + port_->data_room() - 1) / port_->data_room();
-  const bool ring_full = sender && port_->TxFreeDescs() < cfg_.burst * segs;
-  if (port_->ArmNotify(ring_full)) return;
+  const bool tap = cfg_.mode == FwdMode::kTap;
+  const uint32_t frame_len = tap ? port_->max_pkt_len() : cfg_.txpkts;
+  const uint32_t segs = (frame_len + port_->data_room() - 1) / port_->data_room();
+  // The buffers the next poll needs: one frame for txonly and tap, one RX chain for the others.
+  const uint32_t need_bufs = sender || tap ? segs : port_->rx_segs();
+  const bool tx_wait = port_->tx_in_flight() != 0 &&
+                       ((sender && port_->TxFreeDescs() < cfg_.burst * segs) || port_->free_bufs() < need_bufs);
+  if (port_->ArmNotify(tx_wait)) return;
 
-  // Once the back end has notified, sleep up to 100 ms: a back end restarted
-  // in a version that does not notify then costs latency, never a hang.
   int64_t wait_ns = kNotifiedSleepNs;
   if (!backend_notifies_) {
     wait_ns = int64_t(*fallback_us) * 1000;
     *fallback_us = std::min(*fallback_us * 2, AdaptivePoll::kMaxSleepUs);
   }
-  if (sender && !ring_full) {
+  if (sender && !tx_wait) {
     // Not waiting for the ring: for tokens (rate) or for nothing at all.
     int64_t token_ns = 0;
     if (cfg_.rate > 0) {
@@ -140,8 +153,9 @@ void FrontEngine::Sleep(uint32_t* fallback_us) {
     if (token_ns < wait_ns) wait_ns = token_ns;
   }
   pollfd fds[3] = {{cfg_.events->fd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}, {cfg_.tap_fd, POLLIN, 0}};
-  const nfds_t n = cfg_.mode == FwdMode::kTap ? 3 : 2;
+  const nfds_t n = tap && !tx_wait ? 3 : 2;
   timespec ts{wait_ns / 1000000000, wait_ns % 1000000000};
+  Bump(port_->stats().sleeps, 1);
   if (ppoll(fds, n, &ts, nullptr) <= 0 || !(fds[0].revents & POLLIN)) return;
   evtchn_port_t ports[8];
   uint32_t got;

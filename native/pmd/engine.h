@@ -18,7 +18,8 @@
 // (docs/dataplane.md#notifications). Until the back end has notified once
 // (it does so when it binds the channel) and for a device without a channel,
 // the sleep is short and timed (10..500 µs, common/adaptive_poll.h); after
-// that at most 100 ms (a restarted back end that does not notify).
+// that at most 1 s (a restarted back end that does not notify). An engine
+// short of TX buffers also asks for TX completions (engine.cc, Sleep).
 #pragma once
 
 #include <atomic>
