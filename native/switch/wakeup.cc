@@ -38,6 +38,7 @@ void Switch::Sleep() {
   if (nic_) {
     nic_fd = nic_->WaitFd();
     if (nic_fd >= 0) {
+      if (nic_->ArmWait()) return;  // frames came meanwhile: poll again
       pollfds_[n++] = pollfd{nic_fd, POLLIN, 0};
     } else {
       timed = true;
