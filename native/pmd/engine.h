@@ -78,6 +78,7 @@ class FrontEngine {
   uint32_t RxOnly();
   uint32_t TxOnly();
   uint32_t TxBurstOfTestFrames();
+  uint32_t NextBurst() const;  // txonly: frames the next burst sends (the burst, or what --count leaves)
   uint32_t Tap();
   void Verify(uint32_t pkt);
   uint64_t NowNs() const;
@@ -91,6 +92,7 @@ class FrontEngine {
   // txonly state
   uint64_t seq_ = 0;
   double tokens_ = 0;
+  bool short_of_tokens_ = false;  // the last poll sent nothing for want of tokens
   uint64_t last_refill_ns_ = 0;
   // rxonly --verify state
   bool have_seq_ = false;

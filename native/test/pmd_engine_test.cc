@@ -184,6 +184,30 @@ static void TxOnlyRateIsAnUpperBound() {
   CHECK(double(got) <= 2000 * secs + 32);  // one burst of slack
 }
 
+// A rate-limited txonly publishes whole bursts (the last one of --count
+// excepted), never a frame or two as each token comes: that pacer spun on its
+// CPU and published 1-2 frames per poll. Polled by hand, so each publish is
+// seen on its own.
+static void TxOnlyPacesInWholeBursts() {
+  Rig rig(1024, 256);
+  EngineConfig c = Config(FwdMode::kTxOnly);
+  c.rate = 20000;  // a burst every 1.6 ms
+  c.count = 5 * kBurst + 7;
+  FrontEngine engine(rig.port, c);
+  std::vector<size_t> publishes;
+  size_t total = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);  // a bound for failure only
+  while (total < c.count && std::chrono::steady_clock::now() < deadline) {
+    engine.PollOnce();
+    const size_t n = rig.DrainTx().size();
+    if (n > 0) publishes.push_back(n);
+    total += n;
+  }
+  CHECK_EQ(total, size_t(c.count));
+  CHECK_EQ(publishes.size(), 6u);
+  for (size_t i = 0; i < publishes.size(); i++) CHECK_EQ(publishes[i], i < 5 ? size_t(kBurst) : size_t(7));
+}
+
 static void AThreadedEngineForwardsEverythingAndStops() {
   Rig rig(2048, 256);
   rig.port->RefillRx();
@@ -336,6 +360,7 @@ int main() {
   TxOnlyDrainsAndVerifiesWhatComesBack();
   TxOnlyJumboFramesAreChains();
   TxOnlyRateIsAnUpperBound();
+  TxOnlyPacesInWholeBursts();
   AThreadedEngineForwardsEverythingAndStops();
   AnEngineShortOfBuffersSleepsUntilTxCompletes(FwdMode::kTxOnly);
   AnEngineShortOfBuffersSleepsUntilTxCompletes(FwdMode::kTap);
