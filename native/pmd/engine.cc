@@ -171,12 +171,13 @@ void FrontEngine::Sleep(uint32_t* fallback_us) {
   if (ppoll(fds, n, &ts, nullptr) <= 0 || !(fds[0].revents & POLLIN)) return;
   evtchn_port_t ports[8];
   uint32_t got;
-  while ((got = cfg_.events->Pending(ports, 8)) != 0) {
+  do {  // a short read means the fd is drained: no second read just to see EAGAIN
+    got = cfg_.events->Pending(ports, 8);
     for (uint32_t i = 0; i < got; ++i) {
       if (ports[i] == cfg_.evtchn) backend_notifies_ = true;
       cfg_.events->Unmask(ports[i]);
     }
-  }
+  } while (got == 8);
 }
 
 uint32_t FrontEngine::PollOnce() {
