@@ -27,6 +27,10 @@ constexpr int64_t kNotifiedSleepNs = 1'000'000'000;
 // 32-µs token wait that took 80 µs lost the difference: 1 M/s came out as
 // about 0.4 M/s), while a pause still does not turn into a long flood.
 constexpr double kTokenBursts = 4;
+// ... and sleeps at least this long when short of tokens (up to those 4
+// bursts' worth): a sleep and wake-up costs tens of µs of CPU on a virtual
+// machine, so at 1 M/s sleeping every 32-µs burst cost as much as spinning.
+constexpr int64_t kMinTokenSleepNs = 100'000;
 // The engine thread's timer slack: its timed sleeps are short (token waits of
 // tens of µs, 10-µs fallbacks), and Linux's default 50 µs would stretch them.
 constexpr unsigned long kTimerSlackNs = 1000;
@@ -159,7 +163,10 @@ void FrontEngine::Sleep(uint32_t* fallback_us) {
     // Not waiting for the ring: for tokens (rate) or for nothing at all.
     int64_t token_ns = 0;
     if (cfg_.rate > 0) {
-      token_ns = int64_t((double(NextBurst()) - tokens_) * 1e9 / cfg_.rate) - int64_t(NowNs() - last_refill_ns_);
+      const double burst_ns = double(cfg_.burst) * 1e9 / cfg_.rate;
+      const double want_ns = std::min(std::max(burst_ns, double(kMinTokenSleepNs)), kTokenBursts * burst_ns);
+      const double need = std::max(double(NextBurst()), want_ns * cfg_.rate / 1e9);
+      token_ns = int64_t((need - tokens_) * 1e9 / cfg_.rate) - int64_t(NowNs() - last_refill_ns_);
     }
     if (token_ns <= 0) return;
     if (token_ns < wait_ns) wait_ns = token_ns;
