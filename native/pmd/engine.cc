@@ -78,6 +78,7 @@ FrontEngine::FrontEngine(FrontPort* port, const EngineConfig& config)
     throw std::invalid_argument("tap mode needs a TAP interface: give --tap NAME");
   }
   if (cfg_.rate < 0) throw std::invalid_argument("a negative --rate makes no sense: give frames per second");
+  if (cfg_.mode == FwdMode::kTxOnly) crc_ = std::make_unique<TestFrameCrc>(cfg_.txpkts);
   stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (stop_fd_ < 0) throw std::invalid_argument("cannot create the engine's eventfd: too many open files?");
 }
@@ -287,9 +288,9 @@ uint32_t FrontEngine::TxBurstOfTestFrames() {
   for (; n < want; n++) {
     if (!port_->Alloc(cfg_.txpkts, &pkts[n])) break;
     if (segs == 1) {
-      BuildTestFrame(port_->SegData(pkts[n]), cfg_.txpkts, cfg_.peer_mac, cfg_.own_mac, seq_ + n);
+      BuildTestFrame(port_->SegData(pkts[n]), cfg_.txpkts, cfg_.peer_mac, cfg_.own_mac, seq_ + n, *crc_);
     } else {
-      BuildTestFrame(scratch_.get(), cfg_.txpkts, cfg_.peer_mac, cfg_.own_mac, seq_ + n);
+      BuildTestFrame(scratch_.get(), cfg_.txpkts, cfg_.peer_mac, cfg_.own_mac, seq_ + n, *crc_);
       uint32_t copied = 0;
       for (uint32_t seg = pkts[n]; seg != kNoBuf; seg = port_->NextSeg(seg)) {
         std::memcpy(port_->SegData(seg), scratch_.get() + copied, port_->SegLen(seg));

@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "pmd/port.h"
+#include "pmd/test_frame.h"
 
 namespace xsw {
 
@@ -99,6 +100,7 @@ class FrontEngine {
   uint64_t next_seq_ = 0;
   // frames that span several buffers are built or checked here (allocated once)
   std::unique_ptr<uint8_t[]> scratch_;
+  std::unique_ptr<TestFrameCrc> crc_;  // txonly: the CRCs of txpkts-byte test frames
 };
 
 }  // namespace xsw
