@@ -23,8 +23,9 @@
 // and every idlePollMs (1 s) once the data plane's loop counter stood still
 // since the last tick: a sleeping data thread finds no faults, so only a
 // flag byte cleared by a dead guest's kernel can be waiting, and an idle
-// back end wakes once a second instead of twenty times. Quarantine is sticky (quarantines.ts) and the warn lines a
-// guest can cause are rate-limited per domain (log-limit.ts).
+// back end wakes once a second instead of twenty times. Quarantine is
+// sticky (quarantines.ts) and the warn lines a guest can cause are
+// rate-limited per domain (log-limit.ts).
 //
 // When the XenStore connection is lost (service.ts reconnects), attached
 // devices stay attached, the poll timer keeps running and the worker pauses;

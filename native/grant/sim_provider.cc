@@ -31,8 +31,9 @@ using sim::SimDomain;
 // written: only its owner has it open for writing, so that is its death (the
 // kernel closes the files of a killed process too). The close is reported
 // before the kernel drops the file's flock, so a reap right then may still
-// see the owner alive: it reaps again kRecheck later. kSafetyInterval covers
-// an event lost to a full inotify queue. Without inotify it polls, as before.
+// see the owner alive: it reaps again kRecheckMs later. kSafetyIntervalMs
+// covers an event lost to a full inotify queue. Without inotify (its limits
+// reached) it polls every kPollIntervalMs, as it always did.
 constexpr int kRecheckMs = 20;
 constexpr int kSafetyIntervalMs = 5000;
 constexpr int kPollIntervalMs = 100;
