@@ -38,6 +38,8 @@ export interface DataPlane {
   nicMacSeen(mac: string): boolean;
   /** Slots whose guest's event channel is bound (absent: a data plane without wake-ups). */
   wakeups?(): { bound: number[] };
+  /** Poll loops the data plane has run; unchanged while its thread sleeps (absent: always treated as busy). */
+  loops?(): number;
 }
 
 export type Perm = string; // 'n0', 'b3', … (XenStore permission strings)

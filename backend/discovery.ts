@@ -19,8 +19,13 @@
 // domid reused while work was queued never keeps the dead domain's devices.
 //
 // The timer that polls switch events and flag bytes is synchronous and runs
-// between steps. Quarantine is sticky (quarantines.ts) and the warn lines a
-// guest can cause are rate-limited per domain (log-limit.ts).
+// between steps. It runs every pollMs (50 ms) while the data plane works,
+// and every idlePollMs (1 s) once the data plane's loop counter stood still
+// since the last tick: a sleeping data thread finds no faults, so only a
+// flag byte cleared by a dead guest's kernel can be waiting, and an idle
+// back end wakes once a second instead of twenty times. Quarantine is
+// sticky (quarantines.ts) and the warn lines a guest can cause are
+// rate-limited per domain (log-limit.ts).
 //
 // When the XenStore connection is lost (service.ts reconnects), attached
 // devices stay attached, the poll timer keeps running and the worker pauses;
@@ -44,13 +49,15 @@ import type { DataPlane, Store } from './dependencies';
 import { BackoffOptions, DEFAULT_BACKOFF, QuarantineEntry, Quarantines } from './quarantines';
 
 export const WATCH_TOKEN = 'xsw';
-/** Spoofing and suppressed-line reports are checked every this many polls (about once a second). */
-const SLOW_TICKS = 20;
+/** Spoofing and suppressed-line reports are checked at most this often, ms. */
+const SLOW_CHECK_MS = 1000;
 
 export interface DiscoveryOptions {
   maxDevicesPerGuest: number;
-  /** How often switch events and flag bytes are polled, ms. */
+  /** How often switch events and flag bytes are polled while the data plane works, ms (default 50). */
   pollMs?: number;
+  /** ... and while its thread sleeps (its loop counter stands still), ms (default 1000). */
+  idlePollMs?: number;
   /** 'guest' (default): guests choose their MAC unless dom0 assigned one; 'dom0': only assigned MACs. */
   macPolicy?: MacPolicy;
   /** Quarantine back-off; default 1 s doubling up to 5 min. */
@@ -93,7 +100,8 @@ export class Discovery {
   private readonly limiter: DomainLogLimiter;
   private readonly now: () => number;
   private stopping = false;
-  private ticks = 0;
+  private lastSlowCheck = 0;
+  private lastLoops: number | undefined;
   private readonly spoofWarned = new WeakSet<Device>();
   /** For tests and diagnostics: device checks run, and start events merged into a pending one. */
   readonly counters = { deviceChecks: 0, merged: 0 };
@@ -120,7 +128,19 @@ export class Discovery {
     this.scanWanted = 'attach';
     this.kick();
     await this.idle();
-    this.timer = setInterval(() => this.poll(), this.opts.pollMs ?? 50);
+    this.schedulePoll();
+  }
+
+  /** The next poll: soon while the data plane loops, later while it sleeps (see the header). */
+  private schedulePoll(): void {
+    if (this.stopping) return;
+    const loops = this.dataPlane.loops?.();
+    const idle = loops !== undefined && loops === this.lastLoops;
+    this.lastLoops = loops;
+    this.timer = setTimeout(() => {
+      this.poll();
+      this.schedulePoll();
+    }, idle ? (this.opts.idlePollMs ?? 1000) : (this.opts.pollMs ?? 50));
     this.timer.unref(); // the XenStore connection, not this timer, keeps the process alive
   }
 
@@ -190,7 +210,7 @@ export class Discovery {
   /** Stops watching for work and detaches every device (the data plane lets go first). */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     for (const t of this.retryTimers.values()) clearTimeout(t);
     this.retryTimers.clear();
     await this.idle();
@@ -290,7 +310,7 @@ export class Discovery {
     return this.generations.get(domid) ?? 0;
   }
 
-  /** Switch events and flag bytes, every pollMs. */
+  /** Switch events and flag bytes, every pollMs (idlePollMs while the data plane sleeps). */
   poll(): void {
     for (const e of this.dataPlane.events()) {
       const d = this.registry.devices().find((x) => x.slot === e.slot && x.domid === e.domid && x.dev === e.dev);
@@ -307,9 +327,11 @@ export class Discovery {
       }
     }
     for (const d of this.registry.deadDevices()) this.detach(d, 'dead', 'its vring flag was cleared');
-    if (++this.ticks % SLOW_TICKS === 0) {
+    const now = this.now();
+    if (now - this.lastSlowCheck >= SLOW_CHECK_MS) {
+      this.lastSlowCheck = now;
       this.warnSpoofers();
-      for (const [domid, n] of this.limiter.expired(this.now())) this.reportSuppressed(domid, n);
+      for (const [domid, n] of this.limiter.expired(now)) this.reportSuppressed(domid, n);
     }
   }
 

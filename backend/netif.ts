@@ -79,8 +79,18 @@ export class NetifBackend {
   async start(): Promise<void> {
     await this.store.watch(VIF_BACKEND_ROOT, NETIF_WATCH_TOKEN);
     await this.scan();
-    this.timer = setInterval(() => this.poll(), POLL_MS);
-    this.timer.unref();
+  }
+
+  /** The fault poll runs only while some vif has an engine: an idle back end without vifs never wakes for it. */
+  private armPoll(): void {
+    const engines = [...this.vifs.values()].some((v) => v.engine !== undefined);
+    if (engines && !this.timer && !this.stopping) {
+      this.timer = setInterval(() => this.poll(), POLL_MS);
+      this.timer.unref();
+    } else if (!engines && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 
   /** A new XenStore connection: watch again and look at every vif. */
@@ -307,6 +317,7 @@ export class NetifBackend {
     v.vlan = vlan;
     v.lastRefusal = undefined;
     engine.start();
+    this.armPoll();
     await this.setState(be, XenbusState.Connected);
     this.log.info(
       { domid: v.domid, devid: v.devid, slot: got, mac: macText, vlan },
@@ -327,6 +338,7 @@ export class NetifBackend {
     v.engine.close();
     v.engine = undefined;
     v.slot = undefined;
+    this.armPoll();
   }
 
   private freeSlot(): number | undefined {

@@ -75,6 +75,24 @@ function ringSize(text: string): number {
   return v;
 }
 
+/** The data room of one mbuf: frames above it span several buffers. */
+const DATA_ROOM = 2048;
+
+/**
+ * The default --ring-size: the largest power of two up to 4096 whose ring and
+ * one burst of 32 fit each device's share of the mbufs, and at least 256. A
+ * receiver whose CPU is shared (with its sender, other guests, the host) takes
+ * at most a ring of frames per turn on it, so the ring, not its speed, caps
+ * what it receives: 256 entries last 85 µs at 3 Mpps (docs/PERFORMANCE.md).
+ */
+export function defaultRingSize(nbMbuf: number, devices: number, maxPktLen?: number): number {
+  const perDevice = Math.floor(nbMbuf / devices);
+  const segs = Math.ceil((maxPktLen ?? DATA_ROOM) / DATA_ROOM);
+  let size = 4096;
+  while (size > 256 && size + 32 * segs > perDevice) size /= 2;
+  return size;
+}
+
 export function buildProgram(): Command {
   return new Command()
     .name('xsw-front')
@@ -91,7 +109,7 @@ export function buildProgram(): Command {
     .option('--count <n>', 'txonly: stop sending after this many frames (0: no limit)', integer('--count', 0, Number.MAX_SAFE_INTEGER, 'e.g. --count 1000'), 0)
     .option('--tap <name>', 'tap mode: the TAP interface to bridge the device to (created if missing)')
     .option('--nb-mbuf <n>', 'mbufs in the mempool, shared out evenly between the devices', integer('--nb-mbuf', 1, 16777216, 'e.g. 8192'), 8192)
-    .option('--ring-size <n>', 'entries per vring (power of two)', ringSize, 256)
+    .option('--ring-size <n>', 'entries per vring (power of two; default: the largest up to 4096 that each device\'s mbufs fill, at least 256)', ringSize)
     .option('--max-pkt-len <n>', 'largest frame; above 2048, RX chains span several buffers (jumbo)', integer('--max-pkt-len', 14, MAX_FRAME, 'e.g. 9018 for jumbo frames'))
     .addOption(new Option('--poll <mode>', 'busy: spin always; adaptive: sleep on the back end\'s notifications after a short spin when idle; interrupt: at once').choices(['busy', 'adaptive', 'interrupt']).default('adaptive'))
     .option('--no-notify', 'offer the back end no event channel: the device is polled, as DPDK\'s front end')
@@ -130,7 +148,7 @@ export function checkConfig(raw: Record<string, unknown>, fwdGiven: boolean): Fr
   }
   const maxPktLen = raw.maxPktLen as number | undefined;
   const txpkts = raw.txpkts as number;
-  const limit = maxPktLen ?? 2048;
+  const limit = maxPktLen ?? DATA_ROOM;
   if (fwd === 'txonly' && txpkts > limit) {
     throw new FrontError(`--txpkts ${txpkts} is larger than the largest frame (${limit} bytes): raise --max-pkt-len to at least ${txpkts}`);
   }
@@ -145,7 +163,7 @@ export function checkConfig(raw: Record<string, unknown>, fwdGiven: boolean): Fr
     count: raw.count as number,
     tap,
     nbMbuf: raw.nbMbuf as number,
-    ringSize: raw.ringSize as number,
+    ringSize: (raw.ringSize as number | undefined) ?? defaultRingSize(raw.nbMbuf as number, devices, maxPktLen),
     maxPktLen,
     poll: raw.poll as PollMode,
     notify: raw.notify !== false,

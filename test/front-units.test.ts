@@ -3,7 +3,7 @@
 import test from 'ava';
 import { buildTestFrame, checkTestFrame, crc32 } from '../frontend/frame';
 import { deriveMac, formatMac, parseDeviceMac, parseEthPeer } from '../frontend/mac';
-import { buildProgram, checkConfig, peerFor } from '../frontend/options';
+import { buildProgram, checkConfig, defaultRingSize, peerFor } from '../frontend/options';
 import { canWrite } from '../frontend/publish';
 import { deviceEntries, mempoolEntries } from '../schema/dpdk';
 import { parseStatsJson, statsJson, statsLine } from '../frontend/stats';
@@ -33,6 +33,25 @@ test('peerFor: a device-specific peer beats the common one, which beats the defa
   const solo = buildProgram();
   solo.parse(['node', 'x', '--mac', '00:00:00:00:00:11']);
   t.is(formatMac(peerFor(checkConfig(solo.opts(), false), 0)), '02:00:00:00:00:00');
+});
+
+test('the default ring size: the largest power of two up to 4096 that each device\'s mbufs fill with a burst, at least 256', (t) => {
+  t.is(defaultRingSize(8192, 1), 4096);
+  t.is(defaultRingSize(8192, 2), 2048);
+  t.is(defaultRingSize(8192, 8), 512);
+  t.is(defaultRingSize(8192, 32), 256);
+  t.is(defaultRingSize(1024, 1), 512, '1024 mbufs hold 512 + 32, not 1024 + 32');
+  t.is(defaultRingSize(4128, 1), 4096);
+  t.is(defaultRingSize(4127, 1), 2048);
+  t.is(defaultRingSize(4256, 1, 9018), 4096, 'jumbo: a burst is 5 buffers a frame');
+  t.is(defaultRingSize(4255, 1, 9018), 2048);
+  const config = (...args: string[]) => {
+    const program = buildProgram();
+    program.parse(['node', 'x', '--mac', '00:00:00:00:00:11', ...args]);
+    return checkConfig(program.opts(), false);
+  };
+  t.is(config('--nb-mbuf', '2048').ringSize, 1024);
+  t.is(config('--ring-size', '256').ringSize, 256, 'an explicit size is kept');
 });
 
 test('--tap alone selects tap mode', (t) => {

@@ -6,11 +6,12 @@
 // frame store into it, so the caller always gets one contiguous mapping.
 #include "grant/sim_provider.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -25,7 +26,16 @@ namespace {
 
 using sim::SimDomain;
 
-constexpr auto kReapInterval = std::chrono::milliseconds(100);
+// The reaper wakes when a registration file in procs/ is closed after being
+// written: only its owner has it open for writing, so that is its death (the
+// kernel closes the files of a killed process too). The close is reported
+// before the kernel drops the file's flock, so a reap right then may still
+// see the owner alive: it reaps again kRecheckMs later. kSafetyIntervalMs
+// covers an event lost to a full inotify queue. Without inotify (its limits
+// reached) it polls every kPollIntervalMs, as it always did.
+constexpr int kRecheckMs = 20;
+constexpr int kSafetyIntervalMs = 5000;
+constexpr int kPollIntervalMs = 100;
 
 
 // Maps `frames` of a frame store into one contiguous range.
@@ -108,16 +118,26 @@ class SimGrantProvider : public GrantProvider {
  public:
   SimGrantProvider(const std::string& dir, domid_t self)
       : self_(self), domains_(dir), limit_(sim::ReadGntallocLimit(dir)), reg_(dir, self) {
+    stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (stop_fd_ < 0) {
+      const int err = errno;
+      throw SysError(err, "cannot create the sim reaper's eventfd (" + ErrnoText(err) + "): too many open files?");
+    }
+    inotify_fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (inotify_fd_ >= 0 && inotify_add_watch(inotify_fd_, (dir + "/procs").c_str(), IN_CLOSE_WRITE) < 0) {
+      close(inotify_fd_);
+      inotify_fd_ = -1;  // polled instead
+    }
     reaper_ = std::thread([this] { ReaperLoop(); });
   }
 
   ~SimGrantProvider() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    wake_.notify_all();
+    const uint64_t one = 1;
+    ssize_t n = write(stop_fd_, &one, sizeof one);
+    (void)n;
     reaper_.join();
+    close(stop_fd_);
+    if (inotify_fd_ >= 0) close(inotify_fd_);
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [id, a] : allocations_) {
       try {
@@ -284,14 +304,24 @@ class SimGrantProvider : public GrantProvider {
   }
 
   void ReaperLoop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      wake_.wait_for(lock, kReapInterval, [this] { return stop_; });
-      if (stop_) break;
+    bool recheck = false;  // a death was reported: reap once more shortly
+    for (;;) {
+      pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
+      const int timeout = inotify_fd_ < 0 ? kPollIntervalMs : recheck ? kRecheckMs : kSafetyIntervalMs;
+      const int r = poll(fds, inotify_fd_ < 0 ? 1 : 2, timeout);
+      if (r > 0 && (fds[0].revents & POLLIN)) break;
+      recheck = false;
+      if (r > 0 && (fds[1].revents & POLLIN)) {
+        alignas(inotify_event) char buf[4096];
+        while (read(inotify_fd_, buf, sizeof buf) > 0) {
+        }
+        recheck = true;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
       try {
         domains_.ReapDeadProcesses(reg_.token());
       } catch (const std::exception&) {
-        // Retried on the next tick; the reaper must never take the process down.
+        // Retried on the next wake-up; the reaper must never take the process down.
       }
     }
   }
@@ -301,8 +331,8 @@ class SimGrantProvider : public GrantProvider {
   uint32_t limit_;
   sim::ProcRegistration reg_;
   std::mutex mu_;
-  std::condition_variable wake_;
-  bool stop_ = false;
+  int stop_fd_ = -1;     // eventfd: the destructor stops the reaper
+  int inotify_fd_ = -1;  // procs/ closed after writing; -1: the reaper polls
   std::thread reaper_;
   uint64_t next_id_ = 1;
   std::map<uint64_t, GrantAllocation> allocations_;

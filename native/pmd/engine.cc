@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,7 +18,22 @@
 namespace xsw {
 namespace {
 
-constexpr int64_t kNotifiedSleepNs = 100'000'000;
+// The guard on a sleep once the back end has notified: a back end restarted
+// in a version that does not notify costs this much latency, never a hang.
+constexpr int64_t kNotifiedSleepNs = 1'000'000'000;
+
+// A rate-limited txonly keeps at most this many bursts of unused tokens, so a
+// sleep that ran late is made up at once (with the old cap of one burst, a
+// 32-µs token wait that took 80 µs lost the difference: 1 M/s came out as
+// about 0.4 M/s), while a pause still does not turn into a long flood.
+constexpr double kTokenBursts = 4;
+// ... and sleeps at least this long when short of tokens (up to those 4
+// bursts' worth): a sleep and wake-up costs tens of µs of CPU on a virtual
+// machine, so at 1 M/s sleeping every 32-µs burst cost as much as spinning.
+constexpr int64_t kMinTokenSleepNs = 100'000;
+// The engine thread's timer slack: its timed sleeps are short (token waits of
+// tens of µs, 10-µs fallbacks), and Linux's default 50 µs would stretch them.
+constexpr unsigned long kTimerSlackNs = 1000;
 
 struct ModeName {
   FwdMode mode;
@@ -62,6 +78,7 @@ FrontEngine::FrontEngine(FrontPort* port, const EngineConfig& config)
     throw std::invalid_argument("tap mode needs a TAP interface: give --tap NAME");
   }
   if (cfg_.rate < 0) throw std::invalid_argument("a negative --rate makes no sense: give frames per second");
+  if (cfg_.mode == FwdMode::kTxOnly) crc_ = std::make_unique<TestFrameCrc>(cfg_.txpkts);
   stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (stop_fd_ < 0) throw std::invalid_argument("cannot create the engine's eventfd: too many open files?");
 }
@@ -97,6 +114,7 @@ uint64_t FrontEngine::NowNs() const {
 }
 
 void FrontEngine::Run() {
+  prctl(PR_SET_TIMERSLACK, kTimerSlackNs, 0, 0, 0);
   if (cfg_.poll == PollMode::kBusy || cfg_.events == nullptr) {
     AdaptivePoll backoff(cfg_.poll == PollMode::kBusy);
     while (!stop_.load(std::memory_order_relaxed)) backoff.After(PollOnce() > 0);
@@ -107,7 +125,8 @@ void FrontEngine::Run() {
       if (PollOnce() > 0) {
         idle = 0;
         fallback_us = AdaptivePoll::kMinSleepUs;
-      } else if (++idle >= spin) {
+      } else if (++idle >= spin || short_of_tokens_) {
+        // Out of tokens is not idleness: the time to wait is known, sleep at once.
         Sleep(&fallback_us);
       }
     }
@@ -117,40 +136,56 @@ void FrontEngine::Run() {
 
 // Arms the rings, re-checks, then waits for the back end's event, Stop, the
 // TAP, or the time the txonly token bucket needs for its next burst.
+//
+// Waiting for TX buffers: when the TX ring has no room for a burst, or the
+// pool too few free buffers for one (a small --nb-mbuf: most of them sit in
+// the TX ring until the back end has sent them), only a TX completion lets
+// the engine go on. It then also asks for that event (half the in-flight
+// chains), and txonly and tap wait for it instead of for tokens or the TAP
+// (input they could not take anyway), so they neither spin nor sleep out the
+// guard.
 void FrontEngine::Sleep(uint32_t* fallback_us) {
   const bool sender = cfg_.mode == FwdMode::kTxOnly && !(cfg_.count > 0 && seq_ >= cfg_.count);
-  const uint32_t segs = (cfg_.txpkts + port_->data_room() - 1) / port_->data_room();
-  const bool ring_full = sender && port_->TxFreeDescs() < cfg_.burst * segs;
-  if (port_->ArmNotify(ring_full)) return;
+  const bool tap = cfg_.mode == FwdMode::kTap;
+  const uint32_t frame_len = tap ? port_->max_pkt_len() : cfg_.txpkts;
+  const uint32_t segs = (frame_len + port_->data_room() - 1) / port_->data_room();
+  // The buffers the next poll needs: one frame for txonly and tap, one RX chain for the others.
+  const uint32_t need_bufs = sender || tap ? segs : port_->rx_segs();
+  const bool tx_wait = port_->tx_in_flight() != 0 &&
+                       ((sender && port_->TxFreeDescs() < cfg_.burst * segs) || port_->free_bufs() < need_bufs);
+  if (port_->ArmNotify(tx_wait)) return;
 
-  // Once the back end has notified, sleep up to 100 ms: a back end restarted
-  // in a version that does not notify then costs latency, never a hang.
   int64_t wait_ns = kNotifiedSleepNs;
   if (!backend_notifies_) {
     wait_ns = int64_t(*fallback_us) * 1000;
     *fallback_us = std::min(*fallback_us * 2, AdaptivePoll::kMaxSleepUs);
   }
-  if (sender && !ring_full) {
+  if (sender && !tx_wait) {
     // Not waiting for the ring: for tokens (rate) or for nothing at all.
     int64_t token_ns = 0;
     if (cfg_.rate > 0) {
-      token_ns = int64_t((double(cfg_.burst) - tokens_) * 1e9 / cfg_.rate) - int64_t(NowNs() - last_refill_ns_);
+      const double burst_ns = double(cfg_.burst) * 1e9 / cfg_.rate;
+      const double want_ns = std::min(std::max(burst_ns, double(kMinTokenSleepNs)), kTokenBursts * burst_ns);
+      const double need = std::max(double(NextBurst()), want_ns * cfg_.rate / 1e9);
+      token_ns = int64_t((need - tokens_) * 1e9 / cfg_.rate) - int64_t(NowNs() - last_refill_ns_);
     }
     if (token_ns <= 0) return;
     if (token_ns < wait_ns) wait_ns = token_ns;
   }
   pollfd fds[3] = {{cfg_.events->fd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}, {cfg_.tap_fd, POLLIN, 0}};
-  const nfds_t n = cfg_.mode == FwdMode::kTap ? 3 : 2;
+  const nfds_t n = tap && !tx_wait ? 3 : 2;
   timespec ts{wait_ns / 1000000000, wait_ns % 1000000000};
+  Bump(port_->stats().sleeps, 1);
   if (ppoll(fds, n, &ts, nullptr) <= 0 || !(fds[0].revents & POLLIN)) return;
   evtchn_port_t ports[8];
   uint32_t got;
-  while ((got = cfg_.events->Pending(ports, 8)) != 0) {
+  do {  // a short read means the fd is drained: no second read just to see EAGAIN
+    got = cfg_.events->Pending(ports, 8);
     for (uint32_t i = 0; i < got; ++i) {
       if (ports[i] == cfg_.evtchn) backend_notifies_ = true;
       cfg_.events->Unmask(ports[i]);
     }
-  }
+  } while (got == 8);
 }
 
 uint32_t FrontEngine::PollOnce() {
@@ -230,16 +265,20 @@ uint32_t FrontEngine::TxOnly() {
 
 uint32_t FrontEngine::TxBurstOfTestFrames() {
   port_->ReclaimTx();
-  uint32_t want = cfg_.burst;
-  if (cfg_.count > 0) {
-    if (seq_ >= cfg_.count) return 0;
-    want = uint32_t(std::min<uint64_t>(want, cfg_.count - seq_));
-  }
+  short_of_tokens_ = false;
+  if (cfg_.count > 0 && seq_ >= cfg_.count) return 0;
+  uint32_t want = NextBurst();
   if (cfg_.rate > 0) {
     const uint64_t now = NowNs();
-    tokens_ = std::min(double(cfg_.burst), tokens_ + double(now - last_refill_ns_) * cfg_.rate / 1e9);
+    tokens_ = std::min(kTokenBursts * cfg_.burst, tokens_ + double(now - last_refill_ns_) * cfg_.rate / 1e9);
     last_refill_ns_ = now;
-    want = std::min<uint32_t>(want, uint32_t(tokens_));
+    // Whole bursts only: a pacer that sent each frame as its token came would
+    // never be idle, spinning on its CPU (which the receiver may share) to
+    // publish a frame or two per poll.
+    if (tokens_ < double(want)) {
+      short_of_tokens_ = true;
+      return 0;
+    }
   }
   // Never build more than the ring takes, so the sequence has no gaps.
   const uint32_t segs = (cfg_.txpkts + port_->data_room() - 1) / port_->data_room();
@@ -249,9 +288,9 @@ uint32_t FrontEngine::TxBurstOfTestFrames() {
   for (; n < want; n++) {
     if (!port_->Alloc(cfg_.txpkts, &pkts[n])) break;
     if (segs == 1) {
-      BuildTestFrame(port_->SegData(pkts[n]), cfg_.txpkts, cfg_.peer_mac, cfg_.own_mac, seq_ + n);
+      BuildTestFrame(port_->SegData(pkts[n]), cfg_.txpkts, cfg_.peer_mac, cfg_.own_mac, seq_ + n, *crc_);
     } else {
-      BuildTestFrame(scratch_.get(), cfg_.txpkts, cfg_.peer_mac, cfg_.own_mac, seq_ + n);
+      BuildTestFrame(scratch_.get(), cfg_.txpkts, cfg_.peer_mac, cfg_.own_mac, seq_ + n, *crc_);
       uint32_t copied = 0;
       for (uint32_t seg = pkts[n]; seg != kNoBuf; seg = port_->NextSeg(seg)) {
         std::memcpy(port_->SegData(seg), scratch_.get() + copied, port_->SegLen(seg));
@@ -266,6 +305,11 @@ uint32_t FrontEngine::TxBurstOfTestFrames() {
   if (cfg_.rate > 0) tokens_ -= sent;
   if (cfg_.count > 0 && seq_ >= cfg_.count) port_->stats().tx_done.store(1, std::memory_order_relaxed);
   return sent;
+}
+
+uint32_t FrontEngine::NextBurst() const {
+  if (cfg_.count == 0) return cfg_.burst;
+  return uint32_t(std::min<uint64_t>(cfg_.burst, cfg_.count > seq_ ? cfg_.count - seq_ : 0));
 }
 
 uint32_t FrontEngine::Tap() {

@@ -18,7 +18,8 @@
 // (docs/dataplane.md#notifications). Until the back end has notified once
 // (it does so when it binds the channel) and for a device without a channel,
 // the sleep is short and timed (10..500 µs, common/adaptive_poll.h); after
-// that at most 100 ms (a restarted back end that does not notify).
+// that at most 1 s (a restarted back end that does not notify). An engine
+// short of TX buffers also asks for TX completions (engine.cc, Sleep).
 #pragma once
 
 #include <atomic>
@@ -27,6 +28,7 @@
 #include <thread>
 
 #include "pmd/port.h"
+#include "pmd/test_frame.h"
 
 namespace xsw {
 
@@ -77,6 +79,7 @@ class FrontEngine {
   uint32_t RxOnly();
   uint32_t TxOnly();
   uint32_t TxBurstOfTestFrames();
+  uint32_t NextBurst() const;  // txonly: frames the next burst sends (the burst, or what --count leaves)
   uint32_t Tap();
   void Verify(uint32_t pkt);
   uint64_t NowNs() const;
@@ -90,12 +93,14 @@ class FrontEngine {
   // txonly state
   uint64_t seq_ = 0;
   double tokens_ = 0;
+  bool short_of_tokens_ = false;  // the last poll sent nothing for want of tokens
   uint64_t last_refill_ns_ = 0;
   // rxonly --verify state
   bool have_seq_ = false;
   uint64_t next_seq_ = 0;
   // frames that span several buffers are built or checked here (allocated once)
   std::unique_ptr<uint8_t[]> scratch_;
+  std::unique_ptr<TestFrameCrc> crc_;  // txonly: the CRCs of txpkts-byte test frames
 };
 
 }  // namespace xsw

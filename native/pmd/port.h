@@ -40,6 +40,7 @@ struct FrontStats {
   std::atomic<uint64_t> rx_bad{0};           // --verify: not a valid test frame
   std::atomic<uint64_t> rx_out_of_order{0};  // --verify: sequence number not the expected one
   std::atomic<uint64_t> tx_done{0};          // txonly: 1 once --count frames were sent
+  std::atomic<uint64_t> sleeps{0};           // the engine's sleeps on its event channel (adaptive, interrupt)
 };
 
 // Single-writer add: no locked read-modify-write on the hot path.

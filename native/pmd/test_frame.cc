@@ -60,7 +60,10 @@ uint32_t Crc32(const uint8_t* data, size_t len, uint32_t crc) {
   return ~crc;
 }
 
-void BuildTestFrame(uint8_t* out, uint32_t len, const uint8_t dst[6], const uint8_t src[6], uint64_t seq) {
+namespace {
+
+// Everything but the CRC.
+void BuildTestFrameBody(uint8_t* out, uint32_t len, const uint8_t dst[6], const uint8_t src[6], uint64_t seq) {
   std::memcpy(out, dst, 6);
   std::memcpy(out + 6, src, 6);
   PutBe16(out + 12, kTestEtherType);
@@ -69,7 +72,56 @@ void BuildTestFrame(uint8_t* out, uint32_t len, const uint8_t dst[6], const uint
   PutBe32(out + 26, len);
   const uint8_t start = uint8_t(seq * 7);
   for (uint32_t k = 0; kTestFramePatternOffset + k < len - 4; k++) out[kTestFramePatternOffset + k] = uint8_t(start + k);
+}
+
+}  // namespace
+
+void BuildTestFrame(uint8_t* out, uint32_t len, const uint8_t dst[6], const uint8_t src[6], uint64_t seq) {
+  BuildTestFrameBody(out, len, dst, src, seq);
   PutBe32(out + len - 4, Crc32(out + kTestFramePayloadOffset, len - 4 - kTestFramePayloadOffset));
+}
+
+void BuildTestFrame(uint8_t* out, uint32_t len, const uint8_t dst[6], const uint8_t src[6], uint64_t seq,
+                    const TestFrameCrc& crc) {
+  BuildTestFrameBody(out, len, dst, src, seq);
+  PutBe32(out + len - 4, crc(seq));
+}
+
+TestFrameCrc::TestFrameCrc(uint32_t len)
+    : len_(len), base_(new uint32_t[256]), seq_byte_(new uint32_t[8 * 256]) {
+  const uint32_t n = len - 4 - kTestFramePayloadOffset;  // the checksummed bytes
+  std::unique_ptr<uint8_t[]> frame(new uint8_t[len]);
+  const uint8_t mac[6] = {};
+  for (uint32_t m = 0; m < 256; m++) {  // sequence m with its 8 bytes zeroed: the pattern of m, the rest
+    BuildTestFrameBody(frame.get(), len, mac, mac, m);
+    std::memset(frame.get() + 18, 0, 8);
+    base_[m] = Crc32(frame.get() + kTestFramePayloadOffset, n);
+  }
+  // CRC(a ^ b) = CRC(a) ^ CRC(b) ^ CRC(zeros) for messages of one length:
+  // each set bit of a sequence byte adds CRC(that bit alone) ^ CRC(zeros).
+  std::memset(frame.get(), 0, len);
+  const uint32_t zeros = Crc32(frame.get() + kTestFramePayloadOffset, n);
+  for (uint32_t i = 0; i < 8; i++) {
+    uint32_t bit[8];
+    for (uint32_t j = 0; j < 8; j++) {
+      frame[18 + i] = uint8_t(1u << j);
+      bit[j] = Crc32(frame.get() + kTestFramePayloadOffset, n) ^ zeros;
+    }
+    frame[18 + i] = 0;
+    for (uint32_t b = 0; b < 256; b++) {
+      uint32_t v = 0;
+      for (uint32_t j = 0; j < 8; j++) {
+        if (b & (1u << j)) v ^= bit[j];
+      }
+      seq_byte_[i * 256 + b] = v;
+    }
+  }
+}
+
+uint32_t TestFrameCrc::operator()(uint64_t seq) const {
+  uint32_t crc = base_[seq & 0xff];
+  for (uint32_t i = 0; i < 8; i++) crc ^= seq_byte_[i * 256 + uint8_t(seq >> (56 - 8 * i))];  // big-endian byte i
+  return crc;
 }
 
 FrameCheck CheckTestFrame(const uint8_t* frame, uint32_t len, uint64_t* seq) {

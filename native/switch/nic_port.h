@@ -50,6 +50,11 @@ class NicPort {
   // A fd that polls readable (POLLIN) when frames may be waiting, for the
   // data thread's sleep; -1: none (the switch then sleeps only briefly).
   virtual int WaitFd() const { return -1; }
+  // Called right before the data thread sleeps on WaitFd: a port that must
+  // ask to be signalled (vhost-net's call eventfd) does so here and re-checks.
+  // True when frames already wait: the thread must not sleep. A port whose
+  // fd is simply readable while frames wait needs nothing.
+  virtual bool ArmWait() { return false; }
 };
 
 // Opens a port from its command-line spelling: "IFNAME" (AF_PACKET),

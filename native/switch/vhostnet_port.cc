@@ -208,7 +208,26 @@ void VhostNetPort::Kick(uint32_t q) {
   if (write(kick_fd_[q], &one, sizeof one) == ssize_t(sizeof one)) ++kicks_;
 }
 
+bool VhostNetPort::ArmWait() {
+  uint64_t v;
+  ssize_t r = read(call_fd_[kRxQueue], &v, sizeof v);  // a call left from an earlier sleep
+  (void)r;
+  // Interrupts on; ArmUsedEvent's fence orders this store before its re-read
+  // of used->idx, and the kernel stores used->idx, fences, then reads the
+  // flags (vhost_notify): either we see its frame or it signals us. The
+  // used_event word it also writes is ignored (no event index negotiated).
+  const VringView v0 = VringView::At(ring_base(kRxQueue), kRingSize);
+  __atomic_store_n(&v0.avail->flags, uint16_t(0), __ATOMIC_RELAXED);
+  rx_armed_ = true;
+  return rx_->ArmUsedEvent(0);
+}
+
 uint32_t VhostNetPort::RxBurst(NicRxFrame* out, uint32_t max) {
+  if (rx_armed_) {  // awake again: no interrupts while we poll
+    const VringView v0 = VringView::At(ring_base(kRxQueue), kRingSize);
+    __atomic_store_n(&v0.avail->flags, uint16_t(VRING_AVAIL_F_NO_INTERRUPT), __ATOMIC_RELAXED);
+    rx_armed_ = false;
+  }
   if (max > kBurst) max = kBurst;
   if (max > kBurst - rx_held_n_) max = kBurst - rx_held_n_;  // RxRelease was skipped: hold no more than we can repost
   UsedEntry used[kBurst];

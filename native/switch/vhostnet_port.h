@@ -9,7 +9,9 @@
 // queue 1 (xsw -> kernel). The TAP carries a virtio_net_hdr before each frame
 // (IFF_VNET_HDR): 12 bytes with VIRTIO_F_VERSION_1, else the legacy 10; no
 // offloads are negotiated, so the header is always zero. Both rings ask for
-// no interrupts (the switch polls); kicks follow the kernel's
+// no interrupts while the switch polls; before the data thread sleeps,
+// ArmWait lets the kernel signal the receive queue's call eventfd (WaitFd)
+// and the next RxBurst turns that off again. Kicks follow the kernel's
 // VRING_USED_F_NO_NOTIFY, at most one per queue and burst.
 //
 // The used entries the kernel writes go through VringDriver::Harvest: an id
@@ -57,12 +59,15 @@ class VhostNetPort : public NicPort {
   bool TxCommit(uint32_t len) override;
   uint32_t TxFree() override;
   void TxFlush() override;
+  int WaitFd() const override { return call_fd_[kRxQueue]; }
+  bool ArmWait() override;
 
   // What the device side sees (tests, diagnostics).
   // The one mapping (both rings, then the buffers) is [ring_base(0), + memory_bytes()).
   uint8_t* ring_base(uint32_t q) const { return mem_ + uint64_t(q) * ring_bytes_; }
   uint64_t memory_bytes() const { return mem_bytes_; }
   int kick_fd(uint32_t q) const { return kick_fd_[q]; }
+  int call_fd(uint32_t q) const { return call_fd_[q]; }
   uint32_t net_hdr_len() const { return hdr_len_; }
   uint32_t buffer_len() const { return stride_; }
   // Used entries refused: not a posted buffer, more than in flight, longer
@@ -90,6 +95,7 @@ class VhostNetPort : public NicPort {
   std::unique_ptr<VringDriver> rx_, tx_;
   uint32_t rx_held_[kBurst];  // buffers handed out by the last RxBurst
   uint32_t rx_held_n_ = 0;
+  bool rx_armed_ = false;  // the kernel may signal the RX call eventfd (ArmWait until the next RxBurst)
   uint32_t tx_free_[kRingSize];  // TX buffers not in flight (a stack)
   uint32_t tx_free_n_ = 0;
   bool tx_reserved_ = false;

@@ -38,6 +38,7 @@ void Switch::Sleep() {
   if (nic_) {
     nic_fd = nic_->WaitFd();
     if (nic_fd >= 0) {
+      if (nic_->ArmWait()) return;  // frames came meanwhile: poll again
       pollfds_[n++] = pollfd{nic_fd, POLLIN, 0};
     } else {
       timed = true;
@@ -78,9 +79,10 @@ void Switch::Sleep() {
     if (evtchn && i == events_at) {
       uint32_t ports[64];
       uint32_t got;
-      while ((got = events_->Pending(ports, 64)) != 0) {
+      do {  // a short read means the fd is drained: no second read just to see EAGAIN
+        got = events_->Pending(ports, 64);
         for (uint32_t k = 0; k < got; ++k) events_->Unmask(ports[k]);
-      }
+      } while (got == 64);
     } else {
       uint64_t v;
       ssize_t r = ::read(pollfds_[i].fd, &v, sizeof v);  // an eventfd: resets its counter

@@ -1,7 +1,13 @@
 // The forwarding engines, each mode driven one poll at a time against a
 // device side played with VringDevice, then on its own thread.
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -178,6 +184,30 @@ static void TxOnlyRateIsAnUpperBound() {
   CHECK(double(got) <= 2000 * secs + 32);  // one burst of slack
 }
 
+// A rate-limited txonly publishes whole bursts (the last one of --count
+// excepted), never a frame or two as each token comes: that pacer spun on its
+// CPU and published 1-2 frames per poll. Polled by hand, so each publish is
+// seen on its own.
+static void TxOnlyPacesInWholeBursts() {
+  Rig rig(1024, 256);
+  EngineConfig c = Config(FwdMode::kTxOnly);
+  c.rate = 20000;  // a burst every 1.6 ms
+  c.count = 5 * kBurst + 7;
+  FrontEngine engine(rig.port, c);
+  std::vector<size_t> publishes;
+  size_t total = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);  // a bound for failure only
+  while (total < c.count && std::chrono::steady_clock::now() < deadline) {
+    engine.PollOnce();
+    const size_t n = rig.DrainTx().size();
+    if (n > 0) publishes.push_back(n);
+    total += n;
+  }
+  CHECK_EQ(total, size_t(c.count));
+  CHECK_EQ(publishes.size(), 6u);
+  for (size_t i = 0; i < publishes.size(); i++) CHECK_EQ(publishes[i], i < 5 ? size_t(kBurst) : size_t(7));
+}
+
 static void AThreadedEngineForwardsEverythingAndStops() {
   Rig rig(2048, 256);
   rig.port->RefillRx();
@@ -204,6 +234,94 @@ static void AThreadedEngineForwardsEverythingAndStops() {
   CHECK(!engine.running());
   CHECK_EQ(returned, total);
   CHECK_EQ(rig.port->stats().tx_dropped.load(), 0u);
+}
+
+// The device's event channel as the engine sees it: Fire() is the back end's
+// notification (the engine reads it through fd() and Pending()).
+class FakeChannel : public EventChannels {
+ public:
+  static constexpr evtchn_port_t kPort = 7;
+  FakeChannel() : efd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  ~FakeChannel() override { close(efd_); }
+  const char* kind() const override { return "test"; }
+  evtchn_port_t AllocateUnbound(domid_t) override { return kPort; }
+  evtchn_port_t BindInterdomain(domid_t, evtchn_port_t) override { return kPort; }
+  void Unbind(evtchn_port_t) override {}
+  bool Notify(evtchn_port_t) override { return true; }
+  int fd() const override { return efd_; }
+  uint32_t Pending(evtchn_port_t* ports, uint32_t max) override {
+    uint64_t v;
+    if (max == 0 || read(efd_, &v, sizeof v) != sizeof v) return 0;
+    ports[0] = kPort;
+    return 1;
+  }
+  void Unmask(evtchn_port_t) override {}
+  void Fire() {
+    const uint64_t one = 1;
+    CHECK(write(efd_, &one, sizeof one) == sizeof one);
+  }
+
+ private:
+  int efd_;
+};
+
+static bool WaitFor(const std::function<bool()>& done) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);  // a bound for failure only
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  return true;
+}
+
+// An engine whose pool barely covers its rings (ring + one burst): after one
+// burst every free buffer sits in the TX ring. The test plays a back end that
+// returns TX buffers only once the engine is asleep and notifies only when
+// the engine asked (CallNeeded), as the switch does. Each round the engine
+// must have asked for TX completions; one that did not would sleep out its
+// guard (the old 100 ms stall), and a txonly or tap engine that spun instead
+// of sleeping would never be seen asleep.
+static void AnEngineShortOfBuffersSleepsUntilTxCompletes(FwdMode mode) {
+  constexpr uint32_t kRing = 64, kRounds = 6;
+  Rig rig(kRing + kBurst, kRing);
+  FakeChannel channel;
+  int sp[2] = {-1, -1};  // tap: a datagram socket pair stands in for the TAP (one frame per read)
+  EngineConfig c = Config(mode);
+  c.poll = PollMode::kInterrupt;
+  c.events = &channel;
+  c.evtchn = FakeChannel::kPort;
+  if (mode == FwdMode::kTxOnly) c.count = kRounds * kBurst;
+  if (mode == FwdMode::kTap) {
+    CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) == 0);
+    c.tap_fd = sp[0];
+    // More frames than the pool can take at once: the TAP stays readable while the engine waits.
+    for (uint32_t i = 0; i < kRounds * kBurst; i++) {
+      const std::vector<uint8_t> f = EthFrame(kPeer, kOwn, 60, uint8_t(i));
+      CHECK(write(sp[1], f.data(), f.size()) == ssize_t(f.size()));
+    }
+  }
+  FrontEngine engine(rig.port, c);
+  channel.Fire();  // the back end's first event: from now on the engine's sleeps are long
+  engine.Start();
+  uint64_t sent = 0, asked = 0, sleeps = 0;
+  for (uint32_t round = 0; round < kRounds; round++) {
+    // Asleep with a burst in flight and no free buffer.
+    CHECK(WaitFor([&] {
+      uint32_t avail = 0;
+      rig.dev_tx->Avail(&avail);
+      return rig.port->stats().sleeps.load() > sleeps && avail == kBurst;
+    }));
+    const auto frames = rig.DrainTx();
+    sent += frames.size();
+    const bool call = rig.dev_tx->CallNeeded();
+    asked += call;
+    sleeps = rig.port->stats().sleeps.load();
+    channel.Fire();
+  }
+  CHECK_EQ(sent, uint64_t(kRounds) * kBurst);
+  CHECK_EQ(asked, uint64_t(kRounds));
+  engine.Stop();
+  if (sp[0] >= 0) close(sp[0]), close(sp[1]);
 }
 
 static void BadEngineConfigsAreRefused() {
@@ -242,7 +360,10 @@ int main() {
   TxOnlyDrainsAndVerifiesWhatComesBack();
   TxOnlyJumboFramesAreChains();
   TxOnlyRateIsAnUpperBound();
+  TxOnlyPacesInWholeBursts();
   AThreadedEngineForwardsEverythingAndStops();
+  AnEngineShortOfBuffersSleepsUntilTxCompletes(FwdMode::kTxOnly);
+  AnEngineShortOfBuffersSleepsUntilTxCompletes(FwdMode::kTap);
   BadEngineConfigsAreRefused();
   return xsw::test::Finish("pmd_engine_test");
 }

@@ -10,19 +10,24 @@
 #include "check.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/errors.h"
 #include "shm/regions.h"
 #include "shm/vring.h"
 #include "switch/nic_port.h"
+#include "switch/switch.h"
 #include "switch/vhostnet_port.h"
 
 using namespace xsw;
@@ -46,6 +51,23 @@ struct FakeKernel {
     return t;
   }
   VringUsed* used(uint32_t q) { return VringView::At(port.ring_base(q), N).used; }
+  uint16_t avail_flags(uint32_t q) { return __atomic_load_n(&VringView::At(port.ring_base(q), N).avail->flags, __ATOMIC_ACQUIRE); }
+  // After publishing used entries, as vhost_notify does without an event
+  // index: fence, then signal the call eventfd unless the driver said
+  // VRING_AVAIL_F_NO_INTERRUPT.
+  void Call(uint32_t q) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (avail_flags(q) & VRING_AVAIL_F_NO_INTERRUPT) return;
+    const uint64_t one = 1;
+    CHECK(write(port.call_fd(q), &one, sizeof one) == ssize_t(sizeof one));
+    ++calls;
+  }
+  uint32_t RxAvail() {
+    uint32_t avail = 0;
+    CHECK(rx.Avail(&avail) == Violation::kNone);
+    return avail;
+  }
+  uint32_t calls = 0;
   // Writes one received frame into the next posted RX buffer.
   bool Receive(const std::vector<uint8_t>& frame, uint32_t hdr_len) {
     uint32_t avail = 0;
@@ -289,6 +311,76 @@ void TestErrors() {
   unlink(path);
 }
 
+bool Readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+bool WaitFor(const std::function<bool()>& done) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);  // a bound for failure only
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  return true;
+}
+
+// Before a sleep the port lets the kernel call (the receive queue's call
+// eventfd is its WaitFd) and re-checks; the next RxBurst turns calls off.
+void TestArmWait(uint32_t hdr_len) {
+  auto port = VhostNetPort::WithoutKernel(kMaxFrame, hdr_len);
+  FakeKernel k(*port);
+  CHECK_EQ(port->WaitFd(), port->call_fd(VhostNetPort::kRxQueue));
+  CHECK(k.avail_flags(VhostNetPort::kRxQueue) & VRING_AVAIL_F_NO_INTERRUPT);  // polling: no calls
+  CHECK(k.Receive(Frame(60, 1), hdr_len));
+  k.Call(VhostNetPort::kRxQueue);
+  CHECK_EQ(k.calls, 0u);
+  CHECK(port->ArmWait());  // a frame is already there: do not sleep
+  NicRxFrame f[kBurst];
+  CHECK_EQ(port->RxBurst(f, kBurst), 1u);
+  port->RxRelease();
+  CHECK(!port->ArmWait());  // nothing waits: sleep
+  CHECK_EQ(k.avail_flags(VhostNetPort::kRxQueue) & VRING_AVAIL_F_NO_INTERRUPT, 0);
+  CHECK(!Readable(port->WaitFd()));
+  CHECK(k.Receive(Frame(61, 2), hdr_len));
+  k.Call(VhostNetPort::kRxQueue);
+  CHECK_EQ(k.calls, 1u);
+  CHECK(Readable(port->WaitFd()));  // the sleep ends
+  CHECK_EQ(port->RxBurst(f, kBurst), 1u);
+  port->RxRelease();
+  CHECK(k.avail_flags(VhostNetPort::kRxQueue) & VRING_AVAIL_F_NO_INTERRUPT);  // polling again
+  CHECK(k.Receive(Frame(62, 3), hdr_len));
+  k.Call(VhostNetPort::kRxQueue);
+  CHECK_EQ(k.calls, 1u);
+  CHECK(port->ArmWait());  // drains the old call, sees the frame
+  CHECK(!Readable(port->WaitFd()));
+  CHECK_EQ(port->RxBurst(f, kBurst), 1u);
+  port->RxRelease();
+}
+
+// A switch in interrupt mode whose NIC is vhost-net sleeps without a timer
+// (it used to wake every 10..500 µs): a frame the kernel did not signal stays
+// where it is, and the call wakes the switch, which takes it.
+void TestIdleSwitchSleepsOnTheCall() {
+  auto owned = VhostNetPort::WithoutKernel(kMaxFrame, kVirtioNetHdrLenV1);
+  VhostNetPort* port = owned.get();
+  FakeKernel k(*port);
+  SwitchConfig cfg;
+  cfg.interrupt = true;
+  Switch sw(cfg, std::move(owned));
+  sw.Start();
+  CHECK(WaitFor([&] { return sw.Sleeps() > 0 && (k.avail_flags(VhostNetPort::kRxQueue) & VRING_AVAIL_F_NO_INTERRUPT) == 0; }));
+  const uint64_t asleep = sw.Sleeps();
+  CHECK(k.Receive(Frame(60, 7), kVirtioNetHdrLenV1));  // published, not signalled
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK_EQ(sw.Sleeps(), asleep);   // no timed wake-up in 100 ms
+  CHECK_EQ(k.RxAvail(), N - 1);    // the frame was not taken
+  k.Call(VhostNetPort::kRxQueue);  // interrupts are on: this signals
+  CHECK_EQ(k.calls, 1u);
+  CHECK(WaitFor([&] { return k.RxAvail() == N && sw.Sleeps() > asleep; }));  // taken, buffer reposted, asleep again
+  sw.Stop();
+}
+
 }  // namespace
 
 int main() {
@@ -298,5 +390,8 @@ int main() {
   TestReceive(kVirtioNetHdrLen);
   TestLyingUsedEntries();
   TestErrors();
+  TestArmWait(kVirtioNetHdrLenV1);
+  TestArmWait(kVirtioNetHdrLen);
+  TestIdleSwitchSleepsOnTheCall();  // last: it starts a thread, TestErrors forks
   return xsw::test::Finish("vhostnet_port_test");
 }
