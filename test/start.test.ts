@@ -330,7 +330,8 @@ if (isRoot) {
     t.is(r.code, 1, `${r.out}\n${r.err}`);
     t.regex(r.out, /^\[demo\] loopback: .* — PASS$/m);
     t.regex(r.out, /^\[demo\] inter-VM: 1000 in, .* — FAIL$/m);
-    t.regex(r.out, /^\[demo\] switch counters: vm2 \(00:00:00:00:00:22\) is not active in the table — FAIL$/m);
+    // What else the line names depends on how soon vm2 is detached (vm1's drops, the NIC's count).
+    t.regex(r.out, /^\[demo\] switch counters: .*vm2 \(00:00:00:00:00:22\) is not active in the table.* — FAIL$/m);
     t.regex(r.out, /^\[demo\] 2 of 5 checks FAILED: inter-VM, switch counters$/m);
     assertNothingLeft(t, before, r);
   });
