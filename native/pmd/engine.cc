@@ -249,10 +249,10 @@ void FrontEngine::Verify(uint32_t pkt) {
 uint32_t FrontEngine::RxOnly() {
   uint32_t pkts[kBurst];
   const uint32_t n = port_->RxBurst(pkts, cfg_.burst);
-  for (uint32_t i = 0; i < n; i++) {
-    if (cfg_.verify) Verify(pkts[i]);
-    port_->Free(pkts[i]);
+  if (cfg_.verify) {
+    for (uint32_t i = 0; i < n; i++) Verify(pkts[i]);
   }
+  port_->FreeBurst(pkts, n);
   return n;
 }
 
@@ -284,9 +284,9 @@ uint32_t FrontEngine::TxBurstOfTestFrames() {
   const uint32_t segs = (cfg_.txpkts + port_->data_room() - 1) / port_->data_room();
   want = std::min(want, port_->TxFreeDescs() / segs);
   uint32_t pkts[kBurst];
+  const uint32_t got = port_->AllocBurst(cfg_.txpkts, pkts, want);
   uint32_t n = 0;
-  for (; n < want; n++) {
-    if (!port_->Alloc(cfg_.txpkts, &pkts[n])) break;
+  for (; n < got; n++) {
     if (segs == 1) {
       BuildTestFrame(port_->SegData(pkts[n]), cfg_.txpkts, cfg_.peer_mac, cfg_.own_mac, seq_ + n, *crc_);
     } else {

@@ -97,6 +97,27 @@ bool FrontPort::AllocChain(uint32_t nseg, uint32_t* head) {
 uint32_t FrontPort::RefillRx() {
   DriverBuf bufs[kMaxChainSegs];
   uint32_t posted = 0;
+  if (rx_segs_ == 1) {  // the usual case: a burst of buffers off the free stack per pop
+    uint32_t idx[kBurst];
+    for (uint32_t want; (want = std::min(rx_.FreeDescs(), kBurst)) != 0;) {
+      const uint32_t got = free_.PopBurst(idx, want);
+      for (uint32_t i = 0; i < got; i++) {
+        const uint32_t b = idx[i];
+        next_[b] = kNoBuf;
+        off_[b] = kMbufHeadroom;
+        seg_len_[b] = 0;
+        bufs[0] = DriverBuf{Gva(BufAddr(b) + kMbufHeadroom - kVirtioNetHdrLen), kVirtioNetHdrLen + data_room_};
+        rx_.Add(bufs, 0, 1, b);
+      }
+      posted += got;
+      if (got < want) {
+        Bump(stats_.rx_nombuf, 1);
+        break;
+      }
+    }
+    if (posted > 0) rx_.Publish();
+    return posted;
+  }
   while (rx_.FreeDescs() >= rx_segs_) {
     uint32_t head;
     if (!AllocChain(rx_segs_, &head)) {
@@ -161,8 +182,10 @@ uint32_t FrontPort::RxBurst(uint32_t* pkts, uint32_t max) {
 uint32_t FrontPort::ReclaimTx() {
   UsedEntry used[kBurst];
   uint32_t total = 0, n;
+  uint32_t pkts[kBurst];
   while ((n = tx_.Harvest(used, kBurst)) > 0) {
-    for (uint32_t i = 0; i < n; i++) Free(uint32_t(used[i].cookie));
+    for (uint32_t i = 0; i < n; i++) pkts[i] = uint32_t(used[i].cookie);
+    FreeBurst(pkts, n);
     total += n;
   }
   return total;
@@ -216,6 +239,24 @@ bool FrontPort::Alloc(uint32_t len, uint32_t* pkt) {
   return true;
 }
 
+uint32_t FrontPort::AllocBurst(uint32_t len, uint32_t* pkts, uint32_t n) {
+  n = std::min(n, kBurst);
+  if (len == 0 || len > data_room_) {  // chains (or nothing): one at a time
+    uint32_t got = 0;
+    while (got < n && Alloc(len, &pkts[got])) got++;
+    return got;
+  }
+  const uint32_t got = free_.PopBurst(pkts, n);
+  for (uint32_t i = 0; i < got; i++) {
+    const uint32_t b = pkts[i];
+    next_[b] = kNoBuf;
+    off_[b] = kMbufHeadroom;
+    seg_len_[b] = len;
+    pkt_len_[b] = len;
+  }
+  return got;
+}
+
 void FrontPort::Free(uint32_t pkt) {
   uint32_t seg = pkt;
   for (uint32_t k = 0; seg != kNoBuf && k < kMaxChainSegs; k++) {
@@ -224,6 +265,19 @@ void FrontPort::Free(uint32_t pkt) {
     if (!free_.Push(seg)) break;  // a double free: stop rather than corrupt the stack
     seg = next;
   }
+}
+
+void FrontPort::FreeBurst(const uint32_t* pkts, uint32_t n) {
+  uint32_t single[kBurst];
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (k < kBurst && next_[pkts[i]] == kNoBuf) {
+      single[k++] = pkts[i];
+    } else {
+      Free(pkts[i]);
+    }
+  }
+  free_.PushBurst(single, k);  // skips a double free, as Free does
 }
 
 void FrontPort::Trim(uint32_t pkt, uint32_t len) {

@@ -93,11 +93,13 @@ class FrontPort {
   // data_room) buffers, data at each buffer's headroom. False when the pool
   // slice has too few free buffers.
   bool Alloc(uint32_t len, uint32_t* pkt);
+  // Up to n (<= kBurst) such packets into pkts, as many as the pool gives;
+  // one-buffer packets come off the free stack in one pop. Returns how many.
+  uint32_t AllocBurst(uint32_t len, uint32_t* pkts, uint32_t n);
   // Returns every buffer of the packet's chain.
   void Free(uint32_t pkt);
-  void FreeBurst(const uint32_t* pkts, uint32_t n) {
-    for (uint32_t i = 0; i < n; i++) Free(pkts[i]);
-  }
+  // Frees n (<= kBurst) packets; one-buffer packets go back in one push.
+  void FreeBurst(const uint32_t* pkts, uint32_t n);
   // Shortens a packet to len bytes (len <= PktLen), freeing unused segments.
   void Trim(uint32_t pkt, uint32_t len);
 

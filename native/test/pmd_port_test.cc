@@ -57,6 +57,43 @@ static void ReceivedFramesComeOutIntactAndTheRingIsRefilled() {
   CHECK_EQ(rig.port->free_bufs(), 1024u - 256);
 }
 
+// The burst paths the guest engines use: AllocBurst takes what the pool has
+// (one-buffer frames and chains alike), FreeBurst returns every buffer once
+// (a repeated packet is not pushed twice), and a refill short of buffers
+// posts what there is and counts rx_nombuf once.
+static void BurstsAllocateFreeAndRefillWhatThePoolHas() {
+  Rig rig(288, 256);  // the minimum: the RX ring and one burst
+  FrontPort& p = *rig.port;
+  uint32_t pkts[32];
+  CHECK_EQ(p.AllocBurst(64, pkts, 32), 32u);
+  CHECK_EQ(p.free_bufs(), 256u);
+  for (uint32_t i = 0; i < 32; i++) {
+    CHECK_EQ(p.PktLen(pkts[i]), 64u);
+    CHECK_EQ(p.SegLen(pkts[i]), 64u);
+    CHECK_EQ(p.NumSegs(pkts[i]), 1u);
+    for (uint32_t j = 0; j < i; j++) CHECK(pkts[i] != pkts[j]);
+  }
+  uint32_t twice[33];
+  std::memcpy(twice, pkts, sizeof pkts);
+  twice[32] = pkts[5];  // a double free in the burst: skipped
+  p.FreeBurst(twice, 33);
+  CHECK_EQ(p.free_bufs(), 288u);
+  CHECK_EQ(p.AllocBurst(64, pkts, 32), 32u);  // all of it again: nothing was lost or duplicated
+  CHECK_EQ(p.free_bufs(), 256u);
+  // 256 of 288 are out: a refill posts the 256 still free and finds none for the rest of the ring.
+  uint32_t more[32];
+  CHECK_EQ(p.AllocBurst(2 * kMbufDataRoom, more, 32), 32u);  // chains of two: 64 buffers
+  CHECK_EQ(p.free_bufs(), 192u);
+  CHECK_EQ(p.NumSegs(more[0]), 2u);
+  CHECK_EQ(p.PktLen(more[0]), 2 * kMbufDataRoom);
+  CHECK_EQ(p.RefillRx(), 192u);
+  CHECK_EQ(p.stats().rx_nombuf.load(), 1u);
+  CHECK_EQ(p.AllocBurst(64, more, 32), 0u);  // the pool is empty
+  p.FreeBurst(pkts, 32);
+  CHECK_EQ(p.RefillRx(), 32u);
+  CHECK_EQ(rig.RxPosted(), 224u);
+}
+
 static void TransmittedFramesCarryAZeroHeaderAndAreReclaimed() {
   Rig rig(1024, 256);
   rig.port->RefillRx();
@@ -167,6 +204,7 @@ static void BadConfigurationsAreRefusedWithAReason() {
 int main() {
   RefillPostsOneWritableBufferPerDescriptorInsideThePool();
   ReceivedFramesComeOutIntactAndTheRingIsRefilled();
+  BurstsAllocateFreeAndRefillWhatThePoolHas();
   TransmittedFramesCarryAZeroHeaderAndAreReclaimed();
   AFullTxRingLeavesTheRestToTheCaller();
   JumboFramesSpanChainsBothWays();

@@ -52,6 +52,28 @@ static void BuiltFramesCheckOutWithTheirSequence() {
   }
 }
 
+// Every byte is where the layout in test_frame.h puts it: the fields
+// big-endian and the pattern (seq * 7 + k) & 0xff, for lengths whose pattern
+// wraps past 255 many times and sequence numbers in all 256 pattern phases.
+static void BuiltFramesFollowTheLayout() {
+  for (uint32_t len : {kTestFrameMinLen, 35u, 64u, 300u, 1514u, 9018u}) {
+    std::vector<uint8_t> f(len);
+    for (uint64_t seq : {0ull, 1ull, 37ull, 255ull, 256ull, 0x0102030405060708ull, ~0ull}) {
+      BuildTestFrame(f.data(), len, kDst, kSrc, seq);
+      CHECK(std::memcmp(f.data(), kDst, 6) == 0 && std::memcmp(f.data() + 6, kSrc, 6) == 0);
+      const uint8_t head[] = {0x88, 0xB5, 'X', 'S', 'W', 'F'};
+      CHECK(std::memcmp(f.data() + 12, head, sizeof head) == 0);
+      for (uint32_t i = 0; i < 8; i++) CHECK_EQ(f[18 + i], uint8_t(seq >> (56 - 8 * i)));
+      for (uint32_t i = 0; i < 4; i++) CHECK_EQ(f[26 + i], uint8_t(len >> (24 - 8 * i)));
+      uint32_t bad = 0;
+      for (uint32_t k = 0; 30 + k < len - 4; k++) bad += f[30 + k] != uint8_t(seq * 7 + k);
+      CHECK_EQ(bad, 0u);
+      const uint32_t crc = Crc32(f.data() + 14, len - 18);
+      for (uint32_t i = 0; i < 4; i++) CHECK_EQ(f[len - 4 + i], uint8_t(crc >> (24 - 8 * i)));
+    }
+  }
+}
+
 // The txonly sender's table CRC equals a full pass, for every length class
 // and sequence numbers across all 8 bytes and the pattern's 256 phases.
 static void TableCrcMatchesAFullPass() {
@@ -99,6 +121,7 @@ int main() {
   CrcMatchesTheStandardCheckValue();
   CrcMatchesTheReferenceAtEveryLengthAndAlignment();
   BuiltFramesCheckOutWithTheirSequence();
+  BuiltFramesFollowTheLayout();
   DamageIsNamed();
   return xsw::test::Finish("test_frame_test");
 }
