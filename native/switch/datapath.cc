@@ -414,9 +414,22 @@ bool Switch::FillRx(Device& dst, const Chain& rx, const uint8_t* hdr, const Fram
     k.rx_dropped.Add();
     return false;
   }
-  ScatterToSegments(rx.seg, rx.nseg, 0, kRxNetHdr, hl);
-  ScatterToSegments(rx.seg, rx.nseg, hl, hdr, kEthHdrLen);
-  CopySegments(body.seg, body.nseg, body.offset, rx.seg, rx.nseg, hl + kEthHdrLen, body.len);
+  if (InFirstSegment(rx.seg, rx.nseg, 0, need) && InFirstSegment(body.seg, body.nseg, body.offset, body.len)) {
+    // The common case, one RX buffer and the frame in the first TX segment:
+    // the two headers as fixed-size stores, then the body.
+    uint8_t* out = rx.seg[0].hva;
+    if (hl == kVirtioNetHdrLenV1) {
+      std::memcpy(out, kRxNetHdr, kVirtioNetHdrLenV1);
+    } else {
+      std::memcpy(out, kRxNetHdr, hl);
+    }
+    std::memcpy(out + hl, hdr, kEthHdrLen);
+    std::memmove(out + hl + kEthHdrLen, body.seg[0].hva + body.offset, body.len);
+  } else {
+    ScatterToSegments(rx.seg, rx.nseg, 0, kRxNetHdr, hl);
+    ScatterToSegments(rx.seg, rx.nseg, hl, hdr, kEthHdrLen);
+    CopySegments(body.seg, body.nseg, body.offset, rx.seg, rx.nseg, hl + kEthHdrLen, body.len);
+  }
   dst.rx->PushUsed(rx.head, need);
   Touch(dst);
   k.rx_bytes.Add(frame_len);
