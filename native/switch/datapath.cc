@@ -146,6 +146,7 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
     ++n;
   }
   d.tx->PrefetchUsed(n);
+  last_dst_mac_ = ~uint64_t(0);
   uint32_t n_dst = 0;
   for (uint32_t i = 0; i < n; ++i) {
     ClassifyGuestFrame(s, d, tx_burst_[i], &staged_[i]);
@@ -268,7 +269,11 @@ void Switch::ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, 
   if (cfg_.vm2vm) {
     // A MAC of another network is not local to this one: like any
     // unknown MAC of the sender's network, the frame goes to the uplink.
-    Device* m = FindByMac(s, dst);
+    if (dst != last_dst_mac_) {  // a burst mostly goes to one destination
+      last_dst_mac_ = dst;
+      last_dst_ = FindByMac(s, dst);
+    }
+    Device* m = last_dst_;
     if (m != nullptr && m->cfg.network == src.cfg.network) local = m;
   }
   if (local == &src) return drop(Drop::kSameDevice);
