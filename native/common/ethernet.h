@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 
@@ -19,9 +20,18 @@ constexpr uint32_t kVlanCount = 4096;  // VLAN ids 0..4095 (0: untagged)
 // The six bytes at p as a 48-bit number, first byte most significant
 // (00:00:00:00:00:11 is 0x11).
 inline uint64_t MacAt(const uint8_t* p) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  // Two loads and two byte swaps instead of six loads and shifts (per frame, twice).
+  uint16_t hi;
+  uint32_t lo;
+  std::memcpy(&hi, p, 2);
+  std::memcpy(&lo, p + 2, 4);
+  return uint64_t(__builtin_bswap16(hi)) << 32 | __builtin_bswap32(lo);
+#else
   uint64_t m = 0;
   for (int i = 0; i < 6; ++i) m = (m << 8) | p[i];
   return m;
+#endif
 }
 
 inline void PutMac(uint8_t* p, uint64_t mac) {

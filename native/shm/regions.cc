@@ -15,7 +15,7 @@ bool RegionTable::Add(const Region& r) {
   return true;
 }
 
-uint8_t* RegionTable::Translate(uint64_t gva, uint64_t len, bool for_write, Violation* why) const {
+uint8_t* RegionTable::Translate(uint64_t gva, uint64_t len, bool for_write, Violation* why, uint32_t* found) const {
   Violation v = Violation::kAddrOutsideRegion;
   if (gva > UINT64_MAX - len) {
     v = Violation::kLenOverflow;
@@ -30,6 +30,7 @@ uint8_t* RegionTable::Translate(uint64_t gva, uint64_t len, bool for_write, Viol
         v = Violation::kWriteToReadOnly;
         break;
       }
+      if (found) *found = i;
       return r.hva + offset;
     }
   }

@@ -35,7 +35,23 @@ class RegionTable {
   // `for_write`, that region is writable. Otherwise returns nullptr and sets
   // *why (if non-null) to kLenOverflow (gva+len wraps), kAddrOutsideRegion, or
   // kWriteToReadOnly. Overflow-safe; never allocates, locks or logs.
-  uint8_t* Translate(uint64_t gva, uint64_t len, bool for_write, Violation* why) const;
+  // `found`, if non-null, receives the index of the region that matched.
+  uint8_t* Translate(uint64_t gva, uint64_t len, bool for_write, Violation* why, uint32_t* found = nullptr) const;
+
+  // The same result as Translate, trying region *hint first (a ring's
+  // buffers mostly come from one region) and leaving the match in *hint.
+  // Regions never overlap, so the region holding the range is the same
+  // whichever is tried first; any *hint value is safe.
+  uint8_t* TranslateHinted(uint64_t gva, uint64_t len, bool for_write, uint32_t* hint, Violation* why) const {
+    if (*hint < count_) {
+      const Region& r = regions_[*hint];
+      if (gva >= r.gva) {
+        const uint64_t offset = gva - r.gva;
+        if (offset < r.len && len <= r.len - offset && (r.writable || !for_write)) return r.hva + offset;
+      }
+    }
+    return Translate(gva, len, for_write, why, hint);
+  }
 
  private:
   Region regions_[kCapacity];

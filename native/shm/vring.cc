@@ -236,18 +236,16 @@ Violation VringDevice::Pop(Chain* out) {
   if (last_avail_ == avail_seen_) return Violation::kNone;
   uint32_t idx = __atomic_load_n(&view_.avail->ring[last_avail_ & mask_], __ATOMIC_RELAXED);
   if (idx >= view_.num) return Violation::kDescIndex;
-  if (++generation_ == 0) {  // wrapped: old stamps could collide with new ones
-    std::memset(stamp_.get(), 0, sizeof(uint32_t) * view_.num);
-    generation_ = 1;
-  }
   out->head = uint16_t(idx);
   out->out_len = 0;
   out->in_len = 0;
   uint32_t nseg = 0;
   bool seen_writable = false;
   for (;;) {
-    if (stamp_[idx] == generation_) return Violation::kChainLoop;
-    stamp_[idx] = generation_;
+    // Only a chain that goes on can revisit a descriptor: each descriptor
+    // with F_NEXT is stamped with this chain's generation (taken at the
+    // head's F_NEXT), so a one-descriptor chain touches no stamp at all.
+    if (nseg != 0 && stamp_[idx] == generation_) return Violation::kChainLoop;
     if (nseg == max_chain_) return Violation::kChainTooLong;
     // The one and only read of this descriptor (little-endian layout:
     // addr, then len | flags << 32 | next << 48).
@@ -265,7 +263,7 @@ Violation VringDevice::Pop(Chain* out) {
     if (!writable && seen_writable) return Violation::kOutAfterIn;
     if (len > kMaxSegmentLen) return Violation::kLenOverflow;
     Violation why = Violation::kNone;
-    uint8_t* hva = regions_->Translate(addr, len, writable, &why);
+    uint8_t* hva = regions_->TranslateHinted(addr, len, writable, &region_hint_, &why);
     if (hva == nullptr) return why;
 
     out->seg[nseg++] = Segment{hva, len, writable};
@@ -276,6 +274,11 @@ Violation VringDevice::Pop(Chain* out) {
       out->out_len += len;
     }
     if (!(flags & VRING_DESC_F_NEXT)) break;
+    if (nseg == 1 && ++generation_ == 0) {  // wrapped: old stamps could collide with new ones
+      std::memset(stamp_.get(), 0, sizeof(uint32_t) * view_.num);
+      generation_ = 1;
+    }
+    stamp_[idx] = generation_;
     idx = next;
     if (idx >= view_.num) return Violation::kDescIndex;
   }

@@ -238,7 +238,8 @@ class VringDevice {
   uint16_t avail_seen_ = 0;  // avail->idx as read (and checked) by the last Avail
   uint16_t used_idx_ = 0;    // our next used slot (shadow of used->idx)
   uint16_t called_idx_ = 0;  // used_idx_ when CallNeeded last looked
-  uint32_t generation_ = 0;  // per-Pop stamp for loop detection
+  uint32_t generation_ = 0;  // per-chain stamp for loop detection (chains of two or more descriptors)
+  uint32_t region_hint_ = 0; // the region the last descriptor was in (RegionTable::TranslateHinted)
   bool no_notify_flag_ = false;  // UseNoNotifyFlag was called
   bool kicks_armed_ = false;     // ArmAvailEvent cleared NO_NOTIFY; the next Avail sets it
   std::unique_ptr<uint32_t[]> stamp_;  // per descriptor: generation that last visited it

@@ -146,6 +146,7 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
     ++n;
   }
   d.tx->PrefetchUsed(n);
+  last_dst_mac_ = ~uint64_t(0);
   uint32_t n_dst = 0;
   for (uint32_t i = 0; i < n; ++i) {
     ClassifyGuestFrame(s, d, tx_burst_[i], &staged_[i]);
@@ -268,7 +269,11 @@ void Switch::ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, 
   if (cfg_.vm2vm) {
     // A MAC of another network is not local to this one: like any
     // unknown MAC of the sender's network, the frame goes to the uplink.
-    Device* m = FindByMac(s, dst);
+    if (dst != last_dst_mac_) {  // a burst mostly goes to one destination
+      last_dst_mac_ = dst;
+      last_dst_ = FindByMac(s, dst);
+    }
+    Device* m = last_dst_;
     if (m != nullptr && m->cfg.network == src.cfg.network) local = m;
   }
   if (local == &src) return drop(Drop::kSameDevice);
@@ -414,9 +419,22 @@ bool Switch::FillRx(Device& dst, const Chain& rx, const uint8_t* hdr, const Fram
     k.rx_dropped.Add();
     return false;
   }
-  ScatterToSegments(rx.seg, rx.nseg, 0, kRxNetHdr, hl);
-  ScatterToSegments(rx.seg, rx.nseg, hl, hdr, kEthHdrLen);
-  CopySegments(body.seg, body.nseg, body.offset, rx.seg, rx.nseg, hl + kEthHdrLen, body.len);
+  if (InFirstSegment(rx.seg, rx.nseg, 0, need) && InFirstSegment(body.seg, body.nseg, body.offset, body.len)) {
+    // The common case, one RX buffer and the frame in the first TX segment:
+    // the two headers as fixed-size stores, then the body.
+    uint8_t* out = rx.seg[0].hva;
+    if (hl == kVirtioNetHdrLenV1) {
+      std::memcpy(out, kRxNetHdr, kVirtioNetHdrLenV1);
+    } else {
+      std::memcpy(out, kRxNetHdr, hl);
+    }
+    std::memcpy(out + hl, hdr, kEthHdrLen);
+    std::memmove(out + hl + kEthHdrLen, body.seg[0].hva + body.offset, body.len);
+  } else {
+    ScatterToSegments(rx.seg, rx.nseg, 0, kRxNetHdr, hl);
+    ScatterToSegments(rx.seg, rx.nseg, hl, hdr, kEthHdrLen);
+    CopySegments(body.seg, body.nseg, body.offset, rx.seg, rx.nseg, hl + kEthHdrLen, body.len);
+  }
   dst.rx->PushUsed(rx.head, need);
   Touch(dst);
   k.rx_bytes.Add(frame_len);

@@ -359,6 +359,10 @@ class Switch {
   Chain tx_burst_[kBurst]{}, rx_burst_[kBurst]{};
   StagedFrame staged_[kBurst]{};
   Device* staged_dst_[kBurst]{};  // the burst's distinct guest receivers
+  // FindByMac's last answer within one TX burst (reset per burst: the
+  // snapshot cannot change inside it). The key starts above 48 bits.
+  uint64_t last_dst_mac_ = ~uint64_t(0);
+  Device* last_dst_ = nullptr;
   Chain rx_chain_{};  // group frames and the NIC's: popped and filled at once
   NicRxFrame nic_frames_[kBurst]{};
   uint32_t nic_now_ = 0;  // NicMacTable seconds, read once per NIC burst

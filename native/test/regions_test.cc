@@ -77,6 +77,25 @@ static void TranslateTable() {
     }
   }
   CHECK(t.Translate(0x9999999, 1, false, nullptr) == nullptr);  // why may be null
+
+  // TranslateHinted gives Translate's answer whatever region it tries first
+  // (any hint, in range or not), and leaves the matching region in the hint.
+  const uint32_t hints[] = {0, 1, 2, RegionTable::kCapacity, UINT32_MAX};
+  for (const Row& r : rows) {
+    for (uint32_t h : hints) {
+      uint32_t hint = h;
+      Violation why = Violation::kNone;
+      uint8_t* got = t.TranslateHinted(r.gva, r.len, r.write, &hint, &why);
+      bool ok = got == r.expect && (r.expect != nullptr || why == r.why);
+      if (ok && got != nullptr) ok = hint < t.size() && got == t.at(hint).hva + (r.gva - t.at(hint).gva);
+      if (ok && got == nullptr) ok = hint == h;  // a miss leaves the hint alone
+      if (!ok) {
+        std::fprintf(stderr, "  hinted row '%s', hint %u: got %p (%s), hint %u\n", r.what, h, static_cast<void*>(got),
+                     ViolationName(why), hint);
+        ++failures;
+      }
+    }
+  }
 }
 
 int main() {

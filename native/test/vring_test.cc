@@ -345,6 +345,57 @@ static void HostileRingsAreNamedViolations() {
   }
 }
 
+// Loop detection stamps only chains of two or more descriptors: a
+// descriptor stamped by an earlier chain, or first met as a one-descriptor
+// chain, is no loop later; a loop after one-descriptor chains is still one.
+// The chains alternate between the pool and the read-only region, so each
+// Pop's region hint starts on the wrong region.
+static void LoopsAreFoundAmongOneDescriptorChains() {
+  Fixture f(16);
+  VringDevice dev(f.ring.p, 16, f.ring.size, &f.regions, 16, RingDirection::kAny);
+  const uint64_t R = Fixture::RoGva();
+  f.Desc(0, G, 64, 0, 0);                     // one descriptor
+  f.Post(0);
+  f.Desc(1, R, 64, VRING_DESC_F_NEXT, 2);     // 1 -> 2
+  f.Desc(2, G + 64, 64, 0, 0);
+  f.Post(1);
+  f.Desc(3, R + 64, 64, 0, 0);                // one descriptor
+  f.Post(3);
+  f.Desc(4, G + 128, 64, VRING_DESC_F_NEXT, 1);  // 4 -> 1 -> 2: 1 and 2 were stamped by an earlier chain
+  f.Post(4);
+  f.Desc(5, R + 128, 64, VRING_DESC_F_NEXT, 0);  // 5 -> 0: 0 was a one-descriptor chain
+  f.Desc(0, G, 64, 0, 0);
+  f.Post(5);
+  f.Desc(6, G + 192, 64, 0, 0);               // one descriptor, then a loop 7 -> 8 -> 7
+  f.Post(6);
+  f.Desc(7, R, 64, VRING_DESC_F_NEXT, 8);
+  f.Desc(8, G, 64, VRING_DESC_F_NEXT, 7);
+  f.Post(7);
+  uint32_t n;
+  Chain c;
+  CHECK_V(dev.Avail(&n), Violation::kNone);
+  CHECK(n == 7);
+  const uint16_t want_nseg[] = {1, 2, 1, 3, 2, 1};
+  const uint8_t* want_first[] = {f.pool.p, f.ro.p, f.ro.p + 64, f.pool.p + 128, f.ro.p + 128, f.pool.p + 192};
+  for (int i = 0; i < 6; ++i) {
+    CHECK_V(dev.Pop(&c), Violation::kNone);
+    CHECK(c.nseg == want_nseg[i] && c.seg[0].hva == want_first[i]);
+  }
+  CHECK(c.head == 6);
+  CHECK_V(dev.Pop(&c), Violation::kChainLoop);
+  CHECK(dev.LastAvail() == 6);  // the loop consumed nothing
+  // A self loop right after a one-descriptor chain.
+  Fixture g(8);
+  VringDevice dev2(g.ring.p, 8, g.ring.size, &g.regions, 16, RingDirection::kAny);
+  g.Desc(0, G, 64, 0, 0);
+  g.Post(0);
+  g.Desc(1, G, 64, VRING_DESC_F_NEXT, 1);
+  g.Post(1);
+  CHECK_V(dev2.Avail(&n), Violation::kNone);
+  CHECK_V(dev2.Pop(&c), Violation::kNone);
+  CHECK_V(dev2.Pop(&c), Violation::kChainLoop);
+}
+
 static void ChainAtTheLimitsIsAccepted() {
   Fixture f(64);
   VringDevice dev(f.ring.p, 64, f.ring.size, &f.regions, 1000, RingDirection::kAny);
@@ -421,6 +472,7 @@ int main() {
   ResumeContinuesFromTheSharedIndexes();
   HostileRingsAreNamedViolations();
   ChainAtTheLimitsIsAccepted();
+  LoopsAreFoundAmongOneDescriptorChains();
   AvailIndexJumpIsClamped();
   DriverSkipsBadUsedEntries();
   return xsw::test::Finish("vring_test");
