@@ -308,18 +308,7 @@ void Switch::CompleteGuestFrame(const Snapshot& s, Device& src, const StagedFram
     case Stage::kGroup: {
       bool any_destination = nic_ != nullptr;
       if (nic_) delivered = SendToNic(src, f.hdr, f.body);
-      if (cfg_.vm2vm) {
-        for (uint16_t slot : s.slots) {
-          Device& d = devices_[slot];
-          // Only within the sender's network (docs/security.md#networks-isolation-between-guests).
-          if (&d == &src || d.cfg.network != src.cfg.network ||
-              d.state.load(std::memory_order_acquire) != DeviceState::kActive) {
-            continue;
-          }
-          any_destination = true;
-          delivered |= DeliverToGuest(d, f.hdr, f.body);
-        }
-      }
+      delivered |= DeliverToMembers(s, src, f, &any_destination);
       if (!any_destination) {
         src.counters.drops[DropIndex(Drop::kNoNic)].Add();
         src.counters.tx_dropped.Add();
@@ -334,6 +323,22 @@ void Switch::CompleteGuestFrame(const Snapshot& s, Device& src, const StagedFram
   } else {
     k.tx_dropped.Add();
   }
+}
+
+bool Switch::DeliverToMembers(const Snapshot& s, Device& src, const StagedFrame& f, bool* any) {
+  if (!cfg_.vm2vm) return false;
+  bool delivered = false;
+  for (uint16_t slot : s.slots) {
+    Device& d = devices_[slot];
+    // Only within the sender's network (docs/security.md#networks-isolation-between-guests).
+    if (&d == &src || d.cfg.network != src.cfg.network ||
+        d.state.load(std::memory_order_acquire) != DeviceState::kActive) {
+      continue;
+    }
+    *any = true;
+    delivered |= DeliverToGuest(d, f.hdr, f.body);
+  }
+  return delivered;
 }
 
 bool Switch::SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body) {

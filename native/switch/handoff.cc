@@ -231,17 +231,7 @@ void Switch::HandOff(const Snapshot& s, Device& src, StagedFrame& f, uint16_t he
   // A group frame: the same members as CompleteGuestFrame's, thread by thread.
   bool delivered = false, any_destination = nic_ != nullptr;
   if (nic_) delivered = SendToNic(src, f.hdr, f.body);
-  if (cfg_.vm2vm) {
-    for (uint16_t slot : s.slots) {
-      Device& d = devices_[slot];
-      if (&d == &src || d.cfg.network != src.cfg.network ||
-          d.state.load(std::memory_order_acquire) != DeviceState::kActive) {
-        continue;
-      }
-      any_destination = true;
-      delivered |= DeliverToGuest(d, f.hdr, f.body);
-    }
-  }
+  delivered |= DeliverToMembers(s, src, f, &any_destination);
   uint8_t parts = 0;
   for (uint32_t t = 0; t < n_threads_; ++t) {
     if (t == index_ || !(cfg_.vm2vm || (t == 0 && nic_elsewhere_))) continue;

@@ -272,6 +272,9 @@ class Switch {
   void CompleteGuestFrame(const Snapshot& s, Device& src, const StagedFrame& f, const Chain& rx);
   bool SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body);
   bool DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& body);
+  // A group frame's copies to this thread's members of the sender's network (vm2vm only); sets
+  // *any when there is a member.
+  bool DeliverToMembers(const Snapshot& s, Device& src, const StagedFrame& f, bool* any);
   bool PopRx(Device& dst, Chain* rx);
   bool FillRx(Device& dst, const Chain& rx, const uint8_t* hdr, const FrameBody& body);
   uint32_t ServiceNicRx(const Snapshot& s);
