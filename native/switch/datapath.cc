@@ -342,8 +342,6 @@ bool Switch::DeliverToMembers(const Snapshot& s, Device& src, const StagedFrame&
 }
 
 bool Switch::SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body) {
-  uint32_t tag = src.cfg.vlan != 0 ? kVlanHdrLen : 0;
-  uint32_t len = kEthHdrLen + tag + body.len;
   if (nic_taken_ >= nic_share_) {
     // No share at all: the ring is full. A share used up: the rest is kept for other guests.
     Drop why = nic_share_ == 0 ? Drop::kNicTxFull : Drop::kNicTxShare;
@@ -351,13 +349,24 @@ bool Switch::SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body) {
     NicDrop(why);
     return false;
   }
+  Drop why;
+  const bool sent = WriteToNic(src, hdr, body, &why);
+  if (sent || why == Drop::kNicTxError) ++nic_taken_;  // a slot was reserved either way
+  if (!sent) src.counters.drops[DropIndex(why)].Add();
+  return sent;
+}
+
+// The frame's one copy onto the NIC, tagged with the sender's VLAN; a drop
+// is counted on the NIC and its reason left in *why (for the sender's count).
+bool Switch::WriteToNic(const Device& src, const uint8_t* hdr, const FrameBody& body, Drop* why) {
+  const uint32_t tag = src.cfg.vlan != 0 ? kVlanHdrLen : 0;
+  const uint32_t len = kEthHdrLen + tag + body.len;
   uint8_t* out = nic_->TxReserve();
   if (out == nullptr) {
-    src.counters.drops[DropIndex(Drop::kNicTxFull)].Add();
-    NicDrop(Drop::kNicTxFull);
+    *why = Drop::kNicTxFull;
+    NicDrop(*why);
     return false;
   }
-  ++nic_taken_;
   std::memcpy(out, hdr, 12);  // destination and source MAC
   if (tag != 0) {
     PutBe16(out + 12, kEthPVlan);
@@ -366,8 +375,8 @@ bool Switch::SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body) {
   std::memcpy(out + 12 + tag, hdr + 12, 2);  // the frame's own ethertype
   GatherFromSegments(body.seg, body.nseg, body.offset, out + kEthHdrLen + tag, body.len);
   if (!nic_->TxCommit(len)) {
-    src.counters.drops[DropIndex(Drop::kNicTxError)].Add();
-    NicDrop(Drop::kNicTxError);
+    *why = Drop::kNicTxError;
+    NicDrop(*why);
     return false;
   }
   nic_counters_.tx.Add();

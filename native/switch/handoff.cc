@@ -145,30 +145,8 @@ void Switch::SwitchHandoff(const Snapshot& s, const Handoff& h, HandoffDone* c) 
 // A guest's frame from another thread onto the NIC (thread 0): drops are
 // counted on the NIC (and on the guest as tx_dropped, by its own thread).
 bool Switch::HandedToNic(const Device& src, const uint8_t* hdr, const FrameBody& body) {
-  const uint32_t tag = src.cfg.vlan != 0 ? kVlanHdrLen : 0;
-  const uint32_t len = kEthHdrLen + tag + body.len;
-  uint8_t* out = nic_->TxReserve();
-  if (out == nullptr) {
-    NicDrop(Drop::kNicTxFull);
-    return false;
-  }
-  std::memcpy(out, hdr, 12);
-  if (tag != 0) {
-    PutBe16(out + 12, kEthPVlan);
-    PutBe16(out + 14, src.cfg.vlan);
-  }
-  std::memcpy(out + 12 + tag, hdr + 12, 2);
-  GatherFromSegments(body.seg, body.nseg, body.offset, out + kEthHdrLen + tag, body.len);
-  if (!nic_->TxCommit(len)) {
-    NicDrop(Drop::kNicTxError);
-    return false;
-  }
-  nic_counters_.tx.Add();
-  nic_vlan_tx_[src.cfg.vlan].Add();
-  if (CaptureRing* cap = nic_capture_.load(std::memory_order_acquire)) {
-    CaptureBytes(*cap, nic_capture_if_, CaptureDir::kOutbound, out, len);
-  }
-  return true;
+  Drop why;  // counted on the NIC; the sender's thread counts its tx_dropped
+  return WriteToNic(src, hdr, body, &why);
 }
 
 // The next free record towards thread `to`, or null when kHandoffRing are out.

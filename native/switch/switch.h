@@ -271,6 +271,7 @@ class Switch {
   void ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, StagedFrame* f);
   void CompleteGuestFrame(const Snapshot& s, Device& src, const StagedFrame& f, const Chain& rx);
   bool SendToNic(Device& src, const uint8_t* hdr, const FrameBody& body);
+  bool WriteToNic(const Device& src, const uint8_t* hdr, const FrameBody& body, Drop* why);
   bool DeliverToGuest(Device& dst, const uint8_t* hdr, const FrameBody& body);
   // A group frame's copies to this thread's members of the sender's network (vm2vm only); sets
   // *any when there is a member.
