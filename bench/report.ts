@@ -1,6 +1,7 @@
 // The bench's results: one JSON document (machines) and the markdown of
 // docs/PERFORMANCE.md (people). Ratios xsw/peer are only formed between
 // windows of the same CPU placement.
+import { pairedRatios, PairedRatio, Verdict } from './pairs';
 import { percentile, summarize, Summary } from './stats';
 import type { AttachResult, IdleResult, LatencyResult, PacedResult } from './scenarios';
 import type { Placement, WindowResult } from './window';
@@ -26,7 +27,14 @@ export interface Figure {
 export interface Target {
   what: string;
   met: boolean | undefined;
+  /** The paired ratios' min–max straddles the bound: neither met nor missed. */
+  unsettled?: boolean;
   detail: string;
+}
+
+/** A Target's met/unsettled fields from a verdict. */
+export function fromVerdict(v: Verdict | undefined): Pick<Target, 'met' | 'unsettled'> {
+  return v === 'not settled' ? { met: undefined, unsettled: true } : { met: v === undefined ? undefined : v === 'met' };
 }
 
 export interface Report {
@@ -77,6 +85,16 @@ export function ratios(f: Figure, peer: Series): { placement: Placement; ratio: 
   return out;
 }
 
+/** xsw/peer per pair of windows next to each other in time, same placement (bench/pairs.ts). */
+export function pairs(f: Figure, a: Series, b: Series): PairedRatio[] {
+  const timed = (s: Series) => usedWindows(s).map((w) => ({ at: w.at ?? s.windows.indexOf(w), placement: w.placement, value: valueOf(f, w) }));
+  return pairedRatios(timed(a), timed(b));
+}
+
+export function fmtPairs(rs: PairedRatio[]): string {
+  return rs.map((x) => `${x.placement}: ${fmt(x.median)}× (${fmt(x.min)}–${fmt(x.max)}, ${x.n} pair${x.n === 1 ? '' : 's'})`).join(', ');
+}
+
 const fmt = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
 export function fmtSummary(s: Summary | undefined, d = 2): string {
@@ -111,7 +129,7 @@ export function markdown(r: Report): string {
   L.push(`Produced by \`npm run bench\`${r.quick ? ' --quick (a smoke run: too short to quote)' : ''} on ${r.date}.`);
   L.push('');
   L.push(`**Machine:** ${r.machine.cpu}, ${r.machine.cpus} vCPUs (${r.machine.hypervisor}), ${r.machine.memGiB} GiB, Linux ${r.machine.kernel}.`);
-  L.push(`**Method:** each figure is the median (min–max) of ${r.timing.reps} windows of ${r.timing.windowS} s after ${r.timing.warmupS} s of warm-up, counted by the receiver; xsw and its peers are run interleaved (xsw, peer, xsw, peer …). Before and after every window a cache line is bounced between CPU 0 and CPU 1 (one-way time, ns): < 60 ns is the *fast* placement, otherwise *slow*; a window whose two readings disagree is *changed*. Ratios xsw/peer compare only windows of the same placement. A window in which other processes used ≥ 10 % of a CPU is *noisy*: it is repeated (up to 3 tries) and left out of the summaries when a clean window exists.`);
+  L.push(`**Method:** each figure is the median (min–max) of ${r.timing.reps} windows of ${r.timing.windowS} s after ${r.timing.warmupS} s of warm-up, counted by the receiver; xsw and its peers are run interleaved (xsw, peer, xsw, peer …). Before and after every window a cache line is bounced between CPU 0 and CPU 1 (one-way time, ns): < 60 ns is the *fast* placement, otherwise *slow*; a window whose two readings disagree is *changed*. Ratios xsw/peer compare only windows of the same placement, two ways: the median of xsw's windows over the median of the peer's, and the *paired* ratio — each xsw window over the peer window next to it in time (same placement, each window in one pair, closest first), reported as the median (min–max) of those pairs, so that both sides of a pair saw the same swing of the host. Target verdicts use the paired ratios: *met* when every pair reaches the target, *missed* when all of a placement's pairs fall short, *not settled* when the pairs' min–max straddles it. A window in which other processes used ≥ 10 % of a CPU is *noisy*: it is repeated (up to 3 tries) and left out of the summaries when a clean window exists.`);
   L.push('');
   L.push('**Topology.**');
   L.push('');
@@ -119,21 +137,22 @@ export function markdown(r: Report): string {
   L.push('');
   L.push('## Throughput');
   L.push('');
-  L.push('| figure | system | median (min–max) | windows (placement) | crossing ns | xsw/peer (same placement) |');
-  L.push('|---|---|---|---|---|---|');
+  L.push('| figure | system | median (min–max) | windows (placement) | crossing ns | xsw/peer (same placement): medians | paired: median (min–max) |');
+  L.push('|---|---|---|---|---|---|---|');
   for (const f of r.figures) {
     const label = `${f.title} [${f.unit}]`;
-    L.push(`| ${label} | **xsw** | **${fmtSummary(seriesSummary(f, f.xsw))}** | ${placements(f.xsw)} | ${crossings(f.xsw)} | |`);
+    L.push(`| ${label} | **xsw** | **${fmtSummary(seriesSummary(f, f.xsw))}** | ${placements(f.xsw)} | ${crossings(f.xsw)} | | |`);
     for (const p of f.peers) {
       if (p.note) {
-        L.push(`| ${label} | ${p.name} | ${p.note} | | | |`);
+        L.push(`| ${label} | ${p.name} | ${p.note} | | | | |`);
         continue;
       }
       const rs = ratios(f, p);
       const rtext = rs.length ? rs.map((x) => `${x.placement}: ${fmt(x.ratio)}×`).join(', ') : 'no common placement';
-      L.push(`| ${label} | ${p.name} | ${fmtSummary(seriesSummary(f, p))} | ${placements(p)} | ${crossings(p)} | ${rtext} |`);
+      const ps = f.xsw.note ? [] : pairs(f, f.xsw, p);
+      L.push(`| ${label} | ${p.name} | ${fmtSummary(seriesSummary(f, p))} | ${placements(p)} | ${crossings(p)} | ${rtext} | ${ps.length ? fmtPairs(ps) : 'no pair'} |`);
     }
-    if (f.xsw.note) L.push(`| ${label} | xsw | ${f.xsw.note} | | | |`);
+    if (f.xsw.note) L.push(`| ${label} | xsw | ${f.xsw.note} | | | | |`);
   }
   L.push('');
   L.push('Per placement (median of that placement\'s windows):');
@@ -179,7 +198,7 @@ export function markdown(r: Report): string {
   }
   L.push('## Targets');
   L.push('');
-  for (const t of r.targets) L.push(`- ${t.met === undefined ? 'not measured' : t.met ? 'met' : '**missed**'}: ${t.what} — ${t.detail}`);
+  for (const t of r.targets) L.push(`- ${t.unsettled ? '**not settled**' : t.met === undefined ? 'not measured' : t.met ? 'met' : '**missed**'}: ${t.what} — ${t.detail}`);
   if (r.notes.length) {
     L.push('');
     L.push('## Notes');

@@ -34,6 +34,8 @@ export interface Traffic {
 
 export interface WindowResult {
   system: string;
+  /** When the window's traffic started (ms since the epoch; absent in older reports). */
+  at?: number;
   /** Frames per second the receiver counted over the window. */
   pps: number;
   crossBeforeNs: number;
@@ -67,6 +69,7 @@ export async function measureWindow(system: string, timing: Timing, startTraffic
   for (let attempt = 1; attempt <= timing.tries; attempt++) {
     await waitQuiet(timing.quietWaitMs);
     const crossBeforeNs = crossingNs();
+    const at = Date.now();
     const traffic = await startTraffic();
     let c0: Count;
     let c1: Count;
@@ -87,7 +90,7 @@ export async function measureWindow(system: string, timing: Timing, startTraffic
     const seconds = (c1.t - c0.t) / 1000;
     const pps = seconds > 0 ? (c1.count - c0.count) / seconds : NaN;
     last = {
-      system, pps, crossBeforeNs, crossAfterNs, placement: placementOf(crossBeforeNs, crossAfterNs),
+      system, at, pps, crossBeforeNs, crossAfterNs, placement: placementOf(crossBeforeNs, crossAfterNs),
       foreignCpu: foreign, noisy: foreign >= NOISY_CPUS, tries: attempt, facts,
     };
     log(`  ${system}: ${(pps / 1e6).toFixed(3)} Mpps  crossing ${crossBeforeNs.toFixed(0)}/${crossAfterNs.toFixed(0)} ns (${last.placement})  foreign ${(foreign * 100).toFixed(0)}% of a CPU${last.noisy ? '  NOISY' : ''}`);
