@@ -32,6 +32,8 @@ export interface NativeSwitchLoop {
   received(): number;
   /** Frames the switch dropped. */
   drops(): number;
+  /** Poll counts so far: the guest thread's RX polls (and empty ones), the switch's polls of the two devices' TX rings and the frames it took. */
+  polls(): { guestPolls: number; guestEmpty: number; switchPolls: number; switchFrames: number };
   /** Latency mode, after stop(): every round trip recorded (µs). */
   roundTrips(): Float64Array;
 }

@@ -2,7 +2,7 @@
 // docs/PERFORMANCE.md (people). Ratios xsw/peer are only formed between
 // windows of the same CPU placement.
 import { pairedRatios, PairedRatio, Verdict } from './pairs';
-import { percentile, summarize, Summary } from './stats';
+import { median, percentile, summarize, Summary } from './stats';
 import type { AttachResult, IdleResult, LatencyResult, PacedResult } from './scenarios';
 import type { Placement, WindowResult } from './window';
 
@@ -116,6 +116,27 @@ function crossings(s: Series): string {
   return `${fmt(Math.min(...xs), 0)}–${fmt(Math.max(...xs), 0)}`;
 }
 
+/** The poll facts of every series that has them (scenarios.ts pollFacts), as table cells. */
+export function pollRows(figures: Figure[]): { figure: string; system: string; switchSide: string; guestSide: string }[] {
+  const out: { figure: string; system: string; switchSide: string; guestSide: string }[] = [];
+  for (const f of figures) {
+    for (const s of [f.xsw, ...f.peers]) {
+      const ws = usedWindows(s);
+      const m = (k: string) => median(ws.map((w) => w.facts[k]).filter((v): v is number => Number.isFinite(v)));
+      const side = (k: 'switch' | 'guest') => {
+        const e = m(`${k}_empty_pct`);
+        const fp = m(`${k}_frames_per_poll`);
+        if (!Number.isFinite(e) && !Number.isFinite(fp)) return undefined;
+        return `${Number.isFinite(e) ? `${fmt(e, 1)} %` : 'not counted'}, ${Number.isFinite(fp) ? fmt(fp, 2) : 'n/a'}`;
+      };
+      const a = side('switch');
+      const b = side('guest');
+      if (a || b) out.push({ figure: `${f.title} [${f.unit}]`, system: s.name, switchSide: a ?? 'n/a', guestSide: b ?? 'n/a' });
+    }
+  }
+  return out;
+}
+
 export function latencySummary(rs: LatencyResult[] | undefined): { median: number; p99: number; n: number } | undefined {
   const all = (rs ?? []).flatMap((r) => r.rttUs);
   if (!all.length) return undefined;
@@ -161,6 +182,15 @@ export function markdown(r: Report): string {
   L.push('|---|---|---|---|');
   for (const f of r.figures) for (const s of [f.xsw, ...f.peers].filter((s) => !s.note)) {
     L.push(`| ${f.title} [${f.unit}] | ${s.name} | ${fmtSummary(seriesSummary(f, s, 'fast'))} | ${fmtSummary(seriesSummary(f, s, 'slow'))} |`);
+  }
+  const polls = pollRows(r.figures);
+  if (polls.length) {
+    L.push('');
+    L.push('RX polls, median over the windows: the share that found nothing, and frames per poll (a poll takes at most a burst of 32). Mostly-empty polls on both sides mean neither side is saturated and the row measures the pipeline (one side\'s burst reaching the other); a side whose polls are rarely empty is the one that limits the row. Counted by testpmd (--record-burst-stats) for DPDK and for the testpmd guests, by the switch harness for xsw\'s loop (its guest thread counts empty polls; xsw::Switch counts loops and frames, not empty polls, so its share is "not counted"; as a poll takes at most 32 frames, it is at most 1 − (frames/poll)/32); xsw-backend in the same-guests rows is not counted.');
+    L.push('');
+    L.push('| figure | system | switch: empty polls, frames/poll | guest: empty polls, frames/poll |');
+    L.push('|---|---|---|---|');
+    for (const x of polls) L.push(`| ${x.figure} | ${x.system} | ${x.switchSide} | ${x.guestSide} |`);
   }
   L.push('');
   L.push('## Latency, attach, memory');

@@ -10,7 +10,7 @@ import { Child, mustRun, run, sleep } from '../harness/child';
 import { CLI } from '../harness/cli-paths';
 import { onCleanup, start } from './cleanup';
 import { Hugepages, socketDir, Testpmd } from './testpmd';
-import { benchAddon } from './native';
+import { benchAddon, NativeSwitchLoop } from './native';
 import { crossingNs, placementOf, Traffic, Placement } from './window';
 
 export const MAC1 = '02:00:00:00:01:01';
@@ -75,10 +75,65 @@ export async function xswSwitchLoop(size: number, idleDevices = 0): Promise<Traf
   const loop = new (benchAddon().SwitchLoop)({ frameLen: size, inFlight: LOOP_IN_FLIGHT, switchCpu: CPU_SWITCH, guestCpu: CPU_GUESTS, idleDevices });
   const stop = onCleanup('stop the switch harness', () => loop.stop());
   loop.start();
+  return loopTraffic(loop, stop);
+}
+
+/** The harness's traffic: the devices' receive count, and its poll counts over the window (pollFacts). */
+function loopTraffic(loop: NativeSwitchLoop, stop: () => Promise<void>): Traffic {
+  let from = loop.polls();
+  let received = loop.received();
   return {
     read: async () => ({ t: performance.now(), count: loop.received() }),
-    facts: () => ({ switch_drops: loop.drops() }),
+    mark: () => {
+      from = loop.polls();
+      received = loop.received();
+    },
+    facts: () => {
+      const to = loop.polls();
+      return {
+        switch_drops: loop.drops(),
+        ...pollFacts('switch', to.switchPolls - from.switchPolls, undefined, to.switchFrames - from.switchFrames),
+        ...pollFacts('guest', to.guestPolls - from.guestPolls, to.guestEmpty - from.guestEmpty, loop.received() - received),
+      };
+    },
     stop,
+  };
+}
+
+/**
+ * Why-is-it-slow facts of one side (switch or guest): its share of RX polls that
+ * found nothing (`<side>_empty_pct`) and the frames per poll, where counted.
+ */
+export function pollFacts(side: 'switch' | 'guest', polls: number, empty: number | undefined, frames: number | undefined): Record<string, number> {
+  if (!(polls > 0)) return {};
+  const out: Record<string, number> = {};
+  if (empty !== undefined) out[`${side}_empty_pct`] = (empty / polls) * 100;
+  if (frames !== undefined) out[`${side}_frames_per_poll`] = frames / polls;
+  return out;
+}
+
+/** Poll facts of a testpmd over the window: clear its forwarding stats at mark, read them at the end. */
+function testpmdPolls(side: 'switch' | 'guest', tp: Testpmd): Pick<Traffic, 'mark' | 'facts'> {
+  return {
+    mark: () => tp.command('clear fwd stats all'),
+    facts: async () => {
+      const b = await tp.burstStats();
+      return pollFacts(side, b.rxBursts, b.rxEmpty, b.rxPackets);
+    },
+  };
+}
+
+/** Facts of several sources merged (each may fail alone: a fact missing is not a failed window). */
+function mergeFacts(...parts: Pick<Traffic, 'mark' | 'facts'>[]): Pick<Traffic, 'mark' | 'facts'> {
+  return {
+    mark: async () => {
+      for (const p of parts) await p.mark?.();
+    },
+    facts: async () => {
+      let out: Record<string, number> = {};
+      for (const p of parts) out = { ...out, ...(await Promise.resolve(p.facts?.()).catch(() => ({}))) };
+      return out;
+    },
   };
 }
 
@@ -91,11 +146,7 @@ export async function xswSwitchLoopCores(size: number, cores: number[]): Promise
   const loop = new (benchAddon().SwitchLoop)({ frameLen: size, inFlight: LOOP_IN_FLIGHT, switchCpu: cores[0], guestCpu: CPU_GUESTS, switchCores: cores });
   const stop = onCleanup('stop the switch harness', () => loop.stop());
   loop.start();
-  return {
-    read: async () => ({ t: performance.now(), count: loop.received() }),
-    facts: () => ({ switch_drops: loop.drops() }),
-    stop,
-  };
+  return loopTraffic(loop, stop);
 }
 
 /** The same loop through DPDK's vhost switch: one guest testpmd with two virtio_user ports in io forwarding, `start tx_first 4`. */
@@ -118,6 +169,7 @@ export async function vhostSwitchLoop(huge: Hugepages, size: number): Promise<Tr
       const c = await g.rxPacketsAll(2);
       return { t: c.t, count: c.rx };
     },
+    ...mergeFacts(testpmdPolls('switch', sw), testpmdPolls('guest', g)),
     stop: async () => {
       for (const t of [guest, sw]) await t?.stop();
     },
@@ -148,12 +200,13 @@ async function sameGuest(huge: Hugepages, dir: string, size: number): Promise<Te
   return guest;
 }
 
-function sameGuestTraffic(guest: Testpmd, stop: () => Promise<void>): Traffic {
+function sameGuestTraffic(guest: Testpmd, stop: () => Promise<void>, sw?: Testpmd): Traffic {
   return {
     read: async () => {
       const c = await guest.rxPacketsAll(2);
       return { t: c.t, count: c.rx };
     },
+    ...mergeFacts(testpmdPolls('guest', guest), ...(sw ? [testpmdPolls('switch', sw)] : [])),
     stop,
   };
 }
@@ -193,7 +246,7 @@ export async function vhostSameGuests(huge: Hugepages, size: number): Promise<Tr
   const g = guest;
   return sameGuestTraffic(g, async () => {
     for (const t of [g, sw]) await t.stop();
-  });
+  }, sw);
 }
 
 /** DPDK's vhost switch: testpmd io between two net_vhost ports; guests are testpmds on virtio_user, txonly → rxonly. */

@@ -56,7 +56,8 @@ export class Testpmd {
       '--single-file-segments', '--log-level', 'lib.eal:error', ...vdevs.flatMap((v) => ['--vdev', v]),
     ];
     // stdbuf: testpmd's stdout is a pipe here; line buffering lets each answer arrive at once.
-    const proc = start(name, 'stdbuf', ['-oL', TESTPMD, ...eal, '--', '-i', '--nb-cores=1', ...(autoStart ? ['--auto-start'] : []), ...appArgs], { stdin: true, cwd: sockDir });
+    // --record-burst-stats: one counter per burst, so `show fwd stats` says how many RX polls were empty.
+    const proc = start(name, 'stdbuf', ['-oL', TESTPMD, ...eal, '--', '-i', '--nb-cores=1', '--record-burst-stats', ...(autoStart ? ['--auto-start'] : []), ...appArgs], { stdin: true, cwd: sockDir });
     return new Testpmd(proc);
   }
 
@@ -92,6 +93,15 @@ export class Testpmd {
     return { t, rx };
   }
 
+  /** RX polls (bursts), the empty ones and the frames they brought, over every port since the last `clear fwd stats all`. */
+  async burstStats(timeoutMs = 5000): Promise<BurstStats> {
+    const from = this.proc.out.length;
+    this.proc.write('show fwd stats all\n');
+    const acc = await this.proc.waitLine('out', /Accumulated forward statistics/, { from, timeoutMs });
+    await this.proc.waitLine('out', /TX-packets:/, { from: acc, timeoutMs });
+    return parseBurstStats(this.proc.out.slice(from, acc));
+  }
+
   command(text: string): void {
     this.proc.write(`${text}\n`);
   }
@@ -102,6 +112,34 @@ export class Testpmd {
     await Promise.race([this.proc.exited, sleep(5000)]);
     await this.proc.stop(1000);
   }
+}
+
+export interface BurstStats {
+  rxBursts: number;
+  /** Empty RX polls (from testpmd's whole-percent share of 0-packet bursts, so ± 1 % of rxBursts per port). */
+  rxEmpty: number;
+  rxPackets: number;
+}
+
+/**
+ * The per-port blocks of testpmd's `show fwd stats all` with
+ * --record-burst-stats ("RX-packets: N …" and "RX-bursts : T [a% of 0 pkts +
+ * b% of 32 pkts]"), summed over the ports. testpmd always lists the 0-packet
+ * share first.
+ */
+export function parseBurstStats(lines: string[]): BurstStats {
+  const out: BurstStats = { rxBursts: 0, rxEmpty: 0, rxPackets: 0 };
+  for (const l of lines) {
+    const p = /RX-packets:\s*(\d+)/.exec(l);
+    if (p) out.rxPackets += Number(p[1]);
+    const b = /RX-bursts\s*:\s*(\d+)\s*\[([^\]]*)\]/.exec(l);
+    if (!b) continue;
+    const total = Number(b[1]);
+    out.rxBursts += total;
+    const zero = /(\d+)% of 0 pkts/.exec(b[2]);
+    if (zero) out.rxEmpty += (total * Number(zero[1])) / 100;
+  }
+  return out;
 }
 
 /** A directory for the vhost-user sockets, removed at cleanup. */

@@ -28,8 +28,10 @@ export interface Count {
 export interface Traffic {
   read(): Promise<Count>;
   stop(): Promise<void>;
-  /** Extra facts taken just before traffic stops (e.g. the back end's RSS). */
-  facts?(): Record<string, number>;
+  /** Called just before the window's first count: counters for facts() start here. */
+  mark?(): Promise<void> | void;
+  /** Extra facts taken just before traffic stops (e.g. the back end's RSS, poll counts since mark()). */
+  facts?(): Record<string, number> | Promise<Record<string, number>>;
 }
 
 export interface WindowResult {
@@ -77,12 +79,13 @@ export async function measureWindow(system: string, timing: Timing, startTraffic
     let facts: Record<string, number> = {};
     try {
       await sleep(timing.warmupMs);
+      await traffic.mark?.();
       const l0 = sampleLoad();
       c0 = await traffic.read();
       await sleep(timing.windowMs);
       c1 = await traffic.read();
       foreign = foreignCpus(l0, sampleLoad());
-      facts = traffic.facts?.() ?? {};
+      facts = (await traffic.facts?.()) ?? {};
     } finally {
       await traffic.stop();
     }

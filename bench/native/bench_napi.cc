@@ -81,7 +81,7 @@ class SwitchLoopWrap : public Napi::ObjectWrap<SwitchLoopWrap> {
     return DefineClass(env, "SwitchLoop",
                        {InstanceMethod("start", &SwitchLoopWrap::Start), InstanceMethod("stop", &SwitchLoopWrap::Stop),
                         InstanceMethod("received", &SwitchLoopWrap::Received), InstanceMethod("drops", &SwitchLoopWrap::Drops),
-                        InstanceMethod("roundTrips", &SwitchLoopWrap::RoundTrips)});
+                        InstanceMethod("roundTrips", &SwitchLoopWrap::RoundTrips), InstanceMethod("polls", &SwitchLoopWrap::Polls)});
   }
 
   // new SwitchLoop({ frameLen, inFlight, switchCpu, guestCpu, latency, idleDevices })
@@ -116,6 +116,16 @@ class SwitchLoopWrap : public Napi::ObjectWrap<SwitchLoopWrap> {
   }
   Napi::Value Received(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(loop_->Received())); }
   Napi::Value Drops(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(loop_->SwitchDrops())); }
+  // { guestPolls, guestEmpty, switchPolls, switchFrames } so far.
+  Napi::Value Polls(const Napi::CallbackInfo& info) {
+    const auto p = loop_->Polls();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("guestPolls", double(p.guest_polls));
+    o.Set("guestEmpty", double(p.guest_empty));
+    o.Set("switchPolls", double(p.switch_polls));
+    o.Set("switchFrames", double(p.switch_frames));
+    return o;
+  }
   // Latency mode, after stop(): the recorded round trips in µs.
   Napi::Value RoundTrips(const Napi::CallbackInfo& info) {
     const auto& v = loop_->RoundTrips();

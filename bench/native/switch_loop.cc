@@ -124,6 +124,21 @@ uint64_t SwitchLoop::SwitchDrops() const {
   return d;
 }
 
+SwitchLoop::PollCounts SwitchLoop::Polls() const {
+  PollCounts p;
+  p.guest_polls = guest_polls_.load(std::memory_order_relaxed);
+  p.guest_empty = guest_empty_.load(std::memory_order_relaxed);
+  const auto threads = switch_->ThreadStats();
+  for (const auto& d : switch_->Stats()) {
+    if (d.domid != 1 && d.domid != 2) continue;  // the two looping devices
+    p.switch_frames += d.tx_total;
+    for (const auto& t : threads) {
+      if (t.index == d.thread) p.switch_polls += t.loops;  // each loop of its thread checks its TX ring once
+    }
+  }
+  return p;
+}
+
 void SwitchLoop::RunGuest() {
   try {
     PinSelf(cfg_.guest_cpu);
@@ -156,10 +171,15 @@ void SwitchLoop::RunGuest() {
   injected_.store(true);
   // The loop: what a device receives goes back out of it, MACs swapped.
   uint32_t pkts[kBurst];
+  uint64_t polls = 0, empty = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
+    polls += 2;
+    guest_polls_.store(polls, std::memory_order_relaxed);
+    guest_empty_.store(empty, std::memory_order_relaxed);
     for (Guest* d : g) {
       const uint32_t n = d->port->RxBurst(pkts, kBurst);
       if (n == 0) {
+        ++empty;
         d->port->ReclaimTx();
         continue;
       }

@@ -68,6 +68,13 @@ class SwitchLoop {
   uint64_t Received() const;
   // Frames the switch dropped (should stay 0 while the loop is healthy).
   uint64_t SwitchDrops() const;
+  // Why a row is slow: how often each side polled and found nothing.
+  struct PollCounts {
+    uint64_t guest_polls = 0, guest_empty = 0;  // the guest thread's RX polls of the two devices
+    uint64_t switch_polls = 0;                  // the switch's polls of the two devices' TX rings (one per loop of its thread)
+    uint64_t switch_frames = 0;                 // frames the switch took from the two devices' TX rings
+  };
+  PollCounts Polls() const;
   // Latency mode: the round trips recorded so far (ns); call after Stop().
   const std::vector<uint32_t>& RoundTrips() const { return rtt_ns_; }
 
@@ -82,6 +89,8 @@ class SwitchLoop {
   std::unique_ptr<Switch> switch_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> injected_{false};
+  // Written by the guest thread only (a relaxed store per loop), read by Polls().
+  std::atomic<uint64_t> guest_polls_{0}, guest_empty_{0};
   std::thread guest_thread_;
   std::vector<uint32_t> rtt_ns_;  // reserved up front: the guest thread never allocates
 };
