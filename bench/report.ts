@@ -46,7 +46,7 @@ export interface Report {
   memcpy: { hot1500GBs: number; pool1500GBs: number };
   crossingStartNs: number;
   figures: Figure[];
-  latency: { xsw?: LatencyResult[]; core?: LatencyResult[]; peer?: LatencyResult[]; wakeup?: LatencyResult[]; note?: string };
+  latency: { xsw?: LatencyResult[]; core?: LatencyResult[]; peer?: LatencyResult[]; wakeup?: LatencyResult[]; wakeupFloor?: LatencyResult[]; note?: string };
   attach?: AttachResult;
   attachNote?: string;
   /** Idle cost per poll mode (absent in reports written before it existed). */
@@ -206,7 +206,8 @@ export function markdown(r: Report): string {
   const lw = latencySummary(r.latency.wakeup);
   if (lw) {
     const lost = (r.latency.wakeup ?? []).reduce((n, x) => n + x.lost, 0);
-    L.push(`| wake-up round trip, 64 B, --poll interrupt: a JS pinger → asleep back end → asleep echo guest (xsw-front macswap) → back end → pinger, 1 ms pause before each | ${lt(lw)}${lost ? `, ${lost} lost` : ''} | – |`);
+    const lf = latencySummary(r.latency.wakeupFloor);
+    L.push(`| wake-up round trip, 64 B, --poll interrupt: a JS pinger → asleep back end → asleep echo guest (xsw-front macswap) → back end → pinger, 1 ms pause before each | ${lt(lw)}${lost ? `, ${lost} lost` : ''} | the floor of this host, the same three wake-ups with no xsw (a spinning pinger → process A asleep in ppoll → process B asleep in read → A → pinger, eventfds, same CPUs, 1 ms pause): ${lf ? lt(lf) : 'n/a'} |`);
   }
   const a = r.attach;
   L.push(`| attach, 8192 mbufs: start key → registered (ms) | ${a ? fmtSummary(summarize(a.attachMs), 1) : r.attachNote ?? 'n/a'} | – |`);

@@ -10,7 +10,9 @@ import { Child, mustRun, run, sleep } from '../harness/child';
 import { CLI } from '../harness/cli-paths';
 import { onCleanup, start } from './cleanup';
 import { Hugepages, socketDir, Testpmd } from './testpmd';
-import { benchAddon, NativeSwitchLoop } from './native';
+import fs from 'node:fs';
+import path from 'node:path';
+import { benchAddon, benchAddonPath, NativeSwitchLoop } from './native';
 import { crossingNs, placementOf, Traffic, Placement } from './window';
 
 export const MAC1 = '02:00:00:00:01:01';
@@ -416,6 +418,25 @@ export async function xswWakeupLatency(rig: SimRig, count: number, warmup: numbe
   if (!j.rtt_us) throw new Error(`the wake-up pinger printed no result: ${pinger.tail()}`);
   const crossAfterNs = crossingNs();
   return { system: 'xsw interrupt', rttUs: j.rtt_us, lost: j.lost ?? 0, crossBeforeNs, crossAfterNs, placement: placementOf(crossBeforeNs, crossAfterNs) };
+}
+
+/**
+ * The wake-up floor: xswWakeupLatency's pattern with no xsw code
+ * (bench/native/wakeup_floor.cc): a spinning pinger on CPU_GUESTS wakes
+ * process A (asleep in ppoll), A wakes B (asleep in read), B wakes A, A
+ * answers; A and B share CPU_SWITCH; a 1 ms pause before each ping; eventfds.
+ */
+export async function wakeupFloor(count: number, warmup: number): Promise<LatencyResult> {
+  const crossBeforeNs = crossingNs();
+  const exe = path.join(path.dirname(benchAddonPath()), 'xsw_wakeup_floor');
+  if (!fs.existsSync(exe)) throw new Error(`${exe} is missing: run 'npm run build:bench'`);
+  const p = start('wake-up floor', exe, [String(count), String(warmup), '1000', String(CPU_GUESTS), String(CPU_SWITCH)]);
+  const exit = await p.exited;
+  if (exit.code !== 0) throw new Error(`the wake-up floor failed: ${p.tail()}`);
+  const j = JSON.parse(p.out.find((l) => l.startsWith('{')) ?? '{}') as { rtt_us?: number[]; lost?: number };
+  if (!j.rtt_us) throw new Error(`the wake-up floor printed no result: ${p.tail()}`);
+  const crossAfterNs = crossingNs();
+  return { system: 'eventfds, no xsw', rttUs: j.rtt_us, lost: j.lost ?? 0, crossBeforeNs, crossAfterNs, placement: placementOf(crossBeforeNs, crossAfterNs) };
 }
 
 /** The data plane's own round trip: the switch harness with one frame in flight, A → switch → B → switch → A. */
