@@ -32,8 +32,8 @@ export interface NativeSwitchLoop {
   received(): number;
   /** Frames the switch dropped. */
   drops(): number;
-  /** Poll counts so far: the guest thread's RX polls (and empty ones), the switch's polls of the two devices' TX rings and the frames it took. */
-  polls(): { guestPolls: number; guestEmpty: number; switchPolls: number; switchFrames: number };
+  /** Poll counts so far (absent in bench addons built before it existed, e.g. another checkout's with --xsw-b): the guest thread's RX polls (and empty ones), the switch's polls of the two devices' TX rings and the frames it took. */
+  polls?(): { guestPolls: number; guestEmpty: number; switchPolls: number; switchFrames: number };
   /** Latency mode, after stop(): every round trip recorded (µs). */
   roundTrips(): Float64Array;
 }
@@ -56,4 +56,9 @@ export function benchAddonPath(): string {
 export function benchAddon(): BenchAddon {
   cached ??= loadAddon<BenchAddon>('bench', benchAddonPath(), "'npm run build:bench'");
   return cached;
+}
+
+/** Another checkout's bench addon (--xsw-b): its switch harness links that checkout's switch and PMD. */
+export function benchAddonOf(root: string): BenchAddon {
+  return loadAddon<BenchAddon>('bench', path.join(root, 'build', 'Release', 'xsw_bench.node'), `'npm run build:bench' in ${root}`);
 }

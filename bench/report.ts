@@ -21,6 +21,8 @@ export interface Figure {
   unit: Unit;
   frameBytes: number;
   xsw: Series;
+  /** --xsw-b: the same xsw rows from another build, interleaved with xsw's windows (ratios B/A). */
+  b?: Series;
   peers: Series[];
 }
 
@@ -74,11 +76,11 @@ export function seriesSummary(f: Figure, s: Series, placement?: Placement): Summ
   return summarize(ws.map((w) => valueOf(f, w)));
 }
 
-/** xsw/peer per placement where both have windows. */
-export function ratios(f: Figure, peer: Series): { placement: Placement; ratio: number }[] {
+/** xsw/peer (or `of`/peer) per placement where both have windows. */
+export function ratios(f: Figure, peer: Series, of: Series = f.xsw): { placement: Placement; ratio: number }[] {
   const out: { placement: Placement; ratio: number }[] = [];
   for (const p of ['fast', 'slow'] as Placement[]) {
-    const a = seriesSummary(f, f.xsw, p);
+    const a = seriesSummary(f, of, p);
     const b = seriesSummary(f, peer, p);
     if (a && b && b.median > 0) out.push({ placement: p, ratio: a.median / b.median });
   }
@@ -120,7 +122,7 @@ function crossings(s: Series): string {
 export function pollRows(figures: Figure[]): { figure: string; system: string; switchSide: string; guestSide: string }[] {
   const out: { figure: string; system: string; switchSide: string; guestSide: string }[] = [];
   for (const f of figures) {
-    for (const s of [f.xsw, ...f.peers]) {
+    for (const s of [f.xsw, ...(f.b ? [f.b] : []), ...f.peers]) {
       const ws = usedWindows(s);
       const m = (k: string) => median(ws.map((w) => w.facts[k]).filter((v): v is number => Number.isFinite(v)));
       const side = (k: 'switch' | 'guest') => {
@@ -163,6 +165,12 @@ export function markdown(r: Report): string {
   for (const f of r.figures) {
     const label = `${f.title} [${f.unit}]`;
     L.push(`| ${label} | **xsw** | **${fmtSummary(seriesSummary(f, f.xsw))}** | ${placements(f.xsw)} | ${crossings(f.xsw)} | | |`);
+    if (f.b) {
+      const rs = f.xsw.note ? [] : ratios(f, f.b, f.xsw);
+      const ps = f.xsw.note || f.b.note ? [] : pairs(f, f.b, f.xsw);
+      const rtext = rs.length ? `B/A ${rs.map((x) => `${x.placement}: ${fmt(x.ratio)}×`).join(', ')}` : 'no common placement';
+      L.push(`| ${label} | ${f.b.name} | ${f.b.note ?? fmtSummary(seriesSummary(f, f.b))} | ${placements(f.b)} | ${crossings(f.b)} | ${rtext} | ${ps.length ? `B/A ${fmtPairs(ps)}` : 'no pair'} |`);
+    }
     for (const p of f.peers) {
       if (p.note) {
         L.push(`| ${label} | ${p.name} | ${p.note} | | | | |`);
@@ -180,7 +188,7 @@ export function markdown(r: Report): string {
   L.push('');
   L.push('| figure | system | fast | slow |');
   L.push('|---|---|---|---|');
-  for (const f of r.figures) for (const s of [f.xsw, ...f.peers].filter((s) => !s.note)) {
+  for (const f of r.figures) for (const s of [f.xsw, ...(f.b ? [f.b] : []), ...f.peers].filter((s) => !s.note)) {
     L.push(`| ${f.title} [${f.unit}] | ${s.name} | ${fmtSummary(seriesSummary(f, s, 'fast'))} | ${fmtSummary(seriesSummary(f, s, 'slow'))} |`);
   }
   const polls = pollRows(r.figures);

@@ -25,10 +25,26 @@ export interface FrontCounter {
   tx: number;
 }
 
-export class SimRig {
-  private readonly domains = new Map<string, number>();
+/** The dist/ entry points a rig runs (harness/cli-paths.ts's CLI, or another checkout's for --xsw-b). */
+export type CliPaths = { backend: string; front: string; sim: string };
 
-  private constructor(readonly dir: string) {}
+/** The entry points of another checkout (its dist/ built). */
+export function cliPathsOf(root: string): CliPaths {
+  const dist = path.join(root, 'dist');
+  return { backend: path.join(dist, 'backend', 'cli.js'), front: path.join(dist, 'frontend', 'cli.js'), sim: path.join(dist, 'xenstore', 'sim', 'cli.js') };
+}
+
+export class SimRig {
+  private constructor(
+    readonly dir: string,
+    private readonly cli: CliPaths = CLI,
+    private readonly domains = new Map<string, number>(),
+  ) {}
+
+  /** The same platform (and domains), running another build's back end and front ends. */
+  withCli(cli: CliPaths): SimRig {
+    return new SimRig(this.dir, cli, this.domains);
+  }
 
   static async up(): Promise<SimRig> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-bench-sim-'));
@@ -59,7 +75,7 @@ export class SimRig {
 
   /** xsw-backend --poll busy pinned to CPU_SWITCH, in namespace `ns` when given. */
   backend(args: string[], ns?: string): Child {
-    const cmd = ['taskset', '-c', String(CPU_SWITCH), process.execPath, CLI.backend, '--platform', 'sim', '--poll', 'busy', ...args];
+    const cmd = ['taskset', '-c', String(CPU_SWITCH), process.execPath, this.cli.backend, '--platform', 'sim', '--poll', 'busy', ...args];
     const full = ns ? ['ip', 'netns', 'exec', ns, ...cmd] : cmd;
     return start('xsw-backend', full[0], full.slice(1), { env: this.env() });
   }
@@ -76,14 +92,14 @@ export class SimRig {
   /** A program run as domain `name` under `xsw-sim exec`, pinned to `cpu`. */
   async guest(name: string, cpu: number, program: string, args: string[]): Promise<Child> {
     await this.domain(name);
-    return start(`${name}`, 'taskset', ['-c', String(cpu), process.execPath, CLI.sim, 'exec', name, '--', process.execPath, program, ...args], {
+    return start(`${name}`, 'taskset', ['-c', String(cpu), process.execPath, this.cli.sim, 'exec', name, '--', process.execPath, program, ...args], {
       env: this.env(),
     });
   }
 
   /** xsw-front with stats every 0.5 s as JSON (the receiver's counters are the figure). */
   front(name: string, cpu: number, args: string[]): Promise<Child> {
-    return this.guest(name, cpu, CLI.front, ['--poll', 'busy', '--stats', '0.5', '--json', '--log-level', 'warn', ...args]);
+    return this.guest(name, cpu, this.cli.front, ['--poll', 'busy', '--stats', '0.5', '--json', '--log-level', 'warn', ...args]);
   }
 }
 

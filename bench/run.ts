@@ -7,12 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadAverage, waitQuiet } from './cpuload';
-import { benchAddon } from './native';
+import { benchAddon, benchAddonOf } from './native';
 import { run } from '../harness/child';
 import { cleanupAll } from './cleanup';
 import { Figure, fmtPairs, fromVerdict, latencySummary, markdown, pairs, ratios, Report, Series, seriesSummary, Target } from './report';
 import { verdictAtLeast } from './pairs';
-import { CPU_GUESTS, CPU_SWITCH, SimRig, vethNamespace } from './rig';
+import { cliPathsOf, CPU_GUESTS, CPU_SWITCH, SimRig, vethNamespace } from './rig';
 import * as sc from './scenarios';
 import type { IdleResult, PacedResult, PollMode } from './scenarios';
 import { median, percentile } from './stats';
@@ -30,6 +30,8 @@ interface Options {
   render?: string;
   tries?: number;
   quietWait?: number;
+  /** Another checkout of xsw (dist/ and build/ built): its xsw rows interleaved with this one's. */
+  xswB?: string;
 }
 
 const GROUPS = ['core64', 'core1500', 'same64', 'same1500', 'scale', 'cores64', 'proc64', 'proc1500', 'nic', 'idle', 'latency', 'attach'];
@@ -56,8 +58,9 @@ function parse(argv: string[]): Options {
     .option('--tries <n>', 'tries per window while other processes make it noisy (default 3; 1 with --quick)', num('--tries', 1))
     .option('--quiet-wait <s>', 'seconds to wait for a quiet machine before each window (default 30; 0 with --quick)', num('--quiet-wait', 0))
     .option('--render <json>', 'measure nothing: write the markdown of a report saved with --json')
+    .option('--xsw-b <dir>', `another checkout of xsw (npm install and npm run build:bench done there): its xsw rows (${AB_GROUPS.join(', ')}) as "xsw (B)" windows interleaved with this build's, ratios B/A`)
     .parse(argv);
-  const o = p.opts<{ quick?: boolean; reps?: number; warmup?: number; window?: number; write?: string; json?: string; only?: string; render?: string; tries?: number; quietWait?: number }>();
+  const o = p.opts<{ quick?: boolean; reps?: number; warmup?: number; window?: number; write?: string; json?: string; only?: string; render?: string; tries?: number; quietWait?: number; xswB?: string }>();
   const quick = !!o.quick;
   const only = o.only?.split(',').map((s) => s.trim());
   for (const g of only ?? []) if (!GROUPS.includes(g)) p.error(`--only: unknown group "${g}": use ${GROUPS.join(', ')}`);
@@ -72,7 +75,26 @@ function parse(argv: string[]): Options {
     render: o.render,
     tries: o.tries,
     quietWait: o.quietWait,
+    xswB: o.xswB === undefined ? undefined : checkBuildB(o.xswB, (m) => p.error(m)),
   };
+}
+
+/** The groups whose xsw rows --xsw-b runs from the other build too. */
+const AB_GROUPS = ['core64', 'core1500', 'same64', 'same1500', 'proc64', 'proc1500'];
+
+/** --xsw-b's directory, absolute, once it holds what the bench runs from it. */
+function checkBuildB(dir: string, fail: (m: string) => never): string {
+  const root = path.resolve(dir);
+  for (const f of ['dist/backend/cli.js', 'dist/frontend/cli.js', 'dist/xenstore/sim/cli.js', 'build/Release/xsw.node', 'build/Release/xsw_bench.node']) {
+    if (!fs.existsSync(path.join(root, f))) fail(`--xsw-b: ${path.join(root, f)} is missing: run 'npm install && npm run build:bench' in ${root} first`);
+  }
+  return root;
+}
+
+/** "abc1234 (branch)" of a checkout, or its path when git cannot say. */
+async function describeBuild(root: string): Promise<string> {
+  const r = await run('git', ['-C', root, 'log', '-1', '--format=%h %s']);
+  return r.code === 0 && r.out.trim() ? `${root} at ${r.out.trim().slice(0, 100)}` : root;
 }
 
 const log = (s: string): void => {
@@ -113,6 +135,13 @@ async function main(): Promise<number> {
   log(`crossing ${crossingStartNs.toFixed(0)} ns; memcpy 1500 B: ${hot.gbytesPerS.toFixed(1)} GB/s hot, ${pool.gbytesPerS.toFixed(1)} GB/s over 32 MiB`);
 
   const rig = await SimRig.up();
+  const rigB = opts.xswB ? rig.withCli(cliPathsOf(opts.xswB)) : undefined;
+  const benchB = opts.xswB ? benchAddonOf(opts.xswB) : undefined;
+  const ab = (id: string) => !!opts.xswB && AB_GROUPS.includes(id);
+  if (opts.xswB) {
+    notes.push(`xsw (A) is ${await describeBuild(path.join(__dirname, '..', '..'))}; xsw (B) is ${await describeBuild(opts.xswB)}.`);
+    log(`A/B: ${notes[notes.length - 1]}`);
+  }
   const tp = testpmdPath();
   let huge: Hugepages | undefined;
   let dpdkNote = tp ? undefined : NOT_INSTALLED;
@@ -162,10 +191,12 @@ async function main(): Promise<number> {
       unit: size === 64 ? 'Mpps' : 'Gbit/s',
       frameBytes: size,
       xsw: series('xsw'),
+      b: ab(`core${size}`) ? series('xsw (B)') : undefined,
       peers: [dpdk('DPDK vhost switch (testpmd io, 2×net_vhost)'), dpdk('DPDK one link virtio_user→vhost (txonly→rxonly)'), series('kernel veth pair', netNote)],
     };
     await interleave(f, [
       { s: f.xsw, go: () => sc.xswSwitchLoop(size) },
+      ...(f.b ? [{ s: f.b, go: () => sc.xswSwitchLoop(size, 0, benchB) }] : []),
       { s: f.peers[0], go: () => sc.vhostSwitchLoop(huge!, size) },
       { s: f.peers[1], go: () => sc.vhostLink(huge!, size) },
       { s: f.peers[2], go: () => sc.kernelVeth(size) },
@@ -179,10 +210,12 @@ async function main(): Promise<number> {
       unit: size === 64 ? 'Mpps' : 'Gbit/s',
       frameBytes: size,
       xsw: series('xsw, 2 vhost-user ports', dpdkNote),
+      b: ab(`same${size}`) ? series('xsw (B), 2 vhost-user ports', dpdkNote) : undefined,
       peers: [dpdk('DPDK vhost switch (testpmd io, 2×net_vhost)')],
     };
     await interleave(f, [
       { s: f.xsw, go: () => sc.xswSameGuests(rig, huge!, size) },
+      ...(f.b ? [{ s: f.b, go: () => sc.xswSameGuests(rigB!, huge!, size) }] : []),
       { s: f.peers[0], go: () => sc.vhostSameGuests(huge!, size) },
     ]);
   }
@@ -231,10 +264,12 @@ async function main(): Promise<number> {
       unit: size === 64 ? 'Mpps' : 'Gbit/s',
       frameBytes: size,
       xsw: series('xsw, default poll (adaptive)'),
+      b: ab(`proc${size}`) ? series('xsw (B), default poll (adaptive)') : undefined,
       peers: [series('xsw --poll busy'), dpdk('DPDK vhost switch (3 testpmds)')],
     };
     await interleave(f, [
       { s: f.xsw, go: () => sc.xswGuestToGuest(rig, size, 'adaptive') },
+      ...(f.b ? [{ s: f.b, go: () => sc.xswGuestToGuest(rigB!, size, 'adaptive') }] : []),
       { s: f.peers[0], go: () => sc.xswGuestToGuest(rig, size, 'busy') },
       { s: f.peers[1], go: () => sc.vhostSwitch(huge!, size) },
     ]);

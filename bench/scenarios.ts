@@ -12,7 +12,7 @@ import { onCleanup, start } from './cleanup';
 import { Hugepages, socketDir, Testpmd } from './testpmd';
 import fs from 'node:fs';
 import path from 'node:path';
-import { benchAddon, benchAddonPath, NativeSwitchLoop } from './native';
+import { BenchAddon, benchAddon, benchAddonPath, NativeSwitchLoop } from './native';
 import { crossingNs, placementOf, Traffic, Placement } from './window';
 
 export const MAC1 = '02:00:00:00:01:01';
@@ -73,8 +73,8 @@ export const LOOP_IN_FLIGHT = 128;
  * `idleDevices`, that many more devices of other guests are attached and
  * never send.
  */
-export async function xswSwitchLoop(size: number, idleDevices = 0): Promise<Traffic> {
-  const loop = new (benchAddon().SwitchLoop)({ frameLen: size, inFlight: LOOP_IN_FLIGHT, switchCpu: CPU_SWITCH, guestCpu: CPU_GUESTS, idleDevices });
+export async function xswSwitchLoop(size: number, idleDevices = 0, bench: BenchAddon = benchAddon()): Promise<Traffic> {
+  const loop = new bench.SwitchLoop({ frameLen: size, inFlight: LOOP_IN_FLIGHT, switchCpu: CPU_SWITCH, guestCpu: CPU_GUESTS, idleDevices });
   const stop = onCleanup('stop the switch harness', () => loop.stop());
   loop.start();
   return loopTraffic(loop, stop);
@@ -82,16 +82,18 @@ export async function xswSwitchLoop(size: number, idleDevices = 0): Promise<Traf
 
 /** The harness's traffic: the devices' receive count, and its poll counts over the window (pollFacts). */
 function loopTraffic(loop: NativeSwitchLoop, stop: () => Promise<void>): Traffic {
-  let from = loop.polls();
+  const none = { guestPolls: 0, guestEmpty: 0, switchPolls: 0, switchFrames: 0 };
+  const polls = () => loop.polls?.() ?? none;
+  let from = polls();
   let received = loop.received();
   return {
     read: async () => ({ t: performance.now(), count: loop.received() }),
     mark: () => {
-      from = loop.polls();
+      from = polls();
       received = loop.received();
     },
     facts: () => {
-      const to = loop.polls();
+      const to = polls();
       return {
         switch_drops: loop.drops(),
         ...pollFacts('switch', to.switchPolls - from.switchPolls, undefined, to.switchFrames - from.switchFrames),
