@@ -166,7 +166,7 @@ export function markdown(r: Report): string {
     const label = `${f.title} [${f.unit}]`;
     L.push(`| ${label} | **xsw** | **${fmtSummary(seriesSummary(f, f.xsw))}** | ${placements(f.xsw)} | ${crossings(f.xsw)} | | |`);
     if (f.b) {
-      const rs = f.xsw.note ? [] : ratios(f, f.b, f.xsw);
+      const rs = f.xsw.note ? [] : ratios(f, f.xsw, f.b); // B/A: of = B, over A
       const ps = f.xsw.note || f.b.note ? [] : pairs(f, f.b, f.xsw);
       const rtext = rs.length ? `B/A ${rs.map((x) => `${x.placement}: ${fmt(x.ratio)}×`).join(', ')}` : 'no common placement';
       L.push(`| ${label} | ${f.b.name} | ${f.b.note ?? fmtSummary(seriesSummary(f, f.b))} | ${placements(f.b)} | ${crossings(f.b)} | ${rtext} | ${ps.length ? `B/A ${fmtPairs(ps)}` : 'no pair'} |`);

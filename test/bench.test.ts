@@ -26,6 +26,7 @@ interface Window {
   crossAfterNs: number;
   placement: string;
   foreignCpu: number;
+  facts: Record<string, number>;
 }
 interface Series {
   name: string;
@@ -37,7 +38,7 @@ interface Report {
   quick: boolean;
   machine: { cpu: string; cpus: number; kernel: string };
   figures: { id: string; unit: string; xsw: Series; peers: Series[] }[];
-  latency: { xsw?: { rttUs: number[] }[]; core?: { rttUs: number[] }[]; peer?: { rttUs: number[] }[]; wakeup?: { rttUs: number[] }[]; note?: string };
+  latency: { xsw?: { rttUs: number[] }[]; core?: { rttUs: number[] }[]; peer?: { rttUs: number[] }[]; wakeup?: { rttUs: number[] }[]; wakeupFloor?: { rttUs: number[] }[]; note?: string };
   attach?: { attachMs: number[]; startToAttachMs: number[] };
   rssPerGuestBytes: number[];
   idle?: { mode: string; seconds: number; backendPct: number; guestsPct: number }[];
@@ -138,6 +139,13 @@ test.serial('--quick runs end to end and writes a well-formed report', async (t)
   // The wake-up round trip (--poll interrupt): measured, and its target reported.
   t.true((report.latency.wakeup ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
   t.true(report.targets.some((x) => x.what.startsWith('interrupt-mode wake-up round trip')));
+  // Its floor (the same wake-ups with eventfds, no xsw) beside it.
+  t.true((report.latency.wakeupFloor ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
+  // Why-is-it-slow: the loop rows carry their RX poll shares (xsw's from the harness, DPDK's from testpmd).
+  const core64 = report.figures.find((f) => f.id === 'core64')!;
+  const share = (w: Window, k: string) => Number.isFinite(w.facts[k]) && w.facts[k] >= 0 && w.facts[k] <= 100;
+  t.true(core64.xsw.windows.some((w) => share(w, 'guest_empty_pct') && w.facts.switch_frames_per_poll >= 0), JSON.stringify(core64.xsw.windows.map((w) => w.facts)));
+  if (!dpdkNote) t.true(core64.peers[0].windows.some((w) => share(w, 'switch_empty_pct') && share(w, 'guest_empty_pct')), JSON.stringify(core64.peers[0].windows.map((w) => w.facts)));
   t.true(report.attach !== undefined && report.attach.attachMs.length >= 1 && report.attach.attachMs.every((x) => x >= 0));
   t.true(report.rssPerGuestBytes.length >= 1);
   // Scale: every series is xsw's own, so all three were measured.
@@ -157,6 +165,8 @@ test.serial('--quick runs end to end and writes a well-formed report', async (t)
   t.regex(text, /^# Performance$/m);
   t.regex(text, /\| figure \| system \| median \(min–max\) \|/);
   t.regex(text, /## Targets/);
+  t.regex(text, /\| paired: median \(min–max\) \|/);
+  t.regex(text, /\| figure \| system \| switch: empty polls, frames\/poll \| guest: empty polls, frames\/poll \|/);
   t.regex(text, /## Idle cost\n[^]*\| adaptive \|/);
   if (dpdkNote) t.true(text.includes(dpdkNote));
 
