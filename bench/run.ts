@@ -469,7 +469,7 @@ function computeTargets(figures: Figure[], poolGBs: number, attach: Report['atta
     t.push({
       what: 'guest→guest 64 B with 64 devices attached (2 active) ≥ 90 % of the 2-device figure',
       ...fromVerdict(verdictAtLeast(ps, 0.9)),
-      detail: ps.length ? `paired ${ps.map((r) => `${r.placement}: ${(r.median * 100).toFixed(0)} % (${(r.min * 100).toFixed(0)}–${(r.max * 100).toFixed(0)} %, ${r.n} pairs)`).join(', ')}${medians(scale, scale.peers[0])}` : 'no window pair in the same placement',
+      detail: ps.length ? `paired ${ps.map((r) => `${r.placement}: ${(r.median * 100).toFixed(0)} % (${(r.min * 100).toFixed(0)}–${(r.max * 100).toFixed(0)} %, ${r.n} pair${r.n === 1 ? '' : 's'})`).join(', ')}${medians(scale, scale.peers[0])}` : 'no window pair in the same placement',
     });
   }
   const idleDefault = idle.filter((x) => x.mode === 'adaptive');
