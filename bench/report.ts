@@ -194,7 +194,7 @@ export function markdown(r: Report): string {
   const polls = pollRows(r.figures);
   if (polls.length) {
     L.push('');
-    L.push('RX polls, median over the windows: the share that found nothing, and frames per poll (a poll takes at most a burst of 32). Mostly-empty polls on both sides mean neither side is saturated and the row measures the pipeline (one side\'s burst reaching the other); a side whose polls are rarely empty is the one that limits the row. Counted by testpmd (--record-burst-stats) for DPDK and for the testpmd guests, by the switch harness for xsw\'s loop (its guest thread counts empty polls; xsw::Switch counts loops and frames, not empty polls, so its share is "not counted"; as a poll takes at most 32 frames, it is at most 1 − (frames/poll)/32); xsw-backend in the same-guests rows is not counted.');
+    L.push('RX polls, median over the windows: the share that found nothing, and frames per poll (a poll takes at most a burst of 32). Mostly-empty polls on both sides mean neither side is saturated and the row measures the pipeline (one side\'s burst reaching the other); a side whose polls are rarely empty is the one that limits the row. Counted by testpmd (--record-burst-stats) for DPDK and for the testpmd guests, by the switch harness for xsw\'s loop (its guest thread counts empty polls; xsw::Switch counts loops and frames, not empty polls, so its share is "not counted"; as a poll takes at most 32 frames, it is at most 1 − (frames/poll)/32) and, in the same-guests rows, by xsw-backend\'s control socket (its loops and frames, likewise).');
     L.push('');
     L.push('| figure | system | switch: empty polls, frames/poll | guest: empty polls, frames/poll |');
     L.push('|---|---|---|---|');

@@ -8,6 +8,7 @@ import { processTreeCpuSeconds } from './cpuload';
 import { BLAST, CPU_GUESTS, CPU_SWITCH, frontCounter, linkRxPackets, PINGER, rssBytes, SimRig } from './rig';
 import { Child, mustRun, run, sleep } from '../harness/child';
 import { CLI } from '../harness/cli-paths';
+import { call } from '../ctl/client';
 import { onCleanup, start } from './cleanup';
 import { Hugepages, socketDir, Testpmd } from './testpmd';
 import fs from 'node:fs';
@@ -127,6 +128,29 @@ function testpmdPolls(side: 'switch' | 'guest', tp: Testpmd): Pick<Traffic, 'mar
   };
 }
 
+/**
+ * Poll facts of xsw-backend over the window, from its control socket (<sim dir>/backend.sock):
+ * its loops (one thread: each polls every device's TX ring once) and the frames taken from them.
+ */
+function backendPolls(rig: SimRig): Pick<Traffic, 'mark' | 'facts'> {
+  const sock = path.join(rig.dir, 'backend.sock');
+  const read = async () => {
+    const show = await call<{ switch_loops: number }>(sock, { cmd: 'show' });
+    const stats = await call<{ devices: { tx_total: number }[] }>(sock, { cmd: 'stats' });
+    return { loops: show.switch_loops, frames: stats.devices.reduce((a, d) => a + d.tx_total, 0), devices: stats.devices.length };
+  };
+  let from: Awaited<ReturnType<typeof read>> | undefined;
+  return {
+    mark: async () => {
+      from = await read().catch(() => undefined);
+    },
+    facts: async () => {
+      const to = await read();
+      return from ? pollFacts('switch', (to.loops - from.loops) * to.devices, undefined, to.frames - from.frames) : {};
+    },
+  };
+}
+
 /** Facts of several sources merged (each may fail alone: a fact missing is not a failed window). */
 function mergeFacts(...parts: Pick<Traffic, 'mark' | 'facts'>[]): Pick<Traffic, 'mark' | 'facts'> {
   return {
@@ -204,13 +228,13 @@ async function sameGuest(huge: Hugepages, dir: string, size: number): Promise<Te
   return guest;
 }
 
-function sameGuestTraffic(guest: Testpmd, stop: () => Promise<void>, sw?: Testpmd): Traffic {
+function sameGuestTraffic(guest: Testpmd, stop: () => Promise<void>, sw: Pick<Traffic, 'mark' | 'facts'>): Traffic {
   return {
     read: async () => {
       const c = await guest.rxPacketsAll(2);
       return { t: c.t, count: c.rx };
     },
-    ...mergeFacts(testpmdPolls('guest', guest), ...(sw ? [testpmdPolls('switch', sw)] : [])),
+    ...mergeFacts(testpmdPolls('guest', guest), sw),
     stop,
   };
 }
@@ -232,7 +256,7 @@ export async function xswSameGuests(rig: SimRig, huge: Hugepages, size: number):
   return sameGuestTraffic(g, async () => {
     await g.stop();
     await stopAll([be]);
-  });
+  }, backendPolls(rig));
 }
 
 /** *Same guests*, DPDK: the same guest on DPDK's vhost switch (testpmd io between two net_vhost ports on CPU_SWITCH). */
@@ -250,7 +274,7 @@ export async function vhostSameGuests(huge: Hugepages, size: number): Promise<Tr
   const g = guest;
   return sameGuestTraffic(g, async () => {
     for (const t of [g, sw]) await t.stop();
-  }, sw);
+  }, testpmdPolls('switch', sw));
 }
 
 /** DPDK's vhost switch: testpmd io between two net_vhost ports; guests are testpmds on virtio_user, txonly → rxonly. */
