@@ -45,6 +45,11 @@ void SwitchLoopMovesFramesWithoutLoss(uint32_t frame_len) {
   CHECK(loop.SwitchDrops() == 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(loop.Received() == got);  // stopped means stopped
+  // The poll counts behind the bench's empty-poll shares: every frame the
+  // switch took came from a poll, and the guest's empty polls are some of its polls.
+  const auto p = loop.Polls();
+  CHECK(p.switch_frames >= got && p.switch_polls > 0);
+  CHECK(p.guest_polls > 0 && p.guest_empty < p.guest_polls);
 }
 
 // Idle devices of other guests attached beside the loop: the loop still
