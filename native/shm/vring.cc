@@ -1,5 +1,7 @@
 #include "shm/vring.h"
 
+#include "shm/prefetch.h"
+
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -236,6 +238,7 @@ Violation VringDevice::Pop(Chain* out) {
   if (last_avail_ == avail_seen_) return Violation::kNone;
   uint32_t idx = __atomic_load_n(&view_.avail->ring[last_avail_ & mask_], __ATOMIC_RELAXED);
   if (idx >= view_.num) return Violation::kDescIndex;
+  heads_at_slots_ = idx == (last_avail_ & mask_);
   out->head = uint16_t(idx);
   out->out_len = 0;
   out->in_len = 0;
@@ -292,23 +295,34 @@ void VringDevice::PrefetchDescs(uint32_t count) const {
   if (count > pending) count = pending;
   for (uint32_t i = 0; i < count; ++i) {
     uint32_t idx = __atomic_load_n(&view_.avail->ring[uint16_t(last_avail_ + i) & mask_], __ATOMIC_RELAXED);
-    __builtin_prefetch(&view_.desc[idx & mask_]);
+    PrefetchForRead(&view_.desc[idx & mask_]);
   }
+}
+
+void VringDevice::PrefetchAvail(uint32_t count) const {
+  PrefetchForRead(&view_.avail->idx);
+  // 32 slots per 64-byte line: one prefetch per line, and the last slot's.
+  for (uint32_t i = 0; i < count; i += 32) PrefetchForRead(&view_.avail->ring[uint16_t(last_avail_ + i) & mask_]);
+  if (count != 0) PrefetchForRead(&view_.avail->ring[uint16_t(last_avail_ + count - 1) & mask_]);
+  if (!heads_at_slots_ || count == 0) return;
+  // 4 descriptors per line.
+  for (uint32_t i = 0; i < count; i += 4) PrefetchForRead(&view_.desc[uint16_t(last_avail_ + i) & mask_]);
+  PrefetchForRead(&view_.desc[uint16_t(last_avail_ + count - 1) & mask_]);
 }
 
 void VringDevice::PrefetchUsed(uint32_t count) const {
   // 8 entries per 64-byte line: one prefetch per line, and the last entry's.
-  for (uint32_t i = 0; i < count; i += 8) __builtin_prefetch(&view_.used->ring[uint16_t(used_idx_ + i) & mask_], 1);
-  if (count != 0) __builtin_prefetch(&view_.used->ring[uint16_t(used_idx_ + count - 1) & mask_], 1);
+  for (uint32_t i = 0; i < count; i += 8) PrefetchForWrite(&view_.used->ring[uint16_t(used_idx_ + i) & mask_]);
+  if (count != 0) PrefetchForWrite(&view_.used->ring[uint16_t(used_idx_ + count - 1) & mask_]);
 }
 
 
 
 bool VringDevice::WantsCall() const {
-  // seq_cst: our used->idx store must not pass this load (the driver sets
-  // the flag, then rechecks used->idx).
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  return (__atomic_load_n(&view_.avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT) == 0;
+  // Our used->idx store must not pass this load (the driver sets the flag,
+  // then rechecks used->idx).
+  StoreLoadFence();
+  return WantsCallFenced();
 }
 
 }  // namespace xsw

@@ -9,6 +9,9 @@
 #include <memory>
 #include <thread>
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include "common/errors.h"
 #include "switch/switch.h"
 #include "switch_test_util.h"
@@ -666,6 +669,112 @@ void TestRandomizedTrafficArrivesIntact() {
 
 }  // namespace
 
+// A burst first prefetches the RX ring of the receiver of the sender's last
+// burst (datapath.cc, stage 0). That hint never outlives the receiver: once
+// it is removed and its memory unmapped (any read of its ring would fault),
+// and once another device holds its slot, the sender's bursts go on.
+void TestRxHintNeverOutlivesTheReceiver() {
+  Switch sw({}, nullptr);
+  FakeGuest a(kMacA, 0x10000000);
+  auto b = std::make_unique<FakeGuest>(kMacB, 0x20000000);
+  uint32_t sa = sw.AddDevice(a.Config(1, 0));
+  uint32_t sb = sw.AddDevice(b->Config(2, 0));
+  b->PostRx(8);
+  CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, 1)));
+  PollN(sw);
+  CHECK_EQ(b->Harvest().size(), 1u);  // A's next burst would prefetch B's RX ring
+  sw.RemoveDevice(sb);
+  b.reset();
+  CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, 2)));
+  PollN(sw);
+  CHECK_EQ(Drops(sw, sa, "no_nic"), 1u);
+  FakeGuest c(kMacC, 0x30000000);
+  uint32_t sc = sw.AddDevice(c.Config(3, 0));
+  CHECK_EQ(sc, sb);  // the slot is reused: a new generation there
+  c.PostRx(8);
+  auto f = MakeFrame(kMacC, kMacA, 64, 3);
+  CHECK(a.Send(f));
+  PollN(sw);
+  auto got = c.Harvest();
+  CHECK(got.size() == 1 && IsDelivery(got[0], f));
+  CHECK_EQ(FakeGuest::LoadIdx(&a.Tx().used->idx), uint16_t(3));
+}
+
+// The hinted receiver's RX avail index is read ahead of the burst's frames;
+// a jump found there is still the receiver's fault, named once, and the
+// sender's frames are dropped and given back, never written anywhere.
+void TestRxHintedReceiverGoingBadIsQuarantined() {
+  Switch sw({}, nullptr);
+  FakeGuest a(kMacA, 0x10000000), b(kMacB, 0x20000000), c(kMacC, 0x30000000);
+  uint32_t sa = sw.AddDevice(a.Config(1, 0));
+  uint32_t sb = sw.AddDevice(b.Config(2, 0));
+  sw.AddDevice(c.Config(3, 0));
+  b.PostRx(2);
+  c.PostRx(4);
+  for (uint8_t i = 0; i < 2; ++i) CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, i)));
+  PollN(sw);
+  CHECK_EQ(b.Harvest().size(), 2u);
+  FakeGuest::StoreIdx(&b.Rx().avail->idx, uint16_t(2 + 300));  // more than the ring holds
+  for (uint8_t i = 0; i < 3; ++i) CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, i)));
+  PollN(sw);
+  CHECK(StatsOf(sw, sb).state == DeviceState::kQuarantined);
+  CHECK_EQ(Drops(sw, sb, "avail_idx_jump"), 1u);
+  CHECK_EQ(FakeGuest::LoadIdx(&b.Rx().used->idx), uint16_t(2));
+  CHECK_EQ(StatsOf(sw, sa).tx_dropped, 3u);
+  CHECK_EQ(FakeGuest::LoadIdx(&a.Tx().used->idx), uint16_t(5));
+  auto f = MakeFrame(kMacC, kMacA, 64, 9);
+  CHECK(a.Send(f));
+  PollN(sw);
+  auto got = c.Harvest();
+  CHECK(got.size() == 1 && IsDelivery(got[0], f));
+  CHECK(StatsOf(sw, sa).state == DeviceState::kActive);
+}
+
+uint64_t ReadCalls(int fd) {
+  uint64_t n = 0;
+  return read(fd, &n, sizeof n) == ssize_t(sizeof n) ? n : 0;
+}
+
+// A peer with call eventfds (vhost-user) gets one call per burst on each
+// ring whose used entries were published, unless it set
+// VRING_AVAIL_F_NO_INTERRUPT; the TX and RX rings' flags are read after one
+// fence for both (datapath.cc's FlushTouched).
+void TestCallsFollowEachPublishedBurst() {
+  Switch sw({}, nullptr);
+  FakeGuest a(kMacA, 0x10000000), b(kMacB, 0x20000000);
+  int fd[4];
+  for (int& x : fd) {
+    x = eventfd(0, EFD_NONBLOCK);
+    CHECK(x >= 0);
+  }
+  DeviceConfig ca = a.Config(1, 0), cb = b.Config(2, 0);
+  ca.tx_call_fd = fd[0];
+  ca.rx_call_fd = fd[1];
+  cb.tx_call_fd = fd[2];
+  cb.rx_call_fd = fd[3];
+  sw.AddDevice(ca);
+  sw.AddDevice(cb);
+  b.PostRx(16);
+  for (uint8_t i = 0; i < 3; ++i) CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, i)));
+  sw.PollOnce();
+  CHECK_EQ(ReadCalls(fd[0]), 1u);  // A's TX chains came back
+  CHECK_EQ(ReadCalls(fd[3]), 1u);  // B received
+  CHECK_EQ(ReadCalls(fd[1]), 0u);
+  CHECK_EQ(ReadCalls(fd[2]), 0u);
+  __atomic_store_n(&a.Tx().avail->flags, uint16_t(VRING_AVAIL_F_NO_INTERRUPT), __ATOMIC_RELAXED);
+  __atomic_store_n(&b.Rx().avail->flags, uint16_t(VRING_AVAIL_F_NO_INTERRUPT), __ATOMIC_RELAXED);
+  for (uint8_t i = 0; i < 2; ++i) CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, i)));
+  sw.PollOnce();
+  CHECK_EQ(b.Harvest().size(), 5u);
+  for (int x : fd) CHECK_EQ(ReadCalls(x), 0u);
+  __atomic_store_n(&b.Rx().avail->flags, uint16_t(0), __ATOMIC_RELAXED);  // only B's RX wants calls again
+  CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, 7)));
+  sw.PollOnce();
+  CHECK_EQ(ReadCalls(fd[0]), 0u);
+  CHECK_EQ(ReadCalls(fd[3]), 1u);
+  for (int x : fd) close(x);
+}
+
 int main() {
   TestVm2vmUnicast();
   TestBroadcastReachesNicAndEveryOtherDevice();
@@ -683,5 +792,8 @@ int main() {
   TestRegistrationErrors();
   TestRemoveWhileTrafficFlows();
   TestRandomizedTrafficArrivesIntact();
+  TestRxHintNeverOutlivesTheReceiver();
+  TestRxHintedReceiverGoingBadIsQuarantined();
+  TestCallsFollowEachPublishedBurst();
   return xsw::test::Finish("switch_test");
 }
