@@ -238,7 +238,6 @@ Violation VringDevice::Pop(Chain* out) {
   if (last_avail_ == avail_seen_) return Violation::kNone;
   uint32_t idx = __atomic_load_n(&view_.avail->ring[last_avail_ & mask_], __ATOMIC_RELAXED);
   if (idx >= view_.num) return Violation::kDescIndex;
-  heads_at_slots_ = idx == (last_avail_ & mask_);
   out->head = uint16_t(idx);
   out->out_len = 0;
   out->in_len = 0;
@@ -290,12 +289,13 @@ Violation VringDevice::Pop(Chain* out) {
   return Violation::kNone;
 }
 
-void VringDevice::PrefetchDescs(uint32_t count) const {
+void VringDevice::PrefetchDescs(uint32_t count) {
   const uint32_t pending = uint16_t(avail_seen_ - last_avail_);
   if (count > pending) count = pending;
   for (uint32_t i = 0; i < count; ++i) {
     uint32_t idx = __atomic_load_n(&view_.avail->ring[uint16_t(last_avail_ + i) & mask_], __ATOMIC_RELAXED);
     PrefetchForRead(&view_.desc[idx & mask_]);
+    if (i == 0) heads_at_slots_ = idx == (last_avail_ & mask_);  // for PrefetchAvail's guess: a hint
   }
 }
 

@@ -133,7 +133,8 @@ uint32_t Switch::ServiceGuest(const Snapshot& s, uint32_t g) {
 //     avail index, slots, descriptors and used entries: a burst mostly goes
 //     where the last one went) beside the TX descriptors and used entries;
 //  1. pop every chain (each descriptor read once and validated, as always)
-//     and prefetch the first lines of its frame;
+//     and prefetch the first lines of its frame; pop the hinted receiver's
+//     RX chains and prefetch their buffers;
 //  2. classify each frame on its private header copy; prefetch the RX
 //     descriptors of every receiver, then pop each guest-bound frame's RX
 //     chain (in frame order, up to the first group frame) and prefetch its
@@ -165,6 +166,21 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
     PrefetchFrame(tx_burst_[n]);
     ++n;
   }
+  // The hinted receiver's RX chains, popped now (as PopRx does: each
+  // descriptor read once and validated) so that its buffers are asked for
+  // beside the frames. The leading frames that go there keep them; the rest
+  // go back to the ring untouched (Unpop) before anything else pops it, so
+  // they are popped again, afresh, in frame order. A bad chain is left for
+  // PopRx to meet again and quarantine.
+  uint32_t pre = 0;
+  if (hint != nullptr) {
+    while (pre < n && hint->rx_avail != 0) {
+      if (hint->rx->Pop(&rx_burst_[pre]) != Violation::kNone || rx_burst_[pre].nseg == 0) break;
+      --hint->rx_avail;
+      PrefetchBuffer(rx_burst_[pre]);
+      ++pre;
+    }
+  }
   last_dst_mac_ = ~uint64_t(0);
   uint32_t n_dst = 0;
   for (uint32_t i = 0; i < n; ++i) {
@@ -188,10 +204,18 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
     d.rx_hint_slot = staged_dst_[0]->slot;
     d.rx_hint_gen = s.gen[d.rx_hint_slot];
   }
+  uint32_t staged_rx = 0;
+  while (staged_rx < pre && staged_[staged_rx].stage == Stage::kGuest && staged_[staged_rx].dst == hint) {
+    hint->counters.rx_total.Add();  // PopRx's count for the chains taken above
+    ++staged_rx;
+  }
+  if (staged_rx < pre) {
+    hint->rx->Unpop(pre - staged_rx);
+    hint->rx_avail += pre - staged_rx;
+  }
   // A group frame takes its receivers' RX chains in stage 3; the frames
   // after it take theirs there too, so that every receiver's chains are used
   // in the order it made them available (virtio's IN_ORDER).
-  uint32_t staged_rx = 0;
   for (; staged_rx < n && staged_[staged_rx].stage != Stage::kGroup; ++staged_rx) {
     if (TakeStagedRx(d, staged_[staged_rx], &rx_burst_[staged_rx])) PrefetchBuffer(rx_burst_[staged_rx]);
   }
