@@ -1,5 +1,7 @@
 #include "shm/vring.h"
 
+#include "shm/prefetch.h"
+
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -287,28 +289,40 @@ Violation VringDevice::Pop(Chain* out) {
   return Violation::kNone;
 }
 
-void VringDevice::PrefetchDescs(uint32_t count) const {
+void VringDevice::PrefetchDescs(uint32_t count) {
   const uint32_t pending = uint16_t(avail_seen_ - last_avail_);
   if (count > pending) count = pending;
   for (uint32_t i = 0; i < count; ++i) {
     uint32_t idx = __atomic_load_n(&view_.avail->ring[uint16_t(last_avail_ + i) & mask_], __ATOMIC_RELAXED);
-    __builtin_prefetch(&view_.desc[idx & mask_]);
+    PrefetchForRead(&view_.desc[idx & mask_]);
+    if (i == 0) heads_at_slots_ = idx == (last_avail_ & mask_);  // for PrefetchAvail's guess: a hint
   }
+}
+
+void VringDevice::PrefetchAvail(uint32_t count) const {
+  PrefetchForRead(&view_.avail->idx);
+  // 32 slots per 64-byte line: one prefetch per line, and the last slot's.
+  for (uint32_t i = 0; i < count; i += 32) PrefetchForRead(&view_.avail->ring[uint16_t(last_avail_ + i) & mask_]);
+  if (count != 0) PrefetchForRead(&view_.avail->ring[uint16_t(last_avail_ + count - 1) & mask_]);
+  if (!heads_at_slots_ || count == 0) return;
+  // 4 descriptors per line.
+  for (uint32_t i = 0; i < count; i += 4) PrefetchForRead(&view_.desc[uint16_t(last_avail_ + i) & mask_]);
+  PrefetchForRead(&view_.desc[uint16_t(last_avail_ + count - 1) & mask_]);
 }
 
 void VringDevice::PrefetchUsed(uint32_t count) const {
   // 8 entries per 64-byte line: one prefetch per line, and the last entry's.
-  for (uint32_t i = 0; i < count; i += 8) __builtin_prefetch(&view_.used->ring[uint16_t(used_idx_ + i) & mask_], 1);
-  if (count != 0) __builtin_prefetch(&view_.used->ring[uint16_t(used_idx_ + count - 1) & mask_], 1);
+  for (uint32_t i = 0; i < count; i += 8) PrefetchForWrite(&view_.used->ring[uint16_t(used_idx_ + i) & mask_]);
+  if (count != 0) PrefetchForWrite(&view_.used->ring[uint16_t(used_idx_ + count - 1) & mask_]);
 }
 
 
 
 bool VringDevice::WantsCall() const {
-  // seq_cst: our used->idx store must not pass this load (the driver sets
-  // the flag, then rechecks used->idx).
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  return (__atomic_load_n(&view_.avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT) == 0;
+  // Our used->idx store must not pass this load (the driver sets the flag,
+  // then rechecks used->idx).
+  StoreLoadFence();
+  return WantsCallFenced();
 }
 
 }  // namespace xsw

@@ -188,9 +188,24 @@ class VringDevice {
   // necessarily revisits a descriptor and is reported as kChainLoop.
   Violation Pop(Chain* out);
 
+  // Gives back the last `count` chains popped, which the caller has neither
+  // written nor pushed used: the next Pop reads them from the ring again and
+  // validates them afresh, as if they had never been popped.
+  void Unpop(uint32_t count) { last_avail_ = uint16_t(last_avail_ - count); }
+
   // Prefetches the descriptors of the next `count` chains (as seen by the
-  // last Avail): a hint only, the avail slots read here decide nothing.
-  void PrefetchDescs(uint32_t count) const;
+  // last Avail): a hint only, the avail slots read here decide nothing
+  // (besides PrefetchAvail's next guess).
+  void PrefetchDescs(uint32_t count);
+
+  // Prefetches avail->idx and the avail slots of the next `count` chains,
+  // whether or not the peer has filled them yet: their addresses follow from
+  // our own position, so the prefetch waits for no load (the first stage of
+  // a burst, overlapped with the other ring's misses). While the last burst
+  // PrefetchDescs saw began with a head at its own slot's index (an in-order
+  // driver such as DPDK's virtio_user puts chain k in descriptor k), the
+  // descriptors at the same indexes too: a guess, which decides nothing.
+  void PrefetchAvail(uint32_t count) const;
 
   // Prefetches, for writing, the used entries the next `count` PushUsed will write.
   void PrefetchUsed(uint32_t count) const;
@@ -205,6 +220,11 @@ class VringDevice {
   // True unless the driver set VRING_AVAIL_F_NO_INTERRUPT: it wants a call
   // (an interrupt, an eventfd write) after used entries are published.
   bool WantsCall() const;
+  // The same without the fence: for a caller that published several rings'
+  // used indexes and then issued one StoreLoadFence (shm/prefetch.h) for all.
+  bool WantsCallFenced() const {
+    return (__atomic_load_n(&view_.avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT) == 0;
+  }
 
   // Event index, the device's half. Asks the driver to kick for the next
   // chain it publishes (avail_event = what we popped), then re-reads
@@ -240,6 +260,7 @@ class VringDevice {
   uint16_t called_idx_ = 0;  // used_idx_ when CallNeeded last looked
   uint32_t generation_ = 0;  // per-chain stamp for loop detection (chains of two or more descriptors)
   uint32_t region_hint_ = 0; // the region the last descriptor was in (RegionTable::TranslateHinted)
+  bool heads_at_slots_ = false;  // PrefetchDescs' last burst began with head == its avail slot
   bool no_notify_flag_ = false;  // UseNoNotifyFlag was called
   bool kicks_armed_ = false;     // ArmAvailEvent cleared NO_NOTIFY; the next Avail sets it
   std::unique_ptr<uint32_t[]> stamp_;  // per descriptor: generation that last visited it

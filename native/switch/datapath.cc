@@ -14,6 +14,7 @@
 
 #include "common/ethernet.h"
 #include "shm/chain_copy.h"
+#include "shm/prefetch.h"
 #include "switch/switch.h"
 
 namespace xsw {
@@ -99,7 +100,11 @@ bool Switch::CheckTx(Device& d, uint32_t* work) {
     ++*work;
     return false;
   }
-  return d.tx_avail != 0;
+  if (d.tx_avail == 0) return false;
+  // The avail slots of its burst, read first thing in ServiceGuestTx: their
+  // misses overlap the other devices' checks and services before it.
+  d.tx->PrefetchAvail(std::min(d.tx_avail, kBurst));
+  return true;
 }
 
 // One guest's turn: kBurst chains in all from its devices, in turn from one
@@ -124,8 +129,12 @@ uint32_t Switch::ServiceGuest(const Snapshot& s, uint32_t g) {
 // Switches up to `avail` chains of the device's TX ring (at most what its
 // last Avail saw), in three stages so that the cache misses of the burst
 // overlap instead of being taken one frame after another (docs/PERFORMANCE.md):
+//  0. prefetch the RX ring of the receiver of the device's last burst (its
+//     avail index, slots, descriptors and used entries: a burst mostly goes
+//     where the last one went) beside the TX descriptors and used entries;
 //  1. pop every chain (each descriptor read once and validated, as always)
-//     and prefetch the first lines of its frame;
+//     and prefetch the first lines of its frame; pop the hinted receiver's
+//     RX chains and prefetch their buffers;
 //  2. classify each frame on its private header copy; prefetch the RX
 //     descriptors of every receiver, then pop each guest-bound frame's RX
 //     chain (in frame order, up to the first group frame) and prefetch its
@@ -138,33 +147,75 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
   const uint32_t want = std::min(avail, kBurst);
   Violation v = Violation::kNone;
   uint32_t n = 0;
+  // Stage 0. Only hints: what decides anything is read again below.
+  Device* hint = RxHint(s, d);
+  if (hint != nullptr) {
+    if (hint->rx_avail < want) hint->rx->PrefetchAvail(want);
+    hint->rx->PrefetchUsed(want);
+  }
   d.tx->PrefetchDescs(want);
+  d.tx->PrefetchUsed(want);
+  if (hint != nullptr) {
+    // A bad avail index is left for PopRx to find again and quarantine.
+    if (hint->rx_avail < want && hint->rx->Avail(&hint->rx_avail) != Violation::kNone) hint->rx_avail = 0;
+    hint->rx->PrefetchDescs(std::min(want, hint->rx_avail));
+  }
   while (n < want) {
     v = d.tx->Pop(&tx_burst_[n]);
     if (v != Violation::kNone || tx_burst_[n].nseg == 0) break;
     PrefetchFrame(tx_burst_[n]);
     ++n;
   }
-  d.tx->PrefetchUsed(n);
+  // The hinted receiver's RX chains, popped now (as PopRx does: each
+  // descriptor read once and validated) so that its buffers are asked for
+  // beside the frames. The leading frames that go there keep them; the rest
+  // go back to the ring untouched (Unpop) before anything else pops it, so
+  // they are popped again, afresh, in frame order. A bad chain is left for
+  // PopRx to meet again and quarantine.
+  uint32_t pre = 0;
+  if (hint != nullptr) {
+    while (pre < n && hint->rx_avail != 0) {
+      if (hint->rx->Pop(&rx_burst_[pre]) != Violation::kNone || rx_burst_[pre].nseg == 0) break;
+      --hint->rx_avail;
+      PrefetchBuffer(rx_burst_[pre]);
+      ++pre;
+    }
+  }
   last_dst_mac_ = ~uint64_t(0);
   uint32_t n_dst = 0;
   for (uint32_t i = 0; i < n; ++i) {
     ClassifyGuestFrame(s, d, tx_burst_[i], &staged_[i]);
     if (staged_[i].stage == Stage::kGuest && staged_[i].dst->rx_want++ == 0) staged_dst_[n_dst++] = staged_[i].dst;
   }
-  // The receivers' RX descriptors, all at once, before any is popped. A bad
+  // The receivers' RX descriptors, all at once, before any is popped (the
+  // hinted one's were prefetched in stage 0). A bad
   // avail index is left for PopRx to find again and quarantine.
   for (uint32_t j = 0; j < n_dst; ++j) {
     Device& r = *staged_dst_[j];
-    if (r.rx_avail == 0 && r.rx->Avail(&r.rx_avail) != Violation::kNone) r.rx_avail = 0;
-    r.rx->PrefetchDescs(r.rx_want);
-    r.rx->PrefetchUsed(r.rx_want);
+    if (&r != hint) {
+      if (r.rx_avail == 0 && r.rx->Avail(&r.rx_avail) != Violation::kNone) r.rx_avail = 0;
+      r.rx->PrefetchDescs(r.rx_want);
+      r.rx->PrefetchUsed(r.rx_want);
+    }
     r.rx_want = 0;
+  }
+  d.rx_hint_gen = 0;
+  if (n_dst != 0) {
+    d.rx_hint_slot = staged_dst_[0]->slot;
+    d.rx_hint_gen = s.gen[d.rx_hint_slot];
+  }
+  uint32_t staged_rx = 0;
+  while (staged_rx < pre && staged_[staged_rx].stage == Stage::kGuest && staged_[staged_rx].dst == hint) {
+    hint->counters.rx_total.Add();  // PopRx's count for the chains taken above
+    ++staged_rx;
+  }
+  if (staged_rx < pre) {
+    hint->rx->Unpop(pre - staged_rx);
+    hint->rx_avail += pre - staged_rx;
   }
   // A group frame takes its receivers' RX chains in stage 3; the frames
   // after it take theirs there too, so that every receiver's chains are used
   // in the order it made them available (virtio's IN_ORDER).
-  uint32_t staged_rx = 0;
   for (; staged_rx < n && staged_[staged_rx].stage != Stage::kGroup; ++staged_rx) {
     if (TakeStagedRx(d, staged_[staged_rx], &rx_burst_[staged_rx])) PrefetchBuffer(rx_burst_[staged_rx]);
   }
@@ -181,12 +232,8 @@ uint32_t Switch::ServiceGuestTx(const Snapshot& s, Device& d, uint32_t avail) {
   // Chains already switched go back to the guest even if the next one was
   // bad: that is the last write to a ring we are about to stop touching.
   uint32_t done = n;
-  if (done != 0) {
-    d.tx->PublishUsed();
-    if (d.cfg.tx_call_fd >= 0 && d.tx->WantsCall()) Call(d.cfg.tx_call_fd);
-    if (d.cfg.evtchn != 0) NotifyGuest(d, *d.tx);
-  }
-  FlushTouched();
+  if (done != 0) d.tx->PublishUsed();
+  FlushTouched(done != 0 ? &d : nullptr);
   if (v != Violation::kNone) {
     Quarantine(d, v);
     ++done;
@@ -216,15 +263,25 @@ bool Switch::TakeStagedRx(Device& src, StagedFrame& f, Chain* rx) {
 void Switch::PrefetchFrame(const Chain& c) {
   if (c.nseg == 0) return;
   const uint8_t* p = c.seg[0].hva;
-  __builtin_prefetch(p);
-  if (c.seg[0].len > 64) __builtin_prefetch(p + 64);
+  PrefetchForRead(p);
+  if (c.seg[0].len > 64) PrefetchForRead(p + 64);
 }
 
-// An RX buffer about to be written: its first two lines, for writing.
+// An RX buffer about to be written: its first two lines, for writing (owned:
+// the guest's CPU wrote them last).
 void Switch::PrefetchBuffer(const Chain& c) {
   const uint8_t* p = c.seg[0].hva;
-  __builtin_prefetch(p, 1);
-  if (c.seg[0].len > 64) __builtin_prefetch(p + 64, 1);
+  PrefetchForWrite(p);
+  if (c.seg[0].len > 64) PrefetchForWrite(p + 64);
+}
+
+// The receiver of src's last burst while this loop's snapshot still holds
+// the same device there, it is active and this thread's; else null.
+Device* Switch::RxHint(const Snapshot& s, const Device& src) const {
+  if (src.rx_hint_gen == 0 || s.gen[src.rx_hint_slot] != src.rx_hint_gen) return nullptr;
+  Device& r = devices_[src.rx_hint_slot];
+  if (n_threads_ > 1 && owner_[r.slot] != index_) return nullptr;
+  return r.state.load(std::memory_order_acquire) == DeviceState::kActive ? &r : nullptr;
 }
 
 // The device of this switch with this MAC, or null (by_mac is sorted and its MACs unique).
@@ -522,13 +579,27 @@ void Switch::Touch(Device& d) {
   touched_[n_touched_++] = d.slot;
 }
 
-void Switch::FlushTouched() {
+void Switch::FlushTouched(Device* tx) {
+  // Every used->idx first, then one fence, then the peers' flags: the fence
+  // waits for the burst's stores to drain, so one per burst, not per ring.
+  bool calls = tx != nullptr && tx->cfg.tx_call_fd >= 0;
+  for (uint32_t i = 0; i < n_touched_; ++i) {
+    Device& d = devices_[touched_[i]];
+    if (d.state.load(std::memory_order_acquire) == DeviceState::kActive) {
+      d.rx->PublishUsed();
+      calls |= d.cfg.rx_call_fd >= 0;
+    }
+  }
+  if (calls) StoreLoadFence();  // the driver sets its flag, then rechecks used->idx
+  if (tx != nullptr) {
+    if (tx->cfg.tx_call_fd >= 0 && tx->tx->WantsCallFenced()) Call(tx->cfg.tx_call_fd);
+    if (tx->cfg.evtchn != 0) NotifyGuest(*tx, *tx->tx);
+  }
   for (uint32_t i = 0; i < n_touched_; ++i) {
     Device& d = devices_[touched_[i]];
     d.rx_touched = false;
     if (d.state.load(std::memory_order_acquire) == DeviceState::kActive) {
-      d.rx->PublishUsed();
-      if (d.cfg.rx_call_fd >= 0 && d.rx->WantsCall()) Call(d.cfg.rx_call_fd);
+      if (d.cfg.rx_call_fd >= 0 && d.rx->WantsCallFenced()) Call(d.cfg.rx_call_fd);
       if (d.cfg.evtchn != 0) NotifyGuest(d, *d.rx);
     }
   }

@@ -112,6 +112,12 @@ struct Device {
   uint32_t rx_avail = 0;   // RX chains seen by the last Avail and not popped yet
   bool rx_touched = false; // used entries pushed, PublishUsed pending
   uint32_t rx_want = 0;    // frames of the staged TX burst headed here (0 between bursts)
+  // The receiver of this device's last TX burst (its first guest-bound frame,
+  // on this thread) and that receiver's generation in the snapshot: the next
+  // burst prefetches its RX ring before it knows where its frames go
+  // (datapath.cc). Only a hint: used while the snapshot still holds it.
+  uint16_t rx_hint_slot = 0;
+  uint32_t rx_hint_gen = 0;  // 0: no hint
 
   // Live capture: the ring of the session that captures this device (null:
   // off, the one check per frame) and its interface index there. Set by the

@@ -275,6 +275,7 @@ uint32_t Switch::AddDevice(const DeviceConfig& c) {
   d.rx_avail = 0;
   d.rx_touched = false;
   d.rx_want = 0;
+  d.rx_hint_gen = 0;  // the last receiver of the slot's previous device means nothing to this one
   // Its data thread: the one with the fewest devices (the NIC counts as one on thread 0).
   std::vector<uint32_t> load(n_threads_, 0);
   if (nic_ && n_threads_ > 1) load[0] = 1;

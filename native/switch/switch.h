@@ -267,6 +267,7 @@ class Switch {
   bool TakeStagedRx(Device& src, StagedFrame& f, Chain* rx);
   static void PrefetchFrame(const Chain& c);
   static void PrefetchBuffer(const Chain& c);
+  Device* RxHint(const Snapshot& s, const Device& src) const;
   Device* FindByMac(const Snapshot& s, uint64_t mac) const;
   void ClassifyGuestFrame(const Snapshot& s, Device& src, const Chain& c, StagedFrame* f);
   void CompleteGuestFrame(const Snapshot& s, Device& src, const StagedFrame& f, const Chain& rx);
@@ -281,7 +282,10 @@ class Switch {
   uint32_t ServiceNicRx(const Snapshot& s);
   void SwitchNicFrame(const Snapshot& s, const NicRxFrame& f);
   void Touch(Device& d);
-  void FlushTouched();
+  // Publishes the used entries of every RX ring written since the last call
+  // and of `tx` (a TX ring whose used->idx was just stored, or null), then
+  // calls the peers that want it, after one fence for all of them.
+  void FlushTouched(Device* tx = nullptr);
   void Quarantine(Device& d, Violation v);
   void MarkDead(Device& d);
   void NicDrop(Drop why);

@@ -9,6 +9,9 @@
 #include <memory>
 #include <thread>
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include "common/errors.h"
 #include "switch/switch.h"
 #include "switch_test_util.h"
@@ -666,6 +669,164 @@ void TestRandomizedTrafficArrivesIntact() {
 
 }  // namespace
 
+// A burst first prefetches the RX ring of the receiver of the sender's last
+// burst (datapath.cc, stage 0). That hint never outlives the receiver: once
+// it is removed and its memory unmapped (any read of its ring would fault),
+// and once another device holds its slot, the sender's bursts go on.
+void TestRxHintNeverOutlivesTheReceiver() {
+  Switch sw({}, nullptr);
+  FakeGuest a(kMacA, 0x10000000);
+  auto b = std::make_unique<FakeGuest>(kMacB, 0x20000000);
+  uint32_t sa = sw.AddDevice(a.Config(1, 0));
+  uint32_t sb = sw.AddDevice(b->Config(2, 0));
+  b->PostRx(8);
+  CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, 1)));
+  PollN(sw);
+  CHECK_EQ(b->Harvest().size(), 1u);  // A's next burst would prefetch B's RX ring
+  sw.RemoveDevice(sb);
+  b.reset();
+  CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, 2)));
+  PollN(sw);
+  CHECK_EQ(Drops(sw, sa, "no_nic"), 1u);
+  FakeGuest c(kMacC, 0x30000000);
+  uint32_t sc = sw.AddDevice(c.Config(3, 0));
+  CHECK_EQ(sc, sb);  // the slot is reused: a new generation there
+  c.PostRx(8);
+  auto f = MakeFrame(kMacC, kMacA, 64, 3);
+  CHECK(a.Send(f));
+  PollN(sw);
+  auto got = c.Harvest();
+  CHECK(got.size() == 1 && IsDelivery(got[0], f));
+  CHECK_EQ(FakeGuest::LoadIdx(&a.Tx().used->idx), uint16_t(3));
+}
+
+// The hinted receiver's RX avail index is read ahead of the burst's frames;
+// a jump found there is still the receiver's fault, named once, and the
+// sender's frames are dropped and given back, never written anywhere.
+void TestRxHintedReceiverGoingBadIsQuarantined() {
+  Switch sw({}, nullptr);
+  FakeGuest a(kMacA, 0x10000000), b(kMacB, 0x20000000), c(kMacC, 0x30000000);
+  uint32_t sa = sw.AddDevice(a.Config(1, 0));
+  uint32_t sb = sw.AddDevice(b.Config(2, 0));
+  sw.AddDevice(c.Config(3, 0));
+  b.PostRx(2);
+  c.PostRx(4);
+  for (uint8_t i = 0; i < 2; ++i) CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, i)));
+  PollN(sw);
+  CHECK_EQ(b.Harvest().size(), 2u);
+  FakeGuest::StoreIdx(&b.Rx().avail->idx, uint16_t(2 + 300));  // more than the ring holds
+  for (uint8_t i = 0; i < 3; ++i) CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, i)));
+  PollN(sw);
+  CHECK(StatsOf(sw, sb).state == DeviceState::kQuarantined);
+  CHECK_EQ(Drops(sw, sb, "avail_idx_jump"), 1u);
+  CHECK_EQ(FakeGuest::LoadIdx(&b.Rx().used->idx), uint16_t(2));
+  CHECK_EQ(StatsOf(sw, sa).tx_dropped, 3u);
+  CHECK_EQ(FakeGuest::LoadIdx(&a.Tx().used->idx), uint16_t(5));
+  auto f = MakeFrame(kMacC, kMacA, 64, 9);
+  CHECK(a.Send(f));
+  PollN(sw);
+  auto got = c.Harvest();
+  CHECK(got.size() == 1 && IsDelivery(got[0], f));
+  CHECK(StatsOf(sw, sa).state == DeviceState::kActive);
+}
+
+// Bursts after the first pop the hinted receiver's RX chains before the
+// frames are classified, keep those the leading frames to it use and give
+// the others back to the ring. Whatever the mix (all to the hinted
+// receiver, a broadcast or another receiver in between, the first frame
+// elsewhere), every receiver uses its chains in the order it posted them,
+// gets its frames in the order sent and counts each once.
+void TestRxHintKeepsEveryReceiversOrder() {
+  Switch sw({}, nullptr);
+  FakeGuest a(kMacA, 0x10000000), b(kMacB, 0x20000000), c(kMacC, 0x30000000);
+  uint32_t sa = sw.AddDevice(a.Config(1, 0));
+  uint32_t sb = sw.AddDevice(b.Config(2, 0));
+  uint32_t sc = sw.AddDevice(c.Config(3, 0));
+  b.PostRx(64);
+  c.PostRx(64);
+  const std::vector<std::vector<uint64_t>> bursts = {
+      {kMacB, kMacB},
+      {kMacB, kMacB, kBroadcast, kMacB, kMacC, kMacB},
+      {kMacC, kMacB, kMacB},
+      {kMacC, kMacC},
+      {kMacB, kMacC, kMacB},
+      {kMacB, kMacB, kMacB, kMacB},
+  };
+  std::vector<std::vector<uint8_t>> to_b, to_c;
+  uint8_t seed = 1;
+  uint16_t sent = 0;
+  for (const auto& burst : bursts) {
+    for (uint64_t d : burst) {
+      auto f = MakeFrame(d, kMacA, 60 + seed, seed);
+      ++seed;
+      CHECK(a.Send(f));
+      ++sent;
+      if (d != kMacC) to_b.push_back(f);
+      if (d != kMacB) to_c.push_back(f);
+    }
+    sw.PollOnce();  // one burst per loop
+    CHECK_EQ(FakeGuest::LoadIdx(&a.Tx().used->idx), sent);
+  }
+  auto gb = b.Harvest(), gc = c.Harvest();
+  CHECK_EQ(gb.size(), to_b.size());
+  CHECK_EQ(gc.size(), to_c.size());
+  for (size_t i = 0; i < gb.size() && i < to_b.size(); ++i) CHECK(IsDelivery(gb[i], to_b[i]));
+  for (size_t i = 0; i < gc.size() && i < to_c.size(); ++i) CHECK(IsDelivery(gc[i], to_c[i]));
+  for (FakeGuest* g : {&b, &c}) {
+    VringView v = g->Rx();
+    const uint16_t used = FakeGuest::LoadIdx(&v.used->idx);
+    for (uint16_t k = 0; k < used; ++k) CHECK_EQ(v.used->ring[k].id, uint32_t(v.avail->ring[k]));
+  }
+  CHECK_EQ(StatsOf(sw, sb).rx_total, uint64_t(to_b.size()));
+  CHECK_EQ(StatsOf(sw, sc).rx_total, uint64_t(to_c.size()));
+  CHECK_EQ(StatsOf(sw, sa).tx_dropped, 0u);
+}
+
+uint64_t ReadCalls(int fd) {
+  uint64_t n = 0;
+  return read(fd, &n, sizeof n) == ssize_t(sizeof n) ? n : 0;
+}
+
+// A peer with call eventfds (vhost-user) gets one call per burst on each
+// ring whose used entries were published, unless it set
+// VRING_AVAIL_F_NO_INTERRUPT; the TX and RX rings' flags are read after one
+// fence for both (datapath.cc's FlushTouched).
+void TestCallsFollowEachPublishedBurst() {
+  Switch sw({}, nullptr);
+  FakeGuest a(kMacA, 0x10000000), b(kMacB, 0x20000000);
+  int fd[4];
+  for (int& x : fd) {
+    x = eventfd(0, EFD_NONBLOCK);
+    CHECK(x >= 0);
+  }
+  DeviceConfig ca = a.Config(1, 0), cb = b.Config(2, 0);
+  ca.tx_call_fd = fd[0];
+  ca.rx_call_fd = fd[1];
+  cb.tx_call_fd = fd[2];
+  cb.rx_call_fd = fd[3];
+  sw.AddDevice(ca);
+  sw.AddDevice(cb);
+  b.PostRx(16);
+  for (uint8_t i = 0; i < 3; ++i) CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, i)));
+  sw.PollOnce();
+  CHECK_EQ(ReadCalls(fd[0]), 1u);  // A's TX chains came back
+  CHECK_EQ(ReadCalls(fd[3]), 1u);  // B received
+  CHECK_EQ(ReadCalls(fd[1]), 0u);
+  CHECK_EQ(ReadCalls(fd[2]), 0u);
+  __atomic_store_n(&a.Tx().avail->flags, uint16_t(VRING_AVAIL_F_NO_INTERRUPT), __ATOMIC_RELAXED);
+  __atomic_store_n(&b.Rx().avail->flags, uint16_t(VRING_AVAIL_F_NO_INTERRUPT), __ATOMIC_RELAXED);
+  for (uint8_t i = 0; i < 2; ++i) CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, i)));
+  sw.PollOnce();
+  CHECK_EQ(b.Harvest().size(), 5u);
+  for (int x : fd) CHECK_EQ(ReadCalls(x), 0u);
+  __atomic_store_n(&b.Rx().avail->flags, uint16_t(0), __ATOMIC_RELAXED);  // only B's RX wants calls again
+  CHECK(a.Send(MakeFrame(kMacB, kMacA, 64, 7)));
+  sw.PollOnce();
+  CHECK_EQ(ReadCalls(fd[0]), 0u);
+  CHECK_EQ(ReadCalls(fd[3]), 1u);
+  for (int x : fd) close(x);
+}
+
 int main() {
   TestVm2vmUnicast();
   TestBroadcastReachesNicAndEveryOtherDevice();
@@ -683,5 +844,9 @@ int main() {
   TestRegistrationErrors();
   TestRemoveWhileTrafficFlows();
   TestRandomizedTrafficArrivesIntact();
+  TestRxHintNeverOutlivesTheReceiver();
+  TestRxHintedReceiverGoingBadIsQuarantined();
+  TestRxHintKeepsEveryReceiversOrder();
+  TestCallsFollowEachPublishedBurst();
   return xsw::test::Finish("switch_test");
 }
