@@ -221,6 +221,12 @@ uint32_t VringDriver::Harvest(UsedEntry* out, uint32_t max) {
   const uint32_t* const in_len = in_len_.get();
   const uint64_t* const cookie = cookie_.get();
   const uint16_t first = last_used_, end = uint16_t(first + pending);
+  // The entries' lines were written by the device on another CPU: ask for
+  // all of them now, so that their transfers overlap instead of following
+  // one another as the loop reaches each line (8 entries per 64 bytes).
+  const uint32_t want = pending < max ? pending : max;
+  for (uint32_t i = 0; i < want; i += 8) __builtin_prefetch(&ring[uint16_t(first + i) & mask]);
+  if (want > 1) __builtin_prefetch(&ring[uint16_t(first + want - 1) & mask].len);
   uint16_t slot = first;
   uint32_t written = 0, freed = 0;
   uint32_t free_tail = num_free_ == 0 ? num : free_tail_;
