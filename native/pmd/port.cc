@@ -58,6 +58,11 @@ FrontPort::FrontPort(const FrontPortConfig& config)
       off_(new uint16_t[config.nb_bufs]),
       seg_len_(new uint32_t[config.nb_bufs]),
       pkt_len_(new uint32_t[config.nb_bufs]) {
+  const uint32_t per_page = layout_.bufs_per_page;
+  if (per_page != 0 && (per_page & (per_page - 1)) == 0) {
+    per_page_shift_ = __builtin_ctz(per_page);
+    per_page_mask_ = per_page - 1;
+  }
   if (rx_segs_ > kMaxChainSegs || rx_segs_ > config.ring_size) {
     throw std::invalid_argument("an RX chain of " + std::to_string(rx_segs_) +
                                 " buffers does not fit the ring: raise --ring-size or lower --max-pkt-len");
@@ -101,14 +106,15 @@ uint32_t FrontPort::RefillRx() {
     uint32_t idx[kBurst];
     for (uint32_t want; (want = std::min(rx_.FreeDescs(), kBurst)) != 0;) {
       const uint32_t got = free_.PopBurst(idx, want);
+      DriverBuf burst[kBurst];
       for (uint32_t i = 0; i < got; i++) {
         const uint32_t b = idx[i];
         next_[b] = kNoBuf;
         off_[b] = kMbufHeadroom;
         seg_len_[b] = 0;
-        bufs[0] = DriverBuf{Gva(BufAddr(b) + kMbufHeadroom - kVirtioNetHdrLen), kVirtioNetHdrLen + data_room_};
-        rx_.Add(bufs, 0, 1, b);
+        burst[i] = DriverBuf{Gva(BufAddr(b) + kMbufHeadroom - kVirtioNetHdrLen), kVirtioNetHdrLen + data_room_};
       }
+      rx_.AddSingles(burst, idx, got, true);  // got <= FreeDescs()
       posted += got;
       if (got < want) {
         Bump(stats_.rx_nombuf, 1);
@@ -148,6 +154,14 @@ uint32_t FrontPort::RxBurst(uint32_t* pkts, uint32_t max) {
       continue;
     }
     const uint32_t frame_len = used[i].len - kVirtioNetHdrLen;
+    if (next_[head] == kNoBuf) {  // a one-buffer chain: Harvest clamped the length to it
+      off_[head] = kMbufHeadroom;
+      seg_len_[head] = frame_len;
+      pkt_len_[head] = frame_len;
+      bytes += frame_len;
+      pkts[out++] = head;
+      continue;
+    }
     // The first buffer's frame starts after the header; the others' right
     // where the device started writing into them.
     uint32_t seg = head, remaining = frame_len, cap = data_room_;
@@ -192,22 +206,44 @@ uint32_t FrontPort::ReclaimTx() {
 }
 
 uint32_t FrontPort::TxBurst(const uint32_t* pkts, uint32_t n) {
+  // The headers' lines were last written by the back end (it received into
+  // these buffers): fetch them for writing now, so that the misses overlap
+  // each other and the reclaim below.
+  for (uint32_t i = 0; i < n; i++) __builtin_prefetch(SegData(pkts[i]) - kVirtioNetHdrLen, 1);
   ReclaimTx();
   DriverBuf bufs[kMaxChainSegs];
-  uint32_t sent = 0;
-  uint64_t bytes = 0;
+  DriverBuf singles[kBurst];  // a run of one-buffer frames, added in one call
+  uint32_t sent = 0, run = 0;
+  // Adds the run that ends before pkts[sent]; false when the ring took only
+  // part of it (sent then points at the first frame it did not take).
+  auto flush = [&] {
+    const uint32_t added = tx_.AddSingles(singles, pkts + sent - run, run, false);
+    const bool all = added == run;
+    sent -= run - added;
+    run = 0;
+    return all;
+  };
   for (; sent < n; sent++) {
     const uint32_t pkt = pkts[sent];
     uint8_t* data = SegData(pkt);
     std::memset(data - kVirtioNetHdrLen, 0, kVirtioNetHdrLen);  // in the headroom
-    bufs[0] = DriverBuf{Gva(data - kVirtioNetHdrLen), kVirtioNetHdrLen + seg_len_[pkt]};
+    const DriverBuf first{Gva(data - kVirtioNetHdrLen), kVirtioNetHdrLen + seg_len_[pkt]};
+    if (next_[pkt] == kNoBuf) {
+      if (run == kBurst && !flush()) break;
+      singles[run++] = first;
+      continue;
+    }
+    if (run > 0 && !flush()) break;  // a chain goes after the run before it
+    bufs[0] = first;
     uint32_t nseg = 1, seg = next_[pkt];
     for (; seg != kNoBuf && nseg < kMaxChainSegs; seg = next_[seg]) {
       bufs[nseg++] = DriverBuf{Gva(SegData(seg)), seg_len_[seg]};
     }
     if (seg != kNoBuf || tx_.Add(bufs, nseg, 0, pkt) < 0) break;
-    bytes += pkt_len_[pkt];
   }
+  if (run > 0) flush();
+  uint64_t bytes = 0;
+  for (uint32_t i = 0; i < sent; i++) bytes += pkt_len_[pkts[i]];
   if (sent > 0) {
     tx_.Publish();
     if (kick_events_ != nullptr && tx_.KickNeeded()) kick_events_->Notify(kick_port_);

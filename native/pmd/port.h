@@ -136,13 +136,22 @@ class FrontPort {
   bool ArmNotify(bool tx);
 
  private:
-  uint8_t* BufAddr(uint32_t local) const { return pool_base_ + layout_.BufOffset(first_ + local); }
+  // MempoolLayout::BufOffset without its division when the buffers per page
+  // are a power of two (one, with the default buffer size): this runs
+  // several times per frame.
+  uint8_t* BufAddr(uint32_t local) const {
+    const uint32_t i = first_ + local;
+    if (per_page_shift_ < 0) return pool_base_ + layout_.BufOffset(i);
+    return pool_base_ + (uint64_t(i >> per_page_shift_) * kPageSize + uint64_t(i & per_page_mask_) * layout_.stride);
+  }
   uint64_t Gva(const uint8_t* p) const { return reinterpret_cast<uint64_t>(p); }
   bool AllocChain(uint32_t nseg, uint32_t* head);
 
   uint8_t* pool_base_;
   MempoolLayout layout_;
   uint32_t first_, nb_bufs_;
+  int32_t per_page_shift_ = -1;  // log2(layout_.bufs_per_page), or -1: not a power of two
+  uint32_t per_page_mask_ = 0;
   uint32_t data_room_;
   uint32_t max_pkt_len_;
   uint32_t rx_segs_;

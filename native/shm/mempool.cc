@@ -51,15 +51,35 @@ bool MbufStack::Pop(uint32_t* idx) {
   return true;
 }
 
+// The burst forms keep the members in locals: the byte stores to is_free_
+// may alias anything to the compiler, which would reload them every index.
 uint32_t MbufStack::PopBurst(uint32_t* out, uint32_t n) {
-  uint32_t k = 0;
-  while (k < n && Pop(&out[k])) ++k;
+  uint32_t top = top_;
+  const uint32_t k = n < top ? n : top;
+  const uint32_t* const stack = stack_.get();
+  uint8_t* const is_free = is_free_.get();
+  for (uint32_t i = 0; i < k; ++i) {
+    const uint32_t idx = stack[--top];
+    out[i] = idx;
+    is_free[idx] = 0;
+  }
+  top_ = top;
   return k;
 }
 
 uint32_t MbufStack::PushBurst(const uint32_t* idx, uint32_t n) {
-  uint32_t accepted = 0;
-  for (uint32_t i = 0; i < n; ++i) accepted += Push(idx[i]) ? 1 : 0;
+  uint32_t top = top_;
+  const uint32_t capacity = capacity_;
+  uint32_t* const stack = stack_.get();
+  uint8_t* const is_free = is_free_.get();
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t b = idx[i];
+    if (b >= capacity || is_free[b]) continue;  // out of range or already free: skipped, as Push does
+    is_free[b] = 1;
+    stack[top++] = b;
+  }
+  const uint32_t accepted = top - top_;
+  top_ = top;
   return accepted;
 }
 

@@ -69,12 +69,17 @@ VringView VringView::Split(uint8_t* desc, uint8_t* avail, uint8_t* used, uint32_
 
 VringDriver::VringDriver(uint8_t* ring_base, uint32_t num)
     : mask_(CheckRing(ring_base, num)),
-      next_(new uint16_t[num]),
+      next_(new uint16_t[num + 1]),  // [num]: Harvest's spare tail of an empty free list
       cookie_(new uint64_t[num]()),
       chain_len_(new uint16_t[num]()),
-      in_len_(new uint32_t[num]()) {
+      in_len_(new uint32_t[num]()),
+      avail_shadow_(new uint16_t[num]) {
   view_ = VringView::At(ring_base, num);
-  for (uint32_t i = 0; i < num; ++i) next_[i] = uint16_t(i + 1);
+  for (uint32_t i = 0; i < num; ++i) {
+    next_[i] = uint16_t(i + 1);
+    avail_shadow_[i] = 0xFFFF;  // no head (num <= 32768): the first Add writes every slot
+  }
+  free_tail_ = num - 1;
   num_free_ = num;
 }
 
@@ -84,8 +89,10 @@ void VringDriver::Init() {
   for (uint32_t i = 0; i < num; ++i) {
     next_[i] = uint16_t(i + 1);
     chain_len_[i] = 0;
+    avail_shadow_[i] = 0;  // the ring was just zeroed
   }
   free_head_ = 0;
+  free_tail_ = num - 1;
   num_free_ = num;
   in_flight_ = 0;
   avail_idx_ = 0;
@@ -93,6 +100,18 @@ void VringDriver::Init() {
   kicked_idx_ = 0;
   last_used_ = 0;
 }
+
+namespace {
+// Writes an avail entry unless it already holds head (the shadow is ours:
+// the device only reads the avail ring, and one that writes there misleads
+// only itself).
+inline void PutAvail(uint16_t* ring, uint16_t* shadow, uint32_t slot, uint16_t head) {
+  if (shadow[slot] != head) {
+    shadow[slot] = head;
+    ring[slot] = head;
+  }
+}
+}  // namespace
 
 int VringDriver::Add(const DriverBuf* bufs, uint32_t n_out, uint32_t n_in, uint64_t cookie) {
   uint64_t n = uint64_t(n_out) + n_in;
@@ -116,10 +135,43 @@ int VringDriver::Add(const DriverBuf* bufs, uint32_t n_out, uint32_t n_in, uint6
   cookie_[head] = cookie;
   chain_len_[head] = uint16_t(n);
   in_len_[head] = in_len > UINT32_MAX ? UINT32_MAX : uint32_t(in_len);
-  view_.avail->ring[avail_idx_ & mask_] = uint16_t(head);
+  PutAvail(view_.avail->ring, avail_shadow_.get(), avail_idx_ & mask_, uint16_t(head));
   ++avail_idx_;
   ++in_flight_;
   return int(head);
+}
+
+uint32_t VringDriver::AddSingles(const DriverBuf* bufs, const uint32_t* cookies, uint32_t n, bool device_writes) {
+  if (n > num_free_) n = num_free_;
+  const uint16_t flags = device_writes ? VRING_DESC_F_WRITE : 0;
+  // Locals: the stores below may alias the members to the compiler.
+  VringDesc* const desc = view_.desc;
+  uint16_t* const ring = view_.avail->ring;
+  uint16_t* const shadow = avail_shadow_.get();
+  const uint16_t* const next = next_.get();
+  uint64_t* const cookie = cookie_.get();
+  uint16_t* const chain_len = chain_len_.get();
+  uint32_t* const in_len = in_len_.get();
+  const uint32_t mask = mask_;
+  uint32_t i = free_head_;
+  uint16_t slot = avail_idx_;
+  for (uint32_t k = 0; k < n; ++k, ++slot) {
+    VringDesc& d = desc[i];
+    d.addr = bufs[k].gva;
+    d.len = bufs[k].len;
+    d.flags = flags;
+    d.next = 0;
+    cookie[i] = cookies[k];
+    chain_len[i] = 1;
+    in_len[i] = device_writes ? bufs[k].len : 0;
+    PutAvail(ring, shadow, slot & mask, uint16_t(i));
+    i = next[i];
+  }
+  free_head_ = i;
+  num_free_ -= n;
+  avail_idx_ = slot;
+  in_flight_ += n;
+  return n;
 }
 
 void VringDriver::Publish() {
@@ -161,29 +213,54 @@ uint32_t VringDriver::Harvest(UsedEntry* out, uint32_t max) {
     ++bad_used_;
     pending = published_in_flight;
   }
-  uint32_t written = 0;
-  for (uint32_t taken = 0; taken < pending && written < max; ++taken) {
-    const VringUsedElem* e = &view_.used->ring[last_used_ & mask_];
-    uint32_t id = LoadOnce(reinterpret_cast<const SharedU32*>(&e->id));
+  // Locals, so that the stores below (which may alias anything to the
+  // compiler) do not reload the members every entry. An empty free list gets
+  // the spare link next_[num] as its tail, so appending needs no branch.
+  const VringUsedElem* ring = view_.used->ring;
+  const uint32_t num = view_.num, mask = mask_;
+  uint16_t* const next = next_.get();
+  uint16_t* const chain_len = chain_len_.get();
+  const uint32_t* const in_len = in_len_.get();
+  const uint64_t* const cookie = cookie_.get();
+  const uint16_t first = last_used_, end = uint16_t(first + pending);
+  // The entries' lines were written by the device on another CPU: ask for
+  // all of them now, so that their transfers overlap instead of following
+  // one another as the loop reaches each line (8 entries per 64 bytes).
+  const uint32_t want = pending < max ? pending : max;
+  for (uint32_t i = 0; i < want; i += 8) __builtin_prefetch(&ring[uint16_t(first + i) & mask]);
+  if (want > 1) __builtin_prefetch(&ring[uint16_t(first + want - 1) & mask].len);
+  uint16_t slot = first;
+  uint32_t written = 0, freed = 0;
+  uint32_t free_tail = num_free_ == 0 ? num : free_tail_;
+  for (; slot != end && written < max; ++slot) {
+    const VringUsedElem* e = &ring[slot & mask];
+    const uint32_t id = LoadOnce(reinterpret_cast<const SharedU32*>(&e->id));
     uint32_t len = LoadOnce(reinterpret_cast<const SharedU32*>(&e->len));
-    ++last_used_;
-    if (id >= view_.num || chain_len_[id] == 0) {
+    const uint32_t n = id < num ? chain_len[id] : 0;
+    if (n == 0) {
       ++bad_used_;  // not a head we have in flight: never trust it
       continue;
     }
-    uint32_t tail = id;
-    for (uint32_t k = 1; k < chain_len_[id]; ++k) tail = next_[tail];
-    next_[tail] = uint16_t(free_head_);
-    free_head_ = id;
-    num_free_ += chain_len_[id];
-    chain_len_[id] = 0;
-    --in_flight_;
-    if (len > in_len_[id]) {
-      if (in_len_[id] != 0) ++bad_used_;
-      len = in_len_[id];
+    // The chain goes to the free list's tail (FIFO; see free_head_).
+    next[free_tail] = uint16_t(id);
+    free_tail = id;
+    for (uint32_t k = 1; k < n; ++k) free_tail = next[free_tail];
+    freed += n;
+    chain_len[id] = 0;
+    const uint32_t cap = in_len[id];
+    if (len > cap) {
+      if (cap != 0) ++bad_used_;
+      len = cap;
     }
-    out[written++] = UsedEntry{cookie_[id], len};
+    out[written++] = UsedEntry{cookie[id], len};
   }
+  last_used_ = slot;
+  if (freed != 0) {
+    if (num_free_ == 0) free_head_ = next[num];
+    free_tail_ = free_tail;
+  }
+  num_free_ += freed;
+  in_flight_ -= written;
   return written;
 }
 

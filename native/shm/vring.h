@@ -89,6 +89,11 @@ class VringDriver {
   // until Publish().
   int Add(const DriverBuf* bufs, uint32_t n_out, uint32_t n_in, uint64_t cookie);
 
+  // Adds up to n one-descriptor chains, bufs[k] with cookie cookies[k], all
+  // device-writable or all device-readable: Add's result for each, in one
+  // call per burst. Returns how many were added (min(n, FreeDescs())).
+  uint32_t AddSingles(const DriverBuf* bufs, const uint32_t* cookies, uint32_t n, bool device_writes);
+
   // Makes every chain added since the last Publish visible: one release store
   // of avail->idx.
   void Publish();
@@ -121,7 +126,12 @@ class VringDriver {
   uint16_t published_idx_ = 0;  // avail->idx as last stored by Publish
   uint16_t kicked_idx_ = 0;     // published_idx_ when KickNeeded last looked
   uint16_t last_used_ = 0;   // next used slot to read
+  // The free list is FIFO (completed chains go to its tail): while the
+  // device completes in order, the descriptor taken for avail slot s is
+  // always s mod num, so the avail entry already holds it and is not written
+  // again (avail_shadow_), and that line stays in the device's cache.
   uint32_t free_head_ = 0;
+  uint32_t free_tail_ = 0;
   uint32_t num_free_ = 0;
   uint32_t in_flight_ = 0;
   uint64_t bad_used_ = 0;
@@ -129,6 +139,7 @@ class VringDriver {
   std::unique_ptr<uint64_t[]> cookie_;    // per head
   std::unique_ptr<uint16_t[]> chain_len_; // per head; 0 = not an in-flight head
   std::unique_ptr<uint32_t[]> in_len_;    // per head: sum of device-writable lengths
+  std::unique_ptr<uint16_t[]> avail_shadow_;  // what we last wrote in each avail slot (only we write there)
 };
 
 // ---------------------------------------------------------------------------

@@ -201,6 +201,39 @@ static void BadConfigurationsAreRefusedWithAReason() {
   CHECK(!refused(1024, 256, 0));
 }
 
+// Buffer addresses for every buffer size the pool allows, with the port's
+// slice starting anywhere: one, two, three or four buffers per page (the
+// power-of-two counts take a shift instead of MempoolLayout's division).
+static void BuffersLieWhereTheLayoutPutsThem() {
+  const uint32_t ring = 64;
+  uint8_t* rings = static_cast<uint8_t*>(std::aligned_alloc(kPageSize, 2 * AlignUp(VringSize(ring), kPageSize)));
+  for (const uint32_t buf_size : {2176u, 1984u, 1280u, 960u, 4096u}) {
+    const auto layout = MempoolLayout::Make(600, buf_size);
+    CHECK(layout.has_value());
+    if (!layout) continue;
+    uint8_t* pool = static_cast<uint8_t*>(std::aligned_alloc(kPageSize, layout->Bytes()));
+    FrontPortConfig c;
+    c.pool_base = pool;
+    c.layout = *layout;
+    c.first_buf = 37;
+    c.nb_bufs = 500;
+    c.tx_ring = rings;
+    c.rx_ring = rings + AlignUp(VringSize(ring), kPageSize);
+    c.ring_size = ring;
+    FrontPort port(c);
+    uint32_t seen = 0, pkts[kBurst], got;
+    while ((got = port.AllocBurst(kEthHdrLen, pkts, kBurst)) > 0) {
+      for (uint32_t i = 0; i < got; i++) {
+        CHECK(port.SegData(pkts[i]) == pool + layout->BufOffset(37 + pkts[i]) + kMbufHeadroom);
+      }
+      seen += got;
+    }
+    CHECK_EQ(seen, 500u);
+    std::free(pool);
+  }
+  std::free(rings);
+}
+
 int main() {
   RefillPostsOneWritableBufferPerDescriptorInsideThePool();
   ReceivedFramesComeOutIntactAndTheRingIsRefilled();
@@ -210,5 +243,6 @@ int main() {
   JumboFramesSpanChainsBothWays();
   ALyingUsedRingIsCountedNotTrusted();
   BadConfigurationsAreRefusedWithAReason();
+  BuffersLieWhereTheLayoutPutsThem();
   return xsw::test::Finish("pmd_port_test");
 }

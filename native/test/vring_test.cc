@@ -432,6 +432,91 @@ static void AvailIndexJumpIsClamped() {
 }
 
 // The guest does not trust dom0 either: bad used entries are counted and skipped.
+// AddSingles (one-descriptor chains, a burst per call) over the FIFO free
+// list: completions in order give every avail slot the same descriptor again;
+// out of order, the slots are rewritten and the device still sees the right
+// buffers. Chains of several descriptors and a full ring (an empty free list)
+// mix with them.
+static void SinglesAndChainsSurviveAnyCompletionOrder() {
+  const uint32_t num = 8;
+  Fixture f(num);
+  VringDriver drv(f.ring.p, num);
+  drv.Init();
+  VringDevice dev(f.ring.p, num, f.ring.size, &f.regions, kMaxChainSegs, RingDirection::kDeviceWrites);
+  DriverBuf bufs[num];
+  uint32_t cookies[num];
+  UsedEntry used[num];
+  Chain c[num];
+  uint32_t next_cookie = 100;
+  // Posts n singles (cookie k's buffer is page k % 64), pops them on the
+  // device side into c[], checking each chain against its buffer.
+  auto post = [&](uint32_t n) {
+    for (uint32_t k = 0; k < n; ++k) {
+      cookies[k] = next_cookie++;
+      bufs[k] = {kPoolGva + (cookies[k] % kPoolPages) * kPageSize, 200 + k};
+    }
+    CHECK(drv.AddSingles(bufs, cookies, n, true) == n);
+    drv.Publish();
+    uint32_t count = 0;
+    CHECK_V(dev.Avail(&count), Violation::kNone);
+    CHECK(count == n);
+    for (uint32_t k = 0; k < n; ++k) {
+      CHECK_V(dev.Pop(&c[k]), Violation::kNone);
+      CHECK(c[k].nseg == 1 && c[k].seg[0].device_writable && c[k].in_len == 200 + k);
+      CHECK(c[k].seg[0].hva == f.pool.p + (cookies[k] % kPoolPages) * kPageSize);
+    }
+  };
+  // In order: the same descriptor per slot, round after round.
+  for (uint32_t round = 0; round < 3; ++round) {
+    post(num);
+    CHECK(drv.FreeDescs() == 0);
+    for (uint32_t k = 0; k < num; ++k) {
+      CHECK(c[k].head == k);
+      dev.PushUsed(c[k].head, 10 + k);
+    }
+    dev.PublishUsed();
+    CHECK(drv.Harvest(used, num) == num);
+    for (uint32_t k = 0; k < num; ++k) CHECK(used[k].cookie == cookies[k] && used[k].len == 10 + k);
+  }
+  // Out of order: reversed completions, then every slot holds another head.
+  post(num);
+  for (uint32_t k = num; k-- > 0;) dev.PushUsed(c[k].head, 1);
+  dev.PublishUsed();
+  CHECK(drv.Harvest(used, num) == num);
+  for (uint32_t k = 0; k < num; ++k) CHECK(used[k].cookie == cookies[num - 1 - k]);
+  post(num);
+  for (uint32_t k = 0; k < num; ++k) CHECK(c[k].head == num - 1 - k);
+  for (uint32_t k = 0; k < num; ++k) dev.PushUsed(c[k].head, 2);
+  dev.PublishUsed();
+  CHECK(drv.Harvest(used, num) == num);
+  for (uint32_t k = 0; k < num; ++k) CHECK(used[k].cookie == cookies[k] && used[k].len == 2);
+  // Chains of two fill the ring, complete out of order, then singles follow.
+  DriverBuf two[2] = {{kPoolGva, 64}, {kPoolGva + kPageSize, 64}};
+  for (uint32_t k = 0; k < num / 2; ++k) CHECK(drv.Add(two, 0, 2, 1000 + k) >= 0);
+  CHECK(drv.FreeDescs() == 0 && drv.AddSingles(bufs, cookies, 1, true) == 0);
+  drv.Publish();
+  uint32_t count = 0;
+  CHECK_V(dev.Avail(&count), Violation::kNone);
+  for (uint32_t k = 0; k < num / 2; ++k) CHECK_V(dev.Pop(&c[k]), Violation::kNone);
+  const uint32_t order[4] = {2, 0, 3, 1};
+  for (uint32_t k : order) dev.PushUsed(c[k].head, 128);
+  dev.PublishUsed();
+  CHECK(drv.Harvest(used, num) == 4);
+  for (uint32_t k = 0; k < 4; ++k) CHECK(used[k].cookie == 1000 + order[k] && used[k].len == 128);
+  CHECK(drv.FreeDescs() == num && drv.InFlight() == 0);
+  post(num);  // every descriptor, each once
+  bool seen[num] = {};
+  for (uint32_t k = 0; k < num; ++k) {
+    CHECK(c[k].head < num && !seen[c[k].head]);
+    if (c[k].head < num) seen[c[k].head] = true;
+    dev.PushUsed(c[k].head, 0);
+  }
+  dev.PublishUsed();
+  CHECK(drv.Harvest(used, num) == num);
+  for (uint32_t k = 0; k < num; ++k) CHECK(used[k].cookie == cookies[k]);
+  CHECK(drv.BadUsed() == 0);
+}
+
 static void DriverSkipsBadUsedEntries() {
   Fixture f(8);
   VringDriver drv(f.ring.p, 8);
@@ -475,5 +560,6 @@ int main() {
   LoopsAreFoundAmongOneDescriptorChains();
   AvailIndexJumpIsClamped();
   DriverSkipsBadUsedEntries();
+  SinglesAndChainsSurviveAnyCompletionOrder();
   return xsw::test::Finish("vring_test");
 }
