@@ -28,6 +28,9 @@ namespace xsw {
 namespace {
 
 constexpr uint32_t kSimPorts = 1024;
+// How long a bind waits for a dead port owner's registration lock held by a
+// reaper (OwnerDead); only a bind that meets a live owner waits it all.
+constexpr int kOwnerLockWaitMs = 1000;
 enum PortState : uint32_t { kPortFree = 0, kPortUnbound = 1, kPortInterdomain = 2 };
 
 struct SimPort {
@@ -272,13 +275,25 @@ class SimEventChannels : public EventChannels {
     Store(r.state, kPortUnbound);
   }
 
-  // A process holds its procs/<token> file locked while it lives.
+  // A process holds its procs/<token> file locked while it lives. A reaper
+  // that found it dead holds the lock too, while it undoes what the process
+  // left, and then removes the file (sim_provider.cc); it wakes at the death,
+  // so right when a new back end binds again. A lock that lasts longer than
+  // kOwnerLockWaitMs is taken as the owner's.
   bool OwnerDead(uint32_t token) const {
     std::string path = dir_ + "/procs/" + std::to_string(token);
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno == ENOENT;
-    bool dead = flock(fd, LOCK_SH | LOCK_NB) == 0;
-    if (dead) flock(fd, LOCK_UN);
+    bool dead = false;
+    for (int waited_ms = 0;; ++waited_ms) {
+      if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        flock(fd, LOCK_UN);
+        dead = true;
+        break;
+      }
+      if (waited_ms >= kOwnerLockWaitMs) break;
+      usleep(1000);
+    }
     close(fd);
     return dead;
   }

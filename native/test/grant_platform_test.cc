@@ -175,6 +175,28 @@ int main() {
     evtchn_port_t got[4];
     CHECK(back.events->Pending(got, 4) >= 1);
     back.events->Unbind(rebound);
+    // The same while the dead back end's registration lock is still held by
+    // another process for a while (as the reaper holds it while it reaps,
+    // woken by that very death): the bind waits for it instead of taking
+    // the port as bound by a live back end.
+    gport = guest.events->AllocateUnbound(0);
+    child = fork();
+    if (child == 0) {
+      Side dying = OpenSide("sim", dir, 0);
+      dying.events->BindInterdomain(5, gport);
+      if (fork() == 0) {  // inherits the registration's open file, so its lock
+        usleep(150 * 1000);
+        _exit(0);
+      }
+      _exit(0);
+    }
+    waitpid(child, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(ErrOf([&] { rebound = back.events->BindInterdomain(5, gport); }), 0);
+    CHECK(guest.events->Notify(gport));
+    CHECK(Readable(back.events->fd(), 1000));
+    CHECK(back.events->Pending(got, 4) >= 1);
+    back.events->Unbind(rebound);
     std::printf("sim platform: checked\n");
     std::string cmd = "rm -rf " + dir;
     if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", dir.c_str());
