@@ -92,17 +92,19 @@ async function twoHosts(t: ExecutionContext, kind: FabricKind): Promise<void> {
     t.is(got.rx_bad, 0);
 
     // The back ends agree: nothing crossed, per device and per network.
-    const sA = await statsUntil<BackendStats>(beA, (s) => (s.networks?.find((n) => n.network === 10)?.rx_total ?? 0) >= N);
-    const sB = await statsUntil<BackendStats>(beB, (s) => (s.networks?.find((n) => n.network === 20)?.rx_total ?? 0) >= N);
+    // Each waits for the counts that still grow while frames cross the uplink
+    // (a loaded host's Open vSwitch can lag behind the guests), and fails with
+    // the last stats if they never arrive: host B's uplink received a1's and
+    // a2's frames on VLAN 10 and a3's on VLAN 20; host A's sent a3's on VLAN 20.
+    const net = (s: BackendStats, id: number) => s.networks?.find((n) => n.network === id);
+    const sA = await statsUntil<BackendStats>(beA, (s) => (net(s, 10)?.rx_total ?? 0) >= N && (net(s, 20)?.nic_tx ?? 0) >= N);
+    const sB = await statsUntil<BackendStats>(beB, (s) => (net(s, 20)?.rx_total ?? 0) >= N && (net(s, 10)?.nic_rx ?? 0) >= 2 * N && (net(s, 20)?.nic_rx ?? 0) >= N);
     const dev = (s: BackendStats, mac: string) => s.devices.find((d) => d.mac === mac)!;
     t.is(dev(sA, MAC.a1).rx_total, N, 'a1 heard only its returned frames (not a3\'s broadcasts)');
     t.is(dev(sA, MAC.a2).rx_total, 0, 'a2 heard nothing (not a3\'s broadcasts)');
     t.is(dev(sB, MAC.b1).rx_total, N, 'b1 heard only a1\'s frames (not a3\'s broadcasts)');
     t.is(dev(sB, MAC.b2).rx_total, N);
     t.deepEqual(sB.networks!.map((n) => [n.network, n.devices]), [[10, 1], [20, 1]]);
-    t.true(sB.networks!.find((n) => n.network === 10)!.nic_rx >= 2 * N, 'the uplink received a1\'s and a2\'s frames on VLAN 10');
-    t.true(sB.networks!.find((n) => n.network === 20)!.nic_rx >= N);
-    t.true(sA.networks!.find((n) => n.network === 20)!.nic_tx >= N);
 
     // b1 moves to host A (a new domain there, the same assignment) and a1
     // restarts: both keep network 10, whatever slot they land in.
