@@ -227,8 +227,8 @@ uint32_t VringDriver::Harvest(UsedEntry* out, uint32_t max) {
   // all of them now, so that their transfers overlap instead of following
   // one another as the loop reaches each line (8 entries per 64 bytes).
   const uint32_t want = pending < max ? pending : max;
-  for (uint32_t i = 0; i < want; i += 8) __builtin_prefetch(&ring[uint16_t(first + i) & mask]);
-  if (want > 1) __builtin_prefetch(&ring[uint16_t(first + want - 1) & mask].len);
+  for (uint32_t i = 0; i < want; i += 8) PrefetchForRead(&ring[uint16_t(first + i) & mask]);
+  if (want > 1) PrefetchForRead(&ring[uint16_t(first + want - 1) & mask].len);
   uint16_t slot = first;
   uint32_t written = 0, freed = 0;
   uint32_t free_tail = num_free_ == 0 ? num : free_tail_;
