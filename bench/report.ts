@@ -93,6 +93,11 @@ export function pairs(f: Figure, a: Series, b: Series): PairedRatio[] {
   return pairedRatios(timed(a), timed(b));
 }
 
+/** "slow: 0.68×, fast: 1.10×": median-of-medians ratios (ratios()). */
+export function fmtRatios(rs: { placement: Placement; ratio: number }[]): string {
+  return rs.map((x) => `${x.placement}: ${fmt(x.ratio)}×`).join(', ');
+}
+
 export function fmtPairs(rs: PairedRatio[]): string {
   return rs.map((x) => `${x.placement}: ${fmt(x.median)}× (${fmt(x.min)}–${fmt(x.max)}, ${x.n} pair${x.n === 1 ? '' : 's'})`).join(', ');
 }
@@ -168,7 +173,7 @@ export function markdown(r: Report): string {
     if (f.b) {
       const rs = f.xsw.note ? [] : ratios(f, f.xsw, f.b); // B/A: of = B, over A
       const ps = f.xsw.note || f.b.note ? [] : pairs(f, f.b, f.xsw);
-      const rtext = rs.length ? `B/A ${rs.map((x) => `${x.placement}: ${fmt(x.ratio)}×`).join(', ')}` : 'no common placement';
+      const rtext = rs.length ? `B/A ${fmtRatios(rs)}` : 'no common placement';
       L.push(`| ${label} | ${f.b.name} | ${f.b.note ?? fmtSummary(seriesSummary(f, f.b))} | ${placements(f.b)} | ${crossings(f.b)} | ${rtext} | ${ps.length ? `B/A ${fmtPairs(ps)}` : 'no pair'} |`);
     }
     for (const p of f.peers) {
@@ -177,7 +182,7 @@ export function markdown(r: Report): string {
         continue;
       }
       const rs = ratios(f, p);
-      const rtext = rs.length ? rs.map((x) => `${x.placement}: ${fmt(x.ratio)}×`).join(', ') : 'no common placement';
+      const rtext = rs.length ? fmtRatios(rs) : 'no common placement';
       const ps = f.xsw.note ? [] : pairs(f, f.xsw, p);
       L.push(`| ${label} | ${p.name} | ${fmtSummary(seriesSummary(f, p))} | ${placements(p)} | ${crossings(p)} | ${rtext} | ${ps.length ? fmtPairs(ps) : 'no pair'} |`);
     }

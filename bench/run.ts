@@ -10,7 +10,7 @@ import { loadAverage, waitQuiet } from './cpuload';
 import { benchAddon, benchAddonOf } from './native';
 import { run } from '../harness/child';
 import { cleanupAll } from './cleanup';
-import { Figure, fmtPairs, fromVerdict, latencySummary, markdown, pairs, ratios, Report, Series, seriesSummary, Target } from './report';
+import { Figure, fmtPairs, fmtRatios, fromVerdict, latencySummary, markdown, pairs, ratios, Report, Series, seriesSummary, Target } from './report';
 import { verdictAtLeast } from './pairs';
 import { cliPathsOf, CPU_GUESTS, CPU_SWITCH, SimRig, vethNamespace } from './rig';
 import * as sc from './scenarios';
@@ -446,7 +446,7 @@ function wakeupTarget(x: { p99: number; median: number; n: number }, floor: { p9
 /** "; medians: slow 0.68×": the median-of-medians ratio beside the paired one. */
 function medians(f: Figure, peer: Series): string {
   const rs = ratios(f, peer);
-  return rs.length ? `; medians ${rs.map((r) => `${r.placement}: ${r.ratio.toFixed(2)}×`).join(', ')}` : '';
+  return rs.length ? `; medians ${fmtRatios(rs)}` : '';
 }
 
 function computeTargets(figures: Figure[], poolGBs: number, attach: Report['attach'], idle: IdleResult[], paced: PacedResult[]): Target[] {
