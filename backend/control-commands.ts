@@ -120,6 +120,8 @@ export function registerCommands(server: ControlServer, ctx: ControlContext): vo
         control_socket: server.path,
         metrics: ctx.metrics ?? null,
         switch_loops: ctx.sw.loops(),
+        // The data threads' time in loops that found work and in empty loops and sleeps (TSC units): their busy share.
+        switch_cycles: ctx.sw.cycles(),
         capture: ctx.captures.totals(),
         nic: nic(),
       };

@@ -11,6 +11,8 @@ export interface MetricsSource {
   devices(): DeviceInfo[];
   nic(): { present: boolean; rx: number; tx: number; dropped: number; drops: Record<string, number> };
   loops(): number;
+  /** The data threads' time in loops that found work and in empty loops and sleeps (TSC units; absent in fakes). */
+  cycles?(): { processing: number; idle: number };
   /** Per data thread (--cores): loops and frames handed between threads. */
   threads?(): { thread: number; loops: number; handed_out: number; handed_in: number; handoff_dropped: number }[];
   events(): { attached: number; detached: Record<string, number>; quarantined: number; refused: Record<string, number> };
@@ -111,6 +113,21 @@ export function buildRegistry(src: MetricsSource): Registry {
     },
   });
   readCounter('xsw_switch_loops_total', "Poll loops the data plane's thread has run", () => src.loops());
+  if (src.cycles) {
+    const cycles = src.cycles.bind(src);
+    new Counter({
+      name: 'xsw_switch_cycles_total',
+      help: 'Time of the data threads in TSC cycles: kind="processing" in loops that found work, kind="idle" in empty loops and sleeps (busy share = processing / both)',
+      labelNames: ['kind'],
+      registers: [register],
+      collect() {
+        this.reset();
+        const c = cycles();
+        this.inc({ kind: 'processing' }, c.processing);
+        this.inc({ kind: 'idle' }, c.idle);
+      },
+    });
+  }
   const threadCounter = (name: string, help: string, pick: (t: NonNullable<ReturnType<NonNullable<MetricsSource['threads']>>>[number]) => number): void => {
     new Counter({
       name,

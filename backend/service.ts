@@ -302,6 +302,7 @@ export async function startBackend(opts: BackendOptions, log: Logger): Promise<R
       devices: () => server.devices(),
       nic: () => ({ present: opts.port !== undefined, ...sw.stats().nic }),
       loops: () => sw.loops(),
+      cycles: () => sw.cycles(),
       ...(opts.cores ? { threads: () => sw.stats().threads } : {}),
       events: () => ({ attached: registry.events.attached, detached: { ...registry.events.detached }, quarantined: registry.quarantined, refused: { ...registry.refused } }),
       capture: () => captures.totals(),

@@ -42,6 +42,9 @@ export interface ThreadCounters {
   handed_out: number;
   handed_in: number;
   handoff_dropped: number;
+  /** Its time in loops that found work, and in empty loops and sleeps (TSC units): its busy share since start. */
+  processing_cycles?: number;
+  idle_cycles?: number;
 }
 
 export interface StatsSnapshot {
@@ -80,7 +83,9 @@ export function formatTable(s: StatsSnapshot): string {
   }
   lines.push('', `NIC: rx ${s.nic.rx}  tx ${s.nic.tx}  dropped ${s.nic.dropped}`);
   for (const t of s.threads ?? []) {
-    lines.push(`Thread ${t.thread}${t.cpu === null ? '' : ` (CPU ${t.cpu})`}: ${t.devices} devices  loops ${t.loops}  handed out ${t.handed_out}  in ${t.handed_in}  handoff dropped ${t.handoff_dropped}`);
+    const cycles = (t.processing_cycles ?? 0) + (t.idle_cycles ?? 0);
+    const busy = cycles > 0 ? `  busy ${((100 * (t.processing_cycles ?? 0)) / cycles).toFixed(1)} %` : '';
+    lines.push(`Thread ${t.thread}${t.cpu === null ? '' : ` (CPU ${t.cpu})`}: ${t.devices} devices  loops ${t.loops}  handed out ${t.handed_out}  in ${t.handed_in}  handoff dropped ${t.handoff_dropped}${busy}`);
   }
   const refused = Object.entries(s.refused ?? {});
   if (refused.length > 0) lines.push(`Refused devices: ${refused.map(([k, n]) => `${k}=${n}`).join(' ')}`);

@@ -33,7 +33,7 @@ export interface NativeSwitchLoop {
   /** Frames the switch dropped. */
   drops(): number;
   /** Poll counts so far (absent in bench addons built before it existed, e.g. another checkout's with --xsw-b): the guest thread's RX polls (and empty ones), the switch's polls of the two devices' TX rings and the frames it took. */
-  polls?(): { guestPolls: number; guestEmpty: number; switchPolls: number; switchFrames: number };
+  polls?(): { guestPolls: number; guestEmpty: number; switchPolls: number; switchFrames: number; switchBusyCycles?: number; switchCycles?: number; guestBusyCycles?: number; guestCycles?: number };
   /** Latency mode, after stop(): every round trip recorded (µs). */
   roundTrips(): Float64Array;
 }

@@ -131,10 +131,12 @@ export function pollRows(figures: Figure[]): { figure: string; system: string; s
       const ws = usedWindows(s);
       const m = (k: string) => median(ws.map((w) => w.facts[k]).filter((v): v is number => Number.isFinite(v)));
       const side = (k: 'switch' | 'guest') => {
+        const busy = m(`${k}_busy_pct`);
         const e = m(`${k}_empty_pct`);
         const fp = m(`${k}_frames_per_poll`);
-        if (!Number.isFinite(e) && !Number.isFinite(fp)) return undefined;
-        return `${Number.isFinite(e) ? `${fmt(e, 1)} %` : 'not counted'}, ${Number.isFinite(fp) ? fmt(fp, 2) : 'n/a'}`;
+        if (!Number.isFinite(busy) && !Number.isFinite(e) && !Number.isFinite(fp)) return undefined;
+        const pct = (v: number) => (Number.isFinite(v) ? `${fmt(v, 1)} %` : 'not counted');
+        return `${pct(busy)}; ${pct(e)}, ${Number.isFinite(fp) ? fmt(fp, 2) : 'n/a'}`;
       };
       const a = side('switch');
       const b = side('guest');
@@ -199,9 +201,9 @@ export function markdown(r: Report): string {
   const polls = pollRows(r.figures);
   if (polls.length) {
     L.push('');
-    L.push('RX polls, median over the windows: the share that found nothing, and frames per poll (a poll takes at most a burst of 32). Mostly-empty polls on both sides mean neither side is saturated and the row measures the pipeline (one side\'s burst reaching the other); a side whose polls are rarely empty is the one that limits the row. Counted by testpmd (--record-burst-stats) for DPDK and for the testpmd guests, by the switch harness for xsw\'s loop (its guest thread counts empty polls; xsw::Switch counts loops and frames, not empty polls, so its share is "not counted"; as a poll takes at most 32 frames, it is at most 1 − (frames/poll)/32) and, in the same-guests rows, by xsw-backend\'s control socket (its loops and frames, likewise).');
+    L.push('Where each side\'s time goes, median over the windows: **busy**, the share of its time spent in polls that found frames (the rest went to empty polls); then the share of its RX polls that found nothing, and frames per poll (a poll takes at most a burst of 32). The side near 100 % busy is the one that bounds the row; an empty poll is short, so a side can find 97 % of its polls empty and still be busy most of the time. Busy time is counted with the TSC around each poll, as testpmd\'s --record-core-cycles does (DPDK and the testpmd guests; testpmd counts the cycles from the RX call to the end of forwarding of each burst that brought frames), by the switch harness for xsw\'s loop (its guest thread per poll, xsw::Switch per loop of its data thread) and by xsw-backend\'s control socket in the same-guests rows (`show`: switch_cycles). Empty polls: testpmd\'s --record-burst-stats; the harness\'s guest thread; xsw::Switch counts loops and frames, not empty polls, so its share is "not counted" (at most 1 − (frames/poll)/32).');
     L.push('');
-    L.push('| figure | system | switch: empty polls, frames/poll | guest: empty polls, frames/poll |');
+    L.push('| figure | system | switch: busy; empty polls, frames/poll | guest: busy; empty polls, frames/poll |');
     L.push('|---|---|---|---|');
     for (const x of polls) L.push(`| ${x.figure} | ${x.system} | ${x.switchSide} | ${x.guestSide} |`);
   }

@@ -84,7 +84,7 @@ export async function xswSwitchLoop(size: number, idleDevices = 0, bench: BenchA
 /** The harness's traffic: the devices' receive count, and its poll counts over the window (pollFacts). */
 function loopTraffic(loop: NativeSwitchLoop, stop: () => Promise<void>): Traffic {
   const none = { guestPolls: 0, guestEmpty: 0, switchPolls: 0, switchFrames: 0 };
-  const polls = () => loop.polls?.() ?? none;
+  const polls = () => ({ ...none, ...loop.polls?.() });
   let from = polls();
   let received = loop.received();
   return {
@@ -97,8 +97,8 @@ function loopTraffic(loop: NativeSwitchLoop, stop: () => Promise<void>): Traffic
       const to = polls();
       return {
         switch_drops: loop.drops(),
-        ...pollFacts('switch', to.switchPolls - from.switchPolls, undefined, to.switchFrames - from.switchFrames),
-        ...pollFacts('guest', to.guestPolls - from.guestPolls, to.guestEmpty - from.guestEmpty, loop.received() - received),
+        ...pollFacts('switch', to.switchPolls - from.switchPolls, undefined, to.switchFrames - from.switchFrames, share(to.switchBusyCycles, from.switchBusyCycles, to.switchCycles, from.switchCycles)),
+        ...pollFacts('guest', to.guestPolls - from.guestPolls, to.guestEmpty - from.guestEmpty, loop.received() - received, share(to.guestBusyCycles, from.guestBusyCycles, to.guestCycles, from.guestCycles)),
       };
     },
     stop,
@@ -107,23 +107,40 @@ function loopTraffic(loop: NativeSwitchLoop, stop: () => Promise<void>): Traffic
 
 /**
  * Why-is-it-slow facts of one side (switch or guest): its share of RX polls that
- * found nothing (`<side>_empty_pct`) and the frames per poll, where counted.
+ * found nothing (`<side>_empty_pct`) and the frames per poll, where counted, and
+ * its busy share (`<side>_busy_pct`: of its time, the part spent in polls that
+ * found frames) where its cycles were counted.
  */
-export function pollFacts(side: 'switch' | 'guest', polls: number, empty: number | undefined, frames: number | undefined): Record<string, number> {
-  if (!(polls > 0)) return {};
+export function pollFacts(side: 'switch' | 'guest', polls: number, empty: number | undefined, frames: number | undefined, busyPct?: number): Record<string, number> {
   const out: Record<string, number> = {};
+  if (busyPct !== undefined && Number.isFinite(busyPct)) out[`${side}_busy_pct`] = busyPct;
+  if (!(polls > 0)) return out;
   if (empty !== undefined) out[`${side}_empty_pct`] = (empty / polls) * 100;
   if (frames !== undefined) out[`${side}_frames_per_poll`] = frames / polls;
   return out;
 }
 
+/** A busy share in %: busy cycles over all cycles between two readings (undefined where not counted). */
+function share(busyTo: number | undefined, busyFrom: number | undefined, allTo: number | undefined, allFrom: number | undefined): number | undefined {
+  if (busyTo === undefined || busyFrom === undefined || allTo === undefined || allFrom === undefined) return undefined;
+  const all = allTo - allFrom;
+  return all > 0 ? (100 * (busyTo - busyFrom)) / all : undefined;
+}
+
 /** Poll facts of a testpmd over the window: clear its forwarding stats at mark, read them at the end. */
 function testpmdPolls(side: 'switch' | 'guest', tp: Testpmd): Pick<Traffic, 'mark' | 'facts'> {
+  let cleared = 0;
   return {
-    mark: () => tp.command('clear fwd stats all'),
+    mark: () => {
+      tp.command('clear fwd stats all');
+      cleared = performance.now();
+    },
     facts: async () => {
+      const asked = performance.now();
       const b = await tp.burstStats();
-      return pollFacts(side, b.rxBursts, b.rxEmpty, b.rxPackets);
+      // Its busy cycles over every TSC cycle of the window (clear to show, as the commands were written).
+      const busy = b.busyCycles !== undefined && b.tscMhz && cleared ? (100 * b.busyCycles) / (b.tscMhz * 1000 * (asked - cleared)) : undefined;
+      return pollFacts(side, b.rxBursts, b.rxEmpty, b.rxPackets, busy);
     },
   };
 }
@@ -135,9 +152,10 @@ function testpmdPolls(side: 'switch' | 'guest', tp: Testpmd): Pick<Traffic, 'mar
 function backendPolls(rig: SimRig): Pick<Traffic, 'mark' | 'facts'> {
   const sock = path.join(rig.dir, 'backend.sock');
   const read = async () => {
-    const show = await call<{ switch_loops: number }>(sock, { cmd: 'show' });
+    const show = await call<{ switch_loops: number; switch_cycles?: { processing: number; idle: number } }>(sock, { cmd: 'show' });
     const stats = await call<{ devices: { tx_total: number }[] }>(sock, { cmd: 'stats' });
-    return { loops: show.switch_loops, frames: stats.devices.reduce((a, d) => a + d.tx_total, 0), devices: stats.devices.length };
+    const c = show.switch_cycles;
+    return { loops: show.switch_loops, frames: stats.devices.reduce((a, d) => a + d.tx_total, 0), devices: stats.devices.length, busy: c?.processing, all: c ? c.processing + c.idle : undefined };
   };
   let from: Awaited<ReturnType<typeof read>> | undefined;
   return {
@@ -146,7 +164,7 @@ function backendPolls(rig: SimRig): Pick<Traffic, 'mark' | 'facts'> {
     },
     facts: async () => {
       const to = await read();
-      return from ? pollFacts('switch', (to.loops - from.loops) * to.devices, undefined, to.frames - from.frames) : {};
+      return from ? pollFacts('switch', (to.loops - from.loops) * to.devices, undefined, to.frames - from.frames, share(to.busy, from.busy, to.all, from.all)) : {};
     },
   };
 }

@@ -56,8 +56,9 @@ export class Testpmd {
       '--single-file-segments', '--log-level', 'lib.eal:error', ...vdevs.flatMap((v) => ['--vdev', v]),
     ];
     // stdbuf: testpmd's stdout is a pipe here; line buffering lets each answer arrive at once.
-    // --record-burst-stats: one counter per burst, so `show fwd stats` says how many RX polls were empty.
-    const proc = start(name, 'stdbuf', ['-oL', TESTPMD, ...eal, '--', '-i', '--nb-cores=1', '--record-burst-stats', ...(autoStart ? ['--auto-start'] : []), ...appArgs], { stdin: true, cwd: sockDir });
+    // --record-burst-stats: one counter per burst, so `show fwd stats` says how many RX polls were empty;
+    // --record-core-cycles: the TSC read around each burst that found frames, so it says how busy the lcore was.
+    const proc = start(name, 'stdbuf', ['-oL', TESTPMD, ...eal, '--', '-i', '--nb-cores=1', '--record-burst-stats', '--record-core-cycles', ...(autoStart ? ['--auto-start'] : []), ...appArgs], { stdin: true, cwd: sockDir });
     return new Testpmd(proc);
   }
 
@@ -99,7 +100,10 @@ export class Testpmd {
     this.proc.write('show fwd stats all\n');
     const acc = await this.proc.waitLine('out', /Accumulated forward statistics/, { from, timeoutMs });
     await this.proc.waitLine('out', /TX-packets:/, { from: acc, timeoutMs });
-    return parseBurstStats(this.proc.out.slice(from, acc));
+    const stats = parseBurstStats(this.proc.out.slice(from, acc));
+    // The cycles line follows at once; testpmd leaves it out when nothing was forwarded.
+    const cyc = await this.proc.waitLine('out', /CPU cycles\/packet/, { from: acc, timeoutMs: 1000 }).catch(() => undefined);
+    return cyc === undefined ? stats : { ...stats, ...parseCoreCycles(this.proc.out[cyc]) };
   }
 
   command(text: string): void {
@@ -119,6 +123,15 @@ export interface BurstStats {
   /** Empty RX polls (from testpmd's whole-percent share of 0-packet bursts, so ± 1 % of rxBursts per port). */
   rxEmpty: number;
   rxPackets: number;
+  /** --record-core-cycles: TSC cycles spent in bursts that found frames, and the TSC's rate (MHz). */
+  busyCycles?: number;
+  tscMhz?: number;
+}
+
+/** testpmd's "CPU cycles/packet=… (total cycles=N / total <mode> packets=P) at M MHz Clock". */
+export function parseCoreCycles(line: string): { busyCycles: number; tscMhz: number } | undefined {
+  const m = /total cycles=(\d+) .* at (\d+) MHz/.exec(line);
+  return m ? { busyCycles: Number(m[1]), tscMhz: Number(m[2]) } : undefined;
 }
 
 /**

@@ -58,11 +58,14 @@ export function quarantineTable(q: { id: string; strikes: number; reason: string
 export function showText(s: Record<string, unknown>): string {
   const nic = s.nic as { port: string | null; rx: number; tx: number; dropped: number; drops: Record<string, number> };
   const cap = s.capture as { active: number; captured: number; dropped: number };
+  const cyc = s.switch_cycles as { processing: number; idle: number } | undefined;
+  const all = cyc ? cyc.processing + cyc.idle : 0;
+  const busy = all > 0 ? `, busy ${((100 * cyc!.processing) / all).toFixed(1)} % of the time` : '';
   const lines: [string, string][] = [
     ['back end', `pid ${String(s.pid)}, ${String(s.platform)} platform, up ${String(s.uptime_s)} s`],
     ['devices', `${String(s.devices)} attached, ${String(s.quarantined)} in quarantine`],
     ['NIC', nic.port === null ? 'none (vm2vm only)' : `${nic.port}: rx ${nic.rx}  tx ${nic.tx}  dropped ${nic.dropped}  ${dropsText(nic.drops)}`],
-    ['switching', `vm2vm ${s.vm2vm ? 'on' : 'off'}, mtu ${String(s.mtu)}, ${String(s.switch_loops)} poll loops`],
+    ['switching', `vm2vm ${s.vm2vm ? 'on' : 'off'}, mtu ${String(s.mtu)}, ${String(s.switch_loops)} poll loops${busy}`],
     ['refused', dropsText(s.refused as Record<string, number>)],
     ['capture', `${cap.active} running, ${cap.captured} frames captured, ${cap.dropped} dropped`],
     ['statistics', s.stats_interval ? `every ${String(s.stats_interval)} s` : 'off'],

@@ -104,6 +104,13 @@ export interface ThreadStats {
   handed_in: number;
   /** Handoffs or their completions dropped unread because their device had gone (removed, quarantined, dead). */
   handoff_dropped: number;
+  /**
+   * Its time while running, in the units of native/common/cycles.h (the TSC on x86): in
+   * loops that found work, and in empty loops and sleeps. Only their ratio means anything
+   * (the busy share, as OVS's pmd-stats-show gives it).
+   */
+  processing_cycles: number;
+  idle_cycles: number;
 }
 
 export interface NicStats {
@@ -302,6 +309,17 @@ export class Switch {
   /** Poll loops the data plane has run. */
   loops(): number {
     return this.n.loops();
+  }
+
+  /** The data threads' time split (ThreadStats.processing_cycles, idle_cycles), summed over the threads. */
+  cycles(): { processing: number; idle: number } {
+    let processing = 0;
+    let idle = 0;
+    for (const t of this.stats().threads) {
+      processing += t.processing_cycles;
+      idle += t.idle_cycles;
+    }
+    return { processing, idle };
   }
 
   /** How the data thread sleeps: the event channels, its sleeps, the slots it is woken for. */

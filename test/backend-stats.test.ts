@@ -70,13 +70,13 @@ test('a netif device carries its kind and its engine counters in the JSON line',
 
 test('with several data threads (--cores): a line per thread, and threads plus each device\'s thread in the JSON', (t) => {
   const threads = [
-    { thread: 0, cpu: 2, devices: 2, loops: 100, sleeps: 4, handed_out: 10, handed_in: 7, handoff_dropped: 0 },
+    { thread: 0, cpu: 2, devices: 2, loops: 100, sleeps: 4, handed_out: 10, handed_in: 7, handoff_dropped: 0, processing_cycles: 300, idle_cycles: 700 },
     { thread: 1, cpu: 3, devices: 1, loops: 90, sleeps: 5, handed_out: 7, handed_in: 10, handoff_dropped: 1 },
   ];
   const multi: StatsSnapshot = { ...snap, devices: snap.devices.map((d, i) => ({ ...d, thread: i })), threads };
   const out = formatTable(multi);
-  t.regex(out, /Thread 0 \(CPU 2\): 2 devices {2}loops 100 {2}handed out 10 {2}in 7 {2}handoff dropped 0/);
-  t.regex(out, /Thread 1 \(CPU 3\): 1 devices {2}loops 90 {2}handed out 7 {2}in 10 {2}handoff dropped 1/);
+  t.regex(out, /Thread 0 \(CPU 2\): 2 devices {2}loops 100 {2}handed out 10 {2}in 7 {2}handoff dropped 0 {2}busy 30\.0 %$/m);
+  t.regex(out, /Thread 1 \(CPU 3\): 1 devices {2}loops 90 {2}handed out 7 {2}in 10 {2}handoff dropped 1$/m); // no cycles counted: no share
   const o = JSON.parse(formatJson(multi, new Date()));
   t.deepEqual(o.threads, threads);
   t.deepEqual(o.devices.map((d: { thread: number }) => d.thread), [0, 1]);

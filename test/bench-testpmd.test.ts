@@ -1,7 +1,7 @@
 // Parsing testpmd's `show fwd stats all` with --record-burst-stats
 // (bench/testpmd.ts), the source of the bench's empty-poll shares: pure, no testpmd run.
 import test from 'ava';
-import { parseBurstStats } from '../bench/testpmd';
+import { parseBurstStats, parseCoreCycles } from '../bench/testpmd';
 import { pollFacts } from '../bench/scenarios';
 
 // As DPDK 22.11's testpmd prints it (two ports, io forwarding).
@@ -36,6 +36,15 @@ test('TX bursts and ports without RX bursts count nothing; no polls, no facts', 
   t.deepEqual(b, { rxBursts: 0, rxEmpty: 0, rxPackets: 0 });
   t.deepEqual(pollFacts('guest', b.rxBursts, b.rxEmpty, b.rxPackets), {});
   t.deepEqual(parseBurstStats(['  RX-bursts : 200 [100% of 0 pkts]']), { rxBursts: 200, rxEmpty: 200, rxPackets: 0 });
+});
+
+test('--record-core-cycles: the busy cycles and the TSC rate; a busy share when given', (t) => {
+  const line = '  CPU cycles/packet=175.55 (total cycles=6076411848 / total mac packets=34612640) at 2450 MHz Clock';
+  t.deepEqual(parseCoreCycles(line), { busyCycles: 6076411848, tscMhz: 2450 });
+  t.is(parseCoreCycles('  CPU cycles/packet=nan'), undefined);
+  t.deepEqual(pollFacts('guest', 0, undefined, undefined, 49.5), { guest_busy_pct: 49.5 });
+  t.deepEqual(pollFacts('switch', 100, 50, 200, 97), { switch_busy_pct: 97, switch_empty_pct: 50, switch_frames_per_poll: 2 });
+  t.deepEqual(pollFacts('switch', 100, 50, 200, NaN), { switch_empty_pct: 50, switch_frames_per_poll: 2 });
 });
 
 test('a side counted without empty polls reports frames per poll only', (t) => {

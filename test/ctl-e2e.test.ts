@@ -92,8 +92,11 @@ test.serial('show and devices --json list exactly the attached guests, with the 
     t.deepEqual(stats.devices.map((d) => [d.domid, d.tx_total, d.rx_total]), [[1, N, N], [2, N, N]]);
     t.deepEqual(stats.nic, s.nic);
 
-    const show = await ctlJson<{ devices: number; quarantined: number; port: string; pid: number; control_socket: string }>(rig, ['show']);
+    const show = await ctlJson<{ devices: number; quarantined: number; port: string; pid: number; control_socket: string; switch_cycles: { processing: number; idle: number } }>(rig, ['show']);
     t.is(show.devices, 2);
+    // The data thread switched 2N frames and idled the rest of the time.
+    t.true(show.switch_cycles.processing > 0 && show.switch_cycles.idle > show.switch_cycles.processing, JSON.stringify(show.switch_cycles));
+    t.regex((await ctl(rig, ['show'])).out, /^switching: +vm2vm \w+, mtu \d+, \d+ poll loops, busy \d+\.\d % of the time$/m);
     t.is(show.quarantined, 0);
     t.is(show.port, 'be0');
     t.is(show.control_socket, path.join(rig.dir, 'backend.sock'));

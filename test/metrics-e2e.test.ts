@@ -81,6 +81,8 @@ test.serial('a scrape parses as Prometheus text and its counters match --stats -
     t.is(value('xsw_device_quarantines_total'), 0);
     t.is(value('xsw_nic_present'), 1);
     t.true(value('xsw_switch_loops_total') > 0);
+    t.true(value('xsw_switch_cycles_total', { kind: 'processing' }) > 0, 'the frames were switched in loops that found work');
+    t.true(value('xsw_switch_cycles_total', { kind: 'idle' }) > value('xsw_switch_cycles_total', { kind: 'processing' }), 'a back end that switched a few frames idled most of the time');
     t.true(value('xsw_backend_process_cpu_user_seconds_total') > 0, "prom-client's default process metrics");
     t.true(families.has('xsw_backend_nodejs_heap_size_used_bytes'));
     const [missing] = await get(rig, '/other');

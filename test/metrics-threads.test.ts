@@ -29,4 +29,12 @@ test('each data thread has its loops, handoffs and dropped handoffs, labelled by
 test('a source without threads exports no per-thread series', async (t) => {
   const text = await buildRegistry(source()).metrics();
   t.notRegex(text, /^xsw_thread_loops_total\{/m);
+  t.notRegex(text, /^xsw_switch_cycles_total/m); // nor cycles, when the source has none
+});
+
+test("the data threads' processing and idle cycles, by kind", async (t) => {
+  const text = await buildRegistry({ ...source(), cycles: () => ({ processing: 1234, idle: 8766 }) }).metrics();
+  t.regex(text, /^# TYPE xsw_switch_cycles_total counter$/m);
+  t.regex(text, /^xsw_switch_cycles_total\{kind="processing"\} 1234$/m);
+  t.regex(text, /^xsw_switch_cycles_total\{kind="idle"\} 8766$/m);
 });

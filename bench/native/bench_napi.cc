@@ -116,7 +116,7 @@ class SwitchLoopWrap : public Napi::ObjectWrap<SwitchLoopWrap> {
   }
   Napi::Value Received(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(loop_->Received())); }
   Napi::Value Drops(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(loop_->SwitchDrops())); }
-  // { guestPolls, guestEmpty, switchPolls, switchFrames } so far.
+  // { guestPolls, guestEmpty, switchPolls, switchFrames, switch/guest busy and all cycles } so far.
   Napi::Value Polls(const Napi::CallbackInfo& info) {
     const auto p = loop_->Polls();
     Napi::Object o = Napi::Object::New(info.Env());
@@ -124,6 +124,10 @@ class SwitchLoopWrap : public Napi::ObjectWrap<SwitchLoopWrap> {
     o.Set("guestEmpty", double(p.guest_empty));
     o.Set("switchPolls", double(p.switch_polls));
     o.Set("switchFrames", double(p.switch_frames));
+    o.Set("switchBusyCycles", double(p.switch_busy_cycles));
+    o.Set("switchCycles", double(p.switch_cycles));
+    o.Set("guestBusyCycles", double(p.guest_busy_cycles));
+    o.Set("guestCycles", double(p.guest_cycles));
     return o;
   }
   // Latency mode, after stop(): the recorded round trips in µs.

@@ -10,6 +10,7 @@
 
 #include "abi/abi.h"
 #include "bench/pin.h"
+#include "common/cycles.h"
 #include "common/errors.h"
 #include "common/ethernet.h"
 #include "pmd/device.h"
@@ -128,12 +129,21 @@ SwitchLoop::PollCounts SwitchLoop::Polls() const {
   PollCounts p;
   p.guest_polls = guest_polls_.load(std::memory_order_relaxed);
   p.guest_empty = guest_empty_.load(std::memory_order_relaxed);
+  p.guest_busy_cycles = guest_busy_cycles_.v.load(std::memory_order_relaxed);
+  p.guest_cycles = p.guest_busy_cycles + guest_idle_cycles_.v.load(std::memory_order_relaxed);
   const auto threads = switch_->ThreadStats();
+  std::vector<bool> counted(threads.size());
   for (const auto& d : switch_->Stats()) {
     if (d.domid != 1 && d.domid != 2) continue;  // the two looping devices
     p.switch_frames += d.tx_total;
-    for (const auto& t : threads) {
-      if (t.index == d.thread) p.switch_polls += t.loops;  // each loop of its thread checks its TX ring once
+    for (size_t i = 0; i < threads.size(); i++) {
+      const auto& t = threads[i];
+      if (t.index != d.thread) continue;
+      p.switch_polls += t.loops;  // each loop of its thread checks its TX ring once
+      if (counted[i]) continue;
+      counted[i] = true;
+      p.switch_busy_cycles += t.processing_cycles;
+      p.switch_cycles += t.processing_cycles + t.idle_cycles;
     }
   }
   return p;
@@ -172,6 +182,7 @@ void SwitchLoop::RunGuest() {
   // The loop: what a device receives goes back out of it, MACs swapped.
   uint32_t pkts[kBurst];
   uint64_t polls = 0, empty = 0;
+  LoopCycles cycles;
   while (!stop_.load(std::memory_order_relaxed)) {
     polls += 2;
     guest_polls_.store(polls, std::memory_order_relaxed);
@@ -181,6 +192,7 @@ void SwitchLoop::RunGuest() {
       if (n == 0) {
         ++empty;
         d->port->ReclaimTx();
+        cycles.After(false, guest_busy_cycles_, guest_idle_cycles_);
         continue;
       }
       for (uint32_t k = 0; k < n; k++) {
@@ -192,6 +204,7 @@ void SwitchLoop::RunGuest() {
       }
       const uint32_t sent = d->port->TxBurst(pkts, n);
       d->port->FreeBurst(pkts + sent, n - sent);
+      cycles.After(true, guest_busy_cycles_, guest_idle_cycles_);  // per poll, as testpmd's --record-core-cycles
     }
   }
 }

@@ -73,6 +73,9 @@ class SwitchLoop {
     uint64_t guest_polls = 0, guest_empty = 0;  // the guest thread's RX polls of the two devices
     uint64_t switch_polls = 0;                  // the switch's polls of the two devices' TX rings (one per loop of its thread)
     uint64_t switch_frames = 0;                 // frames the switch took from the two devices' TX rings
+    // Busy shares: each side's time in loops that found work, and all its time (common/cycles.h units).
+    uint64_t switch_busy_cycles = 0, switch_cycles = 0;  // the data thread(s) of the two devices
+    uint64_t guest_busy_cycles = 0, guest_cycles = 0;    // the guest thread
   };
   PollCounts Polls() const;
   // Latency mode: the round trips recorded so far (ns); call after Stop().
@@ -91,6 +94,11 @@ class SwitchLoop {
   std::atomic<bool> injected_{false};
   // Written by the guest thread only (a relaxed store per loop), read by Polls().
   std::atomic<uint64_t> guest_polls_{0}, guest_empty_{0};
+  struct RelaxedCount {  // the shape common/cycles.h's LoopCycles adds to
+    std::atomic<uint64_t> v{0};
+    void Add(uint64_t n) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  };
+  RelaxedCount guest_busy_cycles_, guest_idle_cycles_;
   std::thread guest_thread_;
   std::vector<uint32_t> rtt_ns_;  // reserved up front: the guest thread never allocates
 };

@@ -299,6 +299,8 @@ class NativeSwitch : public Napi::ObjectWrap<NativeSwitch> {
       o.Set("handed_out", double(t.handed_out));
       o.Set("handed_in", double(t.handed_in));
       o.Set("handoff_dropped", double(t.handoff_dropped));
+      o.Set("processing_cycles", double(t.processing_cycles));
+      o.Set("idle_cycles", double(t.idle_cycles));
       threads.Set(nt++, o);
     }
     out.Set("threads", threads);

@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "common/adaptive_poll.h"
+#include "common/cycles.h"
 #include "common/errors.h"
 #include "common/ethernet.h"
 #include "common/hex.h"
@@ -400,18 +401,22 @@ void Switch::Run() {
     CPU_SET(cpu_, &one);
     pthread_setaffinity_np(pthread_self(), sizeof one, &one);  // Validate checked the CPU is allowed
   }
+  LoopCycles cycles;
   if (cfg_.busy_poll) {
-    while (running_.load(std::memory_order_relaxed)) Poll();
+    while (running_.load(std::memory_order_relaxed)) cycles.After(Poll() != 0, processing_cycles_, idle_cycles_);
     return;
   }
   const uint32_t spin = cfg_.interrupt ? 1 : AdaptivePoll::kIdlePollsBeforeSleep;
   uint32_t idle = 0;
   while (running_.load(std::memory_order_relaxed)) {
-    if (Poll() != 0) {
+    const bool worked = Poll() != 0;
+    cycles.After(worked, processing_cycles_, idle_cycles_);
+    if (worked) {
       idle = 0;
       fallback_us_ = AdaptivePoll::kMinSleepUs;
     } else if (++idle >= spin && (n_threads_ == 1 || ReadyToSleep())) {
       Sleep();  // idle stays: after a timed sleep the next empty loop sleeps again, longer
+      cycles.After(false, processing_cycles_, idle_cycles_);  // the sleep is idle time
       if (n_threads_ > 1) asleep_.store(false, std::memory_order_relaxed);
     }
   }
@@ -456,6 +461,8 @@ std::vector<ThreadStatsSnapshot> Switch::ThreadStats() const {
     s.handed_out = t->handed_out_.Get();
     s.handed_in = t->handed_in_.Get();
     s.handoff_dropped = t->handoff_dropped_.Get();
+    s.processing_cycles = t->processing_cycles_.Get();
+    s.idle_cycles = t->idle_cycles_.Get();
     out.push_back(s);
   }
   for (uint32_t i = 0; i < cfg_.max_devices; ++i) {

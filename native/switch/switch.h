@@ -100,6 +100,9 @@ struct ThreadStatsSnapshot {
   uint64_t handed_out = 0;  // frames (or group parts) handed to another thread
   uint64_t handed_in = 0;   // ... taken from another thread and switched here
   uint64_t handoff_dropped = 0;  // handoffs or completions whose device had gone (dropped, memory untouched)
+  // Its time while running, in CycleCount() units (common/cycles.h): in loops
+  // that found work, and in empty loops and sleeps. Only their ratio means anything.
+  uint64_t processing_cycles = 0, idle_cycles = 0;
 };
 
 // Frames the NIC received and sent on one VLAN (0: untagged).
@@ -392,6 +395,7 @@ class Switch {
   std::unique_ptr<pollfd[]> pollfds_;     // max_devices + 3, data thread only
   uint32_t fallback_us_ = 10;             // timed sleep while a polled device is attached
   Counter sleeps_;
+  Counter processing_cycles_, idle_cycles_;  // Run's loops (ThreadStatsSnapshot)
 };
 
 }  // namespace xsw

@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/cycles.h"
 #include "common/errors.h"
 #include "switch/switch.h"
 #include "switch_test_util.h"
@@ -827,6 +828,41 @@ void TestCallsFollowEachPublishedBurst() {
   for (int x : fd) close(x);
 }
 
+// The data thread's time split (ThreadStatsSnapshot): an idle switch books
+// its whole time, sleeps included, as idle and none as processing; frames
+// move time to processing. Both poll modes that run a thread.
+void TestBusyCyclesSplitIdleAndProcessing() {
+  for (bool busy : {true, false}) {
+    SwitchConfig cfg;
+    cfg.busy_poll = busy;
+    Switch sw(cfg, nullptr);
+    FakeGuest a(kMacA, 0x10000000), b(kMacB, 0x20000000);
+    sw.AddDevice(a.Config(1, 0));
+    sw.AddDevice(b.Config(2, 0));
+    b.PostRx(256);
+    const uint64_t t0 = CycleCount();
+    sw.Start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto th = sw.ThreadStats();
+    const uint64_t elapsed = CycleCount() - t0;
+    CHECK_EQ(th[0].processing_cycles, 0u);
+    CHECK(th[0].idle_cycles > elapsed / 2);  // adaptive: mostly asleep, and that is booked
+    CHECK(th[0].idle_cycles <= elapsed);
+    const auto f = MakeFrame(kMacB, kMacA, 200, 1);
+    for (int i = 0; i < 100; ++i) CHECK(a.Send(f));
+    size_t got = 0;
+    for (int i = 0; i < 2000 && got < 100; ++i) {
+      got += b.Harvest().size();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    sw.Stop();
+    CHECK_EQ(got, 100u);
+    th = sw.ThreadStats();
+    CHECK(th[0].processing_cycles > 0);
+    CHECK(th[0].processing_cycles + th[0].idle_cycles <= CycleCount() - t0);
+  }
+}
+
 int main() {
   TestVm2vmUnicast();
   TestBroadcastReachesNicAndEveryOtherDevice();
@@ -848,5 +884,6 @@ int main() {
   TestRxHintedReceiverGoingBadIsQuarantined();
   TestRxHintKeepsEveryReceiversOrder();
   TestCallsFollowEachPublishedBurst();
+  TestBusyCyclesSplitIdleAndProcessing();
   return xsw::test::Finish("switch_test");
 }
