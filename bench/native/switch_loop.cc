@@ -129,8 +129,8 @@ SwitchLoop::PollCounts SwitchLoop::Polls() const {
   PollCounts p;
   p.guest_polls = guest_polls_.load(std::memory_order_relaxed);
   p.guest_empty = guest_empty_.load(std::memory_order_relaxed);
-  p.guest_busy_cycles = guest_busy_cycles_.v.load(std::memory_order_relaxed);
-  p.guest_cycles = p.guest_busy_cycles + guest_idle_cycles_.v.load(std::memory_order_relaxed);
+  p.guest_busy_cycles = guest_busy_cycles_.Get();
+  p.guest_cycles = p.guest_busy_cycles + guest_idle_cycles_.Get();
   const auto threads = switch_->ThreadStats();
   std::vector<bool> counted(threads.size());
   for (const auto& d : switch_->Stats()) {

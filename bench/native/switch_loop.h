@@ -26,6 +26,8 @@
 #include <thread>
 #include <vector>
 
+#include "switch/device.h"  // Counter
+
 namespace xsw {
 class FrontPort;
 class Switch;
@@ -94,11 +96,7 @@ class SwitchLoop {
   std::atomic<bool> injected_{false};
   // Written by the guest thread only (a relaxed store per loop), read by Polls().
   std::atomic<uint64_t> guest_polls_{0}, guest_empty_{0};
-  struct RelaxedCount {  // the shape common/cycles.h's LoopCycles adds to
-    std::atomic<uint64_t> v{0};
-    void Add(uint64_t n) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  };
-  RelaxedCount guest_busy_cycles_, guest_idle_cycles_;
+  Counter guest_busy_cycles_, guest_idle_cycles_;  // its polls' time split (common/cycles.h)
   std::thread guest_thread_;
   std::vector<uint32_t> rtt_ns_;  // reserved up front: the guest thread never allocates
 };
