@@ -112,7 +112,7 @@ async function main(): Promise<number> {
   const opts = parse(process.argv);
   if (opts.render) {
     const saved = JSON.parse(fs.readFileSync(opts.render, 'utf8')) as Report;
-    saved.targets = computeTargets(saved.figures, saved.memcpy.pool1500GBs, saved.attach, saved.idle ?? [], saved.paced ?? []);
+    saved.targets = allTargets(saved.figures, saved.memcpy.pool1500GBs, saved.attach, saved.idle ?? [], saved.paced ?? [], saved.latency);
     if (opts.write) writeReport(opts.write, markdown(saved));
     else process.stdout.write(markdown(saved));
     return 0;
@@ -377,9 +377,7 @@ async function main(): Promise<number> {
     }
   }
 
-  const targets = computeTargets(figures, pool.gbytesPerS, attach, idle, paced);
-  const lw = latencySummary(latency.wakeup);
-  if (lw) targets.push(wakeupTarget(lw, latencySummary(latency.wakeupFloor)));
+  const targets = allTargets(figures, pool.gbytesPerS, attach, idle, paced, latency);
   if (root) {
     const ver = (await run('dpkg-query', ['-W', '-f=${Version}', 'dpdk-dev'])).out.trim();
     if (tp && ver) notes.push(`Peers: DPDK (Debian dpdk-dev ${ver}), dpdk-testpmd with one forwarding lcore per process, split rings, 1 queue, default descriptors.`);
@@ -447,6 +445,14 @@ function wakeupTarget(x: { p99: number; median: number; n: number }, floor: { p9
 function medians(f: Figure, peer: Series): string {
   const rs = ratios(f, peer);
   return rs.length ? `; medians ${fmtRatios(rs)}` : '';
+}
+
+/** Every target's verdict: a run's, and again when a saved run is rendered (--render). */
+function allTargets(figures: Figure[], poolGBs: number, attach: Report['attach'], idle: IdleResult[], paced: PacedResult[], latency: Report['latency']): Target[] {
+  const targets = computeTargets(figures, poolGBs, attach, idle, paced);
+  const lw = latencySummary(latency.wakeup);
+  if (lw) targets.push(wakeupTarget(lw, latencySummary(latency.wakeupFloor)));
+  return targets;
 }
 
 function computeTargets(figures: Figure[], poolGBs: number, attach: Report['attach'], idle: IdleResult[], paced: PacedResult[]): Target[] {

@@ -171,6 +171,13 @@ test.serial('--quick runs end to end and writes a well-formed report', async (t)
   t.regex(text, /\| figure \| system \| switch: busy; empty polls, frames\/poll \| guest: busy; empty polls, frames\/poll \|/);
   t.regex(text, /## Idle cost\n[^]*\| adaptive \|/);
   if (dpdkNote) t.true(text.includes(dpdkNote));
+  // --render of the saved run gives the same targets, the wake-up target included.
+  const targets = (s: string) => s.slice(s.indexOf('## Targets'), s.indexOf('## Notes'));
+  const again = path.join(dir, 'again.md');
+  const rr = await runBench(['--render', json, '--write', again]);
+  t.is(rr.code, 0, rr.err);
+  t.is(targets(fs.readFileSync(again, 'utf8')), targets(text));
+  t.regex(targets(text), /wake-up round trip/);
 
   t.deepEqual(leftovers(r.pid), []);
   t.is(fs.readFileSync('/proc/sys/vm/nr_hugepages', 'utf8'), huge, 'hugepages restored');
