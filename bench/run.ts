@@ -11,7 +11,7 @@ import { benchAddon, benchAddonOf } from './native';
 import { run } from '../harness/child';
 import { cleanupAll } from './cleanup';
 import { Figure, fmtPairs, fmtRatios, fromVerdict, latencySummary, markdown, pairs, ratios, Report, Series, seriesSummary, Target } from './report';
-import { verdictAtLeast } from './pairs';
+import { roundOrder, verdictAtLeast } from './pairs';
 import { cliPathsOf, CPU_GUESTS, CPU_SWITCH, SimRig, vethNamespace } from './rig';
 import * as sc from './scenarios';
 import type { IdleResult, PacedResult, PollMode } from './scenarios';
@@ -164,10 +164,11 @@ async function main(): Promise<number> {
   const rssPerGuest: number[] = [];
 
   type Runner = { s: Series; go: () => Promise<Traffic> };
+  // Each round starts one system later (roundOrder): no system always follows the same one.
   const interleave = async (f: Figure, runners: Runner[]) => {
     log(`${f.title}:`);
     for (let r = 0; r < opts.reps; r++) {
-      for (const x of runners) {
+      for (const x of roundOrder(runners, r)) {
         if (x.s.note) continue;
         try {
           const w = await measureWindow(x.s.name, timing, x.go, log);

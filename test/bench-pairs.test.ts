@@ -1,7 +1,7 @@
 // The bench's paired-ratio estimator (bench/pairs.ts) and the verdicts the
 // targets take from it: pure functions, no bench run.
 import test from 'ava';
-import { pairedRatios, Timed, verdictAtLeast } from '../bench/pairs';
+import { pairedRatios, roundOrder, Timed, verdictAtLeast } from '../bench/pairs';
 import { median } from '../bench/stats';
 
 const w = (at: number, value: number, placement = 'slow'): Timed => ({ at, value, placement });
@@ -44,4 +44,16 @@ test('a placement that misses outweighs one that is not settled', (t) => {
   t.is(verdictAtLeast([{ min: 1.4, max: 1.6 }, { min: 0.5, max: 0.9 }], 1.5), 'missed');
   t.is(verdictAtLeast([{ min: 1.6, max: 1.9 }, { min: 1.4, max: 1.6 }], 1.5), 'not settled');
   t.is(verdictAtLeast([{ min: 1.5, max: 1.6 }], 1.5), 'met');
+});
+
+test('each round starts one system later, so over as many rounds as systems each holds every place once', (t) => {
+  const systems = ['xsw', 'xsw (B)', 'DPDK'];
+  t.deepEqual(roundOrder(systems, 0), ['xsw', 'xsw (B)', 'DPDK']);
+  t.deepEqual(roundOrder(systems, 1), ['xsw (B)', 'DPDK', 'xsw']);
+  t.deepEqual(roundOrder(systems, 2), ['DPDK', 'xsw', 'xsw (B)']);
+  t.deepEqual(roundOrder(systems, 3), roundOrder(systems, 0));
+  for (let place = 0; place < systems.length; place++) {
+    t.deepEqual([0, 1, 2].map((r) => roundOrder(systems, r)[place]).sort(), [...systems].sort());
+  }
+  t.deepEqual(roundOrder(['only'], 5), ['only']);
 });
