@@ -69,9 +69,10 @@ export function verdictAtLeast(rs: { min: number; max: number }[], bound: number
 
 /**
  * The systems' order in round `r` of an interleaved run: each round starts one
- * system later (a, b, c; then b, c, a; …). A window can inherit state from the
- * one before it (in the same-guests row an identical build ran 1.8× slower when
- * it always came second), so no system always follows the same one.
+ * system later (a, b, c; then b, c, a; …), so that no system always follows the
+ * same one: a window may inherit state from the one before it (in the same-guests
+ * row an identical build that always came second ran at about half the rate of the
+ * one before it; docs/PERFORMANCE.md, "Busy shares").
  */
 export function roundOrder<T>(systems: readonly T[], r: number): T[] {
   return systems.map((_, i) => systems[(i + r) % systems.length]);
