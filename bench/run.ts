@@ -335,33 +335,47 @@ async function main(): Promise<number> {
     latency.xsw = [];
     latency.core = [];
     latency.peer = [];
+    // Each measurement on its own, tried again once when it fails (on a loaded host a pinger can
+    // miss its 20 s for the first echo); a second failure is a note, and the others still run.
+    const measure = async <T>(what: string, go: () => Promise<T>): Promise<T | undefined> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await go();
+        } catch (err) {
+          log(`latency ${what}: failed${attempt === 1 ? ', trying again' : ''}: ${(err as Error).message}`);
+          if (attempt === 1) continue;
+          notes.push(`latency: ${what} failed twice: ${(err as Error).message.slice(0, 300)}`);
+          return undefined;
+        }
+      }
+    };
     for (let r = 0; r < opts.reps; r++) {
-      try {
-        const x = await sc.xswLatency(rig, count, opts.quick ? 50 : 500);
+      const x = await measure('xsw', () => sc.xswLatency(rig, count, opts.quick ? 50 : 500));
+      if (x) {
         latency.xsw.push(x);
         log(`latency xsw: median ${median(x.rttUs).toFixed(1)} µs (${x.placement})`);
-        const w = await sc.xswWakeupLatency(rig, opts.quick ? 300 : 3000, opts.quick ? 20 : 200);
+      }
+      const w = await measure('xsw wake-up', () => sc.xswWakeupLatency(rig, opts.quick ? 300 : 3000, opts.quick ? 20 : 200));
+      if (w) {
         (latency.wakeup ??= []).push(w);
         log(`latency xsw wake-up (interrupt): median ${median(w.rttUs).toFixed(1)} µs, ${w.lost} lost (${w.placement})`);
-        try {
-          const wf = await sc.wakeupFloor(opts.quick ? 300 : 3000, opts.quick ? 20 : 200);
-          (latency.wakeupFloor ??= []).push(wf);
-          log(`latency wake-up floor (eventfds, no xsw): median ${median(wf.rttUs).toFixed(1)} µs, p99 ${percentile(wf.rttUs, 99).toFixed(1)} µs (${wf.placement})`);
-        } catch (err) {
-          log(`latency wake-up floor: failed: ${(err as Error).message}`);
-          notes.push(`latency: the wake-up floor failed: ${(err as Error).message.slice(0, 300)}`);
-        }
-        const c = await sc.xswCoreLatency(opts.quick ? 300 : 2000);
+      }
+      const wf = await measure('wake-up floor', () => sc.wakeupFloor(opts.quick ? 300 : 3000, opts.quick ? 20 : 200));
+      if (wf) {
+        (latency.wakeupFloor ??= []).push(wf);
+        log(`latency wake-up floor (eventfds, no xsw): median ${median(wf.rttUs).toFixed(1)} µs, p99 ${percentile(wf.rttUs, 99).toFixed(1)} µs (${wf.placement})`);
+      }
+      const c = await measure('xsw switch core', () => sc.xswCoreLatency(opts.quick ? 300 : 2000));
+      if (c) {
         latency.core.push(c);
         log(`latency xsw switch core: median ${median(c.rttUs).toFixed(2)} µs (${c.placement})`);
-        if (root) {
-          const p = await sc.vethLatency(opts.quick ? 100 : 1000);
+      }
+      if (root) {
+        const p = await measure('veth ping', () => sc.vethLatency(opts.quick ? 100 : 1000));
+        if (p) {
           latency.peer.push(p);
           log(`latency veth ping: median ${median(p.rttUs).toFixed(1)} µs (${p.placement})`);
         }
-      } catch (err) {
-        log(`latency: failed: ${(err as Error).message}`);
-        notes.push(`latency: a run failed: ${(err as Error).message.slice(0, 300)}`);
       }
     }
   }

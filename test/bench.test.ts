@@ -134,8 +134,9 @@ test.serial('--quick runs end to end and writes a well-formed report', async (t)
   for (const id of ['core64', 'core1500', 'proc64', 'proc1500']) t.is(report.figures.find((f) => f.id === id)!.xsw.note, undefined);
   // The same-guests rows need testpmd on both sides: xsw's is measured exactly when DPDK's is.
   for (const id of ['same64', 'same1500']) t.is(report.figures.find((f) => f.id === id)!.xsw.note, dpdkNote, id);
-  t.true((report.latency.xsw ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
-  t.true((report.latency.core ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
+  const latencyLog = r.err.split('\n').filter((l) => l.startsWith('latency')).join('\n');
+  t.true((report.latency.xsw ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)), latencyLog);
+  t.true((report.latency.core ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)), latencyLog);
   // The wake-up round trip (--poll interrupt): measured, and its target reported.
   t.true((report.latency.wakeup ?? []).some((l) => l.rttUs.length > 0 && l.rttUs.every((x) => x > 0)));
   t.true(report.targets.some((x) => x.what.startsWith('interrupt-mode wake-up round trip')));
