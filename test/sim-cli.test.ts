@@ -48,7 +48,9 @@ test('up / create / list / exec / destroy / down round trip', async (t) => {
   const dir = path.join(root, 'sim');
   const addon = recordingAddon(root);
   const env = { XSW_SIM_DIR: dir, XSW_ADDON: addon.file };
-  t.teardown(() => void sim(env, 'down'));
+  t.teardown(async () => {
+    await sim(env, 'down'); // awaited: the directory it needs is removed by the next teardown
+  });
 
   const up = await sim(env, 'up', '--gntalloc-limit', '4096');
   t.is(up.code, 0, up.stderr);
@@ -118,7 +120,9 @@ test('create --mac/--vlan assigns identities under dom0\'s tree, read-only to th
   const root = tempDir(t);
   const dir = path.join(root, 'sim');
   const env = { XSW_SIM_DIR: dir, XSW_ADDON: recordingAddon(root).file };
-  t.teardown(() => void sim(env, 'down'));
+  t.teardown(async () => {
+    await sim(env, 'down'); // awaited: the directory it needs is removed by the next teardown
+  });
   t.is((await sim(env, 'up')).code, 0);
   const c = await sim(env, 'create', 'vm1', '--mac', '00:16:3E:00:00:01', '--mac', '00:16:3e:00:00:02', '--vlan', '42');
   t.deepEqual(c, { code: 0, stdout: '1\n', stderr: '' });
@@ -155,7 +159,9 @@ test('create --vif writes the keys libxl writes for a vif, each side owned as li
   const root = tempDir(t);
   const dir = path.join(root, 'sim');
   const env = { XSW_SIM_DIR: dir, XSW_ADDON: recordingAddon(root).file };
-  t.teardown(() => void sim(env, 'down'));
+  t.teardown(async () => {
+    await sim(env, 'down'); // awaited: the directory it needs is removed by the next teardown
+  });
   t.is((await sim(env, 'up')).code, 0);
   const c = await sim(env, 'create', 'web', '--vif', 'mac=00:16:3E:00:00:21', '--vif', 'mac=00:16:3e:00:00:22,script=vif-xsw');
   t.deepEqual(c, { code: 0, stdout: '1\n', stderr: '' });
@@ -212,7 +218,9 @@ test('with the real addon, up creates the grant layer and the round trip works',
   const root = tempDir(t);
   const dir = path.join(root, 'sim');
   const env = { XSW_SIM_DIR: dir };
-  t.teardown(() => void sim(env, 'down'));
+  t.teardown(async () => {
+    await sim(env, 'down'); // awaited: the directory it needs is removed by the next teardown
+  });
   const up = await sim(env, 'up');
   t.is(up.code, 0, up.stderr);
   t.deepEqual(await sim(env, 'create', 'g'), { code: 0, stdout: '1\n', stderr: '' });
