@@ -21,6 +21,13 @@ async function sim(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
   return { code: r.code, stdout: r.out, stderr: r.err };
 }
 
+/** `xsw-sim down` when the test ends, awaited: the tempDir teardown after it removes the directory down needs. */
+function downAtEnd(t: { teardown(fn: () => Promise<void>): void }, env: NodeJS.ProcessEnv): void {
+  t.teardown(async () => {
+    await sim(env, 'down');
+  });
+}
+
 function tempDir(t: { teardown(fn: () => void): void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xsw-sim-test-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -48,9 +55,7 @@ test('up / create / list / exec / destroy / down round trip', async (t) => {
   const dir = path.join(root, 'sim');
   const addon = recordingAddon(root);
   const env = { XSW_SIM_DIR: dir, XSW_ADDON: addon.file };
-  t.teardown(async () => {
-    await sim(env, 'down'); // awaited: the directory it needs is removed by the next teardown
-  });
+  downAtEnd(t, env);
 
   const up = await sim(env, 'up', '--gntalloc-limit', '4096');
   t.is(up.code, 0, up.stderr);
@@ -120,9 +125,7 @@ test('create --mac/--vlan assigns identities under dom0\'s tree, read-only to th
   const root = tempDir(t);
   const dir = path.join(root, 'sim');
   const env = { XSW_SIM_DIR: dir, XSW_ADDON: recordingAddon(root).file };
-  t.teardown(async () => {
-    await sim(env, 'down'); // awaited: the directory it needs is removed by the next teardown
-  });
+  downAtEnd(t, env);
   t.is((await sim(env, 'up')).code, 0);
   const c = await sim(env, 'create', 'vm1', '--mac', '00:16:3E:00:00:01', '--mac', '00:16:3e:00:00:02', '--vlan', '42');
   t.deepEqual(c, { code: 0, stdout: '1\n', stderr: '' });
@@ -159,9 +162,7 @@ test('create --vif writes the keys libxl writes for a vif, each side owned as li
   const root = tempDir(t);
   const dir = path.join(root, 'sim');
   const env = { XSW_SIM_DIR: dir, XSW_ADDON: recordingAddon(root).file };
-  t.teardown(async () => {
-    await sim(env, 'down'); // awaited: the directory it needs is removed by the next teardown
-  });
+  downAtEnd(t, env);
   t.is((await sim(env, 'up')).code, 0);
   const c = await sim(env, 'create', 'web', '--vif', 'mac=00:16:3E:00:00:21', '--vif', 'mac=00:16:3e:00:00:22,script=vif-xsw');
   t.deepEqual(c, { code: 0, stdout: '1\n', stderr: '' });
@@ -218,9 +219,7 @@ test('with the real addon, up creates the grant layer and the round trip works',
   const root = tempDir(t);
   const dir = path.join(root, 'sim');
   const env = { XSW_SIM_DIR: dir };
-  t.teardown(async () => {
-    await sim(env, 'down'); // awaited: the directory it needs is removed by the next teardown
-  });
+  downAtEnd(t, env);
   const up = await sim(env, 'up');
   t.is(up.code, 0, up.stderr);
   t.deepEqual(await sim(env, 'create', 'g'), { code: 0, stdout: '1\n', stderr: '' });
