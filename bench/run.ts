@@ -14,7 +14,7 @@ import { Figure, fmtPairs, fmtRatios, fromVerdict, latencySummary, markdown, pai
 import { roundOrder, verdictAtLeast } from './pairs';
 import { cliPathsOf, CPU_GUESTS, CPU_SWITCH, SimRig, vethNamespace } from './rig';
 import * as sc from './scenarios';
-import type { IdleResult, PacedResult, PollMode } from './scenarios';
+import type { IdleResult, LatencyResult, PacedResult, PollMode } from './scenarios';
 import { median, percentile } from './stats';
 import { Hugepages, NOT_INSTALLED, testpmdPath } from './testpmd';
 import { crossingNs, measureWindow, Timing, Traffic } from './window';
@@ -332,51 +332,32 @@ async function main(): Promise<number> {
   const latency: Report['latency'] = { note: netNote };
   if (want('latency')) {
     const count = opts.quick ? 300 : 5000;
-    latency.xsw = [];
-    latency.core = [];
-    latency.peer = [];
+    const got: Required<Omit<Report['latency'], 'note'>> = { xsw: [], core: [], peer: [], wakeup: [], wakeupFloor: [] };
+    Object.assign(latency, got);
     // Each measurement on its own, tried again once when it fails (on a loaded host a pinger can
     // miss its 20 s for the first echo); a second failure is a note, and the others still run.
-    const measure = async <T>(what: string, go: () => Promise<T>): Promise<T | undefined> => {
+    const measure = async (what: string, into: LatencyResult[], go: () => Promise<LatencyResult>, describe: (x: LatencyResult) => string): Promise<void> => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await go();
+          const x = await go();
+          into.push(x);
+          log(`latency ${what}: ${describe(x)} (${x.placement})`);
+          return;
         } catch (err) {
           log(`latency ${what}: failed${attempt === 1 ? ', trying again' : ''}: ${(err as Error).message}`);
           if (attempt === 1) continue;
           notes.push(`latency: ${what} failed twice: ${(err as Error).message.slice(0, 300)}`);
-          return undefined;
+          return;
         }
       }
     };
+    const med = (x: LatencyResult, digits = 1) => `median ${median(x.rttUs).toFixed(digits)} µs`;
     for (let r = 0; r < opts.reps; r++) {
-      const x = await measure('xsw', () => sc.xswLatency(rig, count, opts.quick ? 50 : 500));
-      if (x) {
-        latency.xsw.push(x);
-        log(`latency xsw: median ${median(x.rttUs).toFixed(1)} µs (${x.placement})`);
-      }
-      const w = await measure('xsw wake-up', () => sc.xswWakeupLatency(rig, opts.quick ? 300 : 3000, opts.quick ? 20 : 200));
-      if (w) {
-        (latency.wakeup ??= []).push(w);
-        log(`latency xsw wake-up (interrupt): median ${median(w.rttUs).toFixed(1)} µs, ${w.lost} lost (${w.placement})`);
-      }
-      const wf = await measure('wake-up floor', () => sc.wakeupFloor(opts.quick ? 300 : 3000, opts.quick ? 20 : 200));
-      if (wf) {
-        (latency.wakeupFloor ??= []).push(wf);
-        log(`latency wake-up floor (eventfds, no xsw): median ${median(wf.rttUs).toFixed(1)} µs, p99 ${percentile(wf.rttUs, 99).toFixed(1)} µs (${wf.placement})`);
-      }
-      const c = await measure('xsw switch core', () => sc.xswCoreLatency(opts.quick ? 300 : 2000));
-      if (c) {
-        latency.core.push(c);
-        log(`latency xsw switch core: median ${median(c.rttUs).toFixed(2)} µs (${c.placement})`);
-      }
-      if (root) {
-        const p = await measure('veth ping', () => sc.vethLatency(opts.quick ? 100 : 1000));
-        if (p) {
-          latency.peer.push(p);
-          log(`latency veth ping: median ${median(p.rttUs).toFixed(1)} µs (${p.placement})`);
-        }
-      }
+      await measure('xsw', got.xsw, () => sc.xswLatency(rig, count, opts.quick ? 50 : 500), (x) => med(x));
+      await measure('xsw wake-up (interrupt)', got.wakeup, () => sc.xswWakeupLatency(rig, opts.quick ? 300 : 3000, opts.quick ? 20 : 200), (x) => `${med(x)}, ${x.lost} lost`);
+      await measure('wake-up floor (eventfds, no xsw)', got.wakeupFloor, () => sc.wakeupFloor(opts.quick ? 300 : 3000, opts.quick ? 20 : 200), (x) => `${med(x)}, p99 ${percentile(x.rttUs, 99).toFixed(1)} µs`);
+      await measure('xsw switch core', got.core, () => sc.xswCoreLatency(opts.quick ? 300 : 2000), (x) => med(x, 2));
+      if (root) await measure('veth ping', got.peer, () => sc.vethLatency(opts.quick ? 100 : 1000), (x) => med(x));
     }
   }
 
