@@ -58,9 +58,9 @@ export function quarantineTable(q: { id: string; strikes: number; reason: string
 export function showText(s: Record<string, unknown>): string {
   const nic = s.nic as { port: string | null; rx: number; tx: number; dropped: number; drops: Record<string, number> };
   const cap = s.capture as { active: number; captured: number; dropped: number };
-  const cyc = s.switch_cycles as { processing: number; idle: number } | undefined;
-  const all = cyc ? cyc.processing + cyc.idle : 0;
-  const busy = all > 0 ? `, busy ${((100 * cyc!.processing) / all).toFixed(1)} % of the time` : '';
+  const cyc = (s.switch_cycles ?? { processing: 0, idle: 0 }) as { processing: number; idle: number };
+  const all = cyc.processing + cyc.idle;
+  const busy = all > 0 ? `, busy ${((100 * cyc.processing) / all).toFixed(1)} % of the time` : '';
   const lines: [string, string][] = [
     ['back end', `pid ${String(s.pid)}, ${String(s.platform)} platform, up ${String(s.uptime_s)} s`],
     ['devices', `${String(s.devices)} attached, ${String(s.quarantined)} in quarantine`],
